@@ -1,0 +1,161 @@
+"""The functional view of a model: flat parameter vectors, per-example losses and their gradients.
+
+Every estimator works on flat parameter vectors θ ∈ R^P. `FlatModel` maps θ to the module's
+named parameters and evaluates it with `torch.func.functional_call`, so per-example gradients are
+``vmap(grad(example_loss))`` and Hessian-vector products are ``jvp(grad(batch_loss))`` — no
+Python loop over examples (the torch.func idiom). The user's model and loss stay plain PyTorch.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, jacrev, jvp, vmap
+
+from .data import Data
+
+__all__ = ["FlatModel", "resolve_loss", "LossLike", "Measure", "cross_entropy", "mse"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossLike = Union[str, LossFn]
+#: ``measure(model, params, data) -> Tensor[n]``: what is measured on the test points.
+Measure = Callable[[nn.Module, dict, Data], torch.Tensor]
+
+
+def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-example cross-entropy: outputs [n, k] logits, targets [n] int64 -> [n]."""
+    return F.cross_entropy(outputs, targets, reduction="none")
+
+
+def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-example squared error averaged over output dimensions: [n, k], [n, k] or [n] -> [n]."""
+    if targets.ndim == 1 and outputs.ndim == 2:
+        targets = targets.unsqueeze(1)
+    err = F.mse_loss(outputs, targets.to(outputs.dtype), reduction="none")
+    return err.reshape(err.shape[0], -1).mean(1)
+
+
+_LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
+
+
+def resolve_loss(loss: LossLike) -> LossFn:
+    """``"cross_entropy"``, ``"mse"`` or a callable ``loss(outputs, targets) -> Tensor[n]``."""
+    if callable(loss):
+        return loss
+    if loss in _LOSSES:
+        return _LOSSES[loss]
+    raise ValueError(f"unknown loss {loss!r}: use 'cross_entropy', 'mse' or a callable "
+                     "loss(outputs, targets) -> Tensor[n] of per-example losses")
+
+
+_UNSUPPORTED = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
+                nn.AlphaDropout)
+
+
+class FlatModel:
+    """A model seen as a function of one flat parameter vector θ (Tensor[P]).
+
+    ``layers`` groups the coordinates of θ by the module that owns them (used for per-layer M
+    and the Kronecker projection): a list of ``(module_name, slice)``.
+    """
+
+    def __init__(self, model: nn.Module):
+        for name, mod in model.named_modules():
+            if isinstance(mod, _UNSUPPORTED):
+                raise TypeError(
+                    f"unsupported layer {name or 'model'} ({type(mod).__name__}): SGD replays must be "
+                    "deterministic functions of the batch; remove batch norm / dropout (LayerNorm is fine)")
+        if any(True for _ in model.buffers()):
+            raise TypeError("the model has buffers (running statistics); dve_teach needs a model whose "
+                            "output depends only on its parameters and the input")
+        self.model = model
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError("the model has no trainable parameters")
+        self.names = [n for n, _ in named]
+        self.shapes = [tuple(p.shape) for _, p in named]
+        self.numels = [p.numel() for _, p in named]
+        self.dtype = named[0][1].dtype
+        self.device = named[0][1].device
+        offsets = [0]
+        for k in self.numels:
+            offsets.append(offsets[-1] + k)
+        self.slices = [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
+        layers: dict[str, list[slice]] = {}
+        for n, s in zip(self.names, self.slices):
+            layers.setdefault(n.rpartition(".")[0], []).append(s)
+        self.layers = [(m, slice(ss[0].start, ss[-1].stop)) for m, ss in layers.items()]
+
+    @property
+    def P(self) -> int:
+        return sum(self.numels)
+
+    def flatten(self, params: Optional[dict] = None) -> torch.Tensor:
+        """θ as Tensor[P] (from `params`, a name -> tensor dict, or from the module itself)."""
+        src = params if params is not None else dict(self.model.named_parameters())
+        return torch.cat([src[n].detach().reshape(-1) for n in self.names])
+
+    def unflatten(self, theta: torch.Tensor) -> dict:
+        """The name -> tensor dict of θ (views, differentiable)."""
+        return {n: theta[s].view(shape) for n, s, shape in zip(self.names, self.slices, self.shapes)}
+
+    def forward(self, theta: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, self.unflatten(theta), (X,))
+
+    def load_into(self, module: nn.Module, theta: torch.Tensor) -> nn.Module:
+        with torch.no_grad():
+            for n, p in self.unflatten(theta).items():
+                module.get_parameter(n).copy_(p)
+        return module
+
+
+class Objective:
+    """Model + per-example loss as functions of θ: losses, gradients and HVPs (internal)."""
+
+    def __init__(self, flat: FlatModel, loss: LossLike):
+        self.flat, self.loss_fn = flat, resolve_loss(loss)
+
+    def losses(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example losses, Tensor[n]."""
+        out = self.loss_fn(self.flat.forward(theta, X), y)
+        if out.ndim != 1 or out.shape[0] != X.shape[0]:
+            raise ValueError(f"the loss must return one value per example (Tensor[{X.shape[0]}]), "
+                             f"got shape {tuple(out.shape)}; use reduction='none'")
+        return out
+
+    def example_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.losses(theta, x.unsqueeze(0), y.unsqueeze(0))[0]
+
+    def per_sample_grads(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """∇_θ ℓ(θ, z_i) for every row: Tensor[n, P] (``vmap(grad(...))``)."""
+        return vmap(grad(self.example_loss), in_dims=(None, 0, 0))(theta, X, y)
+
+    def weighted_loss(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
+                      w: torch.Tensor, divisor: torch.Tensor) -> torch.Tensor:
+        """(1/divisor) Σ_i w_i ℓ(θ, z_i): the batch objective of one SGD step."""
+        return (w * self.losses(theta, X, y)).sum() / divisor
+
+    def batch_grad(self, theta, X, y, w, divisor) -> torch.Tensor:
+        return grad(self.weighted_loss)(theta, X, y, w, divisor)
+
+    def hvp(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, divisor: float,
+            V: torch.Tensor) -> torch.Tensor:
+        """H V for the rows of V [k, P], H the Hessian of (1/divisor) Σ_i ℓ(θ, z_i) over the batch."""
+        w = torch.ones(X.shape[0], dtype=theta.dtype, device=theta.device)
+        d = torch.as_tensor(float(divisor), dtype=theta.dtype, device=theta.device)
+        g = lambda th: self.batch_grad(th, X, y, w, d)  # noqa: E731
+        return vmap(lambda v: jvp(g, (theta,), (v,))[1])(V)
+
+    def measure_fn(self, measure: Optional[Measure]) -> Callable[[torch.Tensor, Data], torch.Tensor]:
+        """θ, data -> Tensor[n]: the test loss by default, else the user's measure."""
+        if measure is None:
+            return lambda theta, data: self.losses(theta, data.X, data.y)
+        return lambda theta, data: measure(self.flat.model, self.flat.unflatten(theta), data)
+
+    def measure_grads(self, theta: torch.Tensor, data: Data, measure: Optional[Measure] = None,
+                      chunk_size: Optional[int] = 256) -> torch.Tensor:
+        """∇_θ measure(θ, z_j) for every test point: Tensor[n_test, P] (``jacrev``)."""
+        f = self.measure_fn(measure)
+        return jacrev(lambda th: f(th, data), chunk_size=chunk_size)(theta)

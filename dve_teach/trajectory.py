@@ -1,0 +1,202 @@
+"""`Trajectory`: one recorded SGD run — θ_t, batches, step sizes η_t, batch losses — and the
+one-step update every replay and estimator shares.
+
+The update (DEVELOPERS.md, "The maths"; paper §2 with η_paper = η/b):
+    θ_{t+1} = θ_t − η_t · ((1/b) Σ_{i∈B_t} w_i ∇ℓ(θ_t, z_i) + λ θ_t),   w_i = 1 in the recorded run.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from .data import Data, DataLike, as_data
+from .functional import FlatModel, LossLike, Objective
+from .schedule import Schedule
+
+__all__ = ["Trajectory", "sgd_update", "removal_directions", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "dve-teach-trajectory"
+FORMAT_VERSION = 1
+
+
+def sgd_update(theta: torch.Tensor, batch_grad: torch.Tensor, lr: float, weight_decay: float) -> torch.Tensor:
+    """θ − η (g + λ θ): the optimizer step (plain SGD with weight decay). Works under vmap."""
+    return theta - lr * (batch_grad + weight_decay * theta)
+
+
+def removal_directions(G: torch.Tensor, lr: float, b: int, renormalize: bool = False) -> torch.Tensor:
+    """θ'_{t+1} − θ_{t+1} when member k of the batch is dropped at step t, one row per member.
+
+    G: Tensor[m, P] per-sample gradients of the batch at θ_t. Exact at step t (both runs share θ_t):
+      zero-weight (divisor stays b):     (η/b) g_k
+      renormalized (divisor m−1):        η [ g_k/(m−1) − S (1/(m−1) − 1/b) ],  S = Σ_j g_j,
+    which for a full batch (m = b) is (η/(b−1)) (g_k − ḡ): removing k also rescales the others.
+    """
+    if not renormalize:
+        return (lr / b) * G
+    m = G.shape[0]
+    if m < 2:
+        raise ValueError("renormalize=True cannot remove the only point of a batch (divisor 0); "
+                         "use renormalize=False")
+    S = G.sum(0, keepdim=True)
+    return lr * (G / (m - 1) - S * (1.0 / (m - 1) - 1.0 / b))
+
+
+class Trajectory:
+    """A recorded SGD run. Build it with `dt.train`; do not construct it by hand.
+
+    Attributes: ``schedule`` (`Schedule`), ``lrs`` Tensor[T] (η_t), ``weight_decay`` (λ),
+    ``batch_losses`` Tensor[T] (mean loss of each batch at θ_t, before the step), ``data`` (the
+    training `Data`, on the trajectory's device and dtype), ``loss`` (name or callable),
+    ``checkpoint_every`` (θ_t is stored for t % k == 0 and t = T; others are replayed).
+    """
+
+    def __init__(self, model: nn.Module, data: Data, schedule: Schedule, lrs: torch.Tensor,
+                 weight_decay: float, loss: LossLike, checkpoints: dict, batch_losses: torch.Tensor,
+                 checkpoint_every: int = 1, optimizer: str = "sgd"):
+        self.model, self.data, self.schedule = model, data, schedule
+        self.lrs, self.weight_decay, self.loss = lrs, float(weight_decay), loss
+        self.checkpoints, self.batch_losses = checkpoints, batch_losses
+        self.checkpoint_every, self.optimizer = int(checkpoint_every), optimizer
+        self.flat = FlatModel(model)
+        self.objective = Objective(self.flat, loss)
+
+    # ---- basic facts ------------------------------------------------------------------
+    @property
+    def T(self) -> int:
+        """Number of steps."""
+        return len(self.schedule)
+
+    def __len__(self) -> int:
+        return self.T
+
+    @property
+    def batch_size(self) -> int:
+        return self.schedule.batch_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.flat.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.flat.dtype
+
+    @property
+    def final(self) -> torch.Tensor:
+        """θ_T as a flat Tensor[P]."""
+        return self.checkpoints[self.T]
+
+    # ---- stepping and replay -------------------------------------------------------------
+    def batch(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(indices, X, y) of step t's batch, on the trajectory's device."""
+        idx = torch.as_tensor(self.schedule.batches[t], dtype=torch.int64, device=self.device)
+        return idx, self.data.X[idx], self.data.y[idx]
+
+    def step(self, theta: torch.Tensor, t: int) -> torch.Tensor:
+        """θ_{t+1} from θ_t with the recorded batch and η_t (unit weights)."""
+        _, X, y = self.batch(t)
+        w = torch.ones(len(X), dtype=self.dtype, device=self.device)
+        b = torch.as_tensor(float(self.batch_size), dtype=self.dtype, device=self.device)
+        g = self.objective.batch_grad(theta, X, y, w, b)
+        return sgd_update(theta, g, float(self.lrs[t]), self.weight_decay)
+
+    def params(self, t: int) -> torch.Tensor:
+        """θ_t for t in 0..T (negative t counts from the end), replayed from the nearest
+        stored checkpoint when `checkpoint_every` > 1."""
+        if t < 0:
+            t += self.T + 1
+        if not 0 <= t <= self.T:
+            raise IndexError(f"step {t} is out of range 0..{self.T}")
+        if t in self.checkpoints:
+            return self.checkpoints[t]
+        start = max(s for s in self.checkpoints if s <= t)
+        theta = self.checkpoints[start]
+        for s in range(start, t):
+            theta = self.step(theta, s)
+        return theta.detach()
+
+    def iter_params(self, reverse: bool = False):
+        """Yield (t, θ_t) for t = 0..T−1 (or T−1..0), replaying each segment once."""
+        steps = range(self.T - 1, -1, -1) if reverse else range(self.T)
+        cache: dict[int, torch.Tensor] = {}
+        for t in steps:
+            if t not in cache:
+                start = t - t % self.checkpoint_every
+                theta = self.checkpoints[start]
+                cache = {start: theta}
+                for s in range(start, min(start + self.checkpoint_every, self.T) - 1):
+                    theta = self.step(theta, s)
+                    cache[s + 1] = theta.detach()
+            yield t, cache[t]
+
+    # ---- using the trained model ----------------------------------------------------------
+    def model_at(self, t: Optional[int] = None) -> nn.Module:
+        """A copy of the model with θ_t loaded (θ_T when t is None)."""
+        return self.flat.load_into(copy.deepcopy(self.model), self.params(self.T if t is None else t))
+
+    def predict(self, X: torch.Tensor, step: Optional[int] = None) -> torch.Tensor:
+        """Model outputs at θ_step (θ_T by default)."""
+        with torch.no_grad():
+            return self.flat.forward(self.params(self.T if step is None else step), X.to(self.device, self.dtype))
+
+    def check_data(self, data: DataLike, name: str = "test") -> Data:
+        """Validate data against the training data (feature shape, dtype, device)."""
+        d = as_data(data, name)
+        ref = self.data
+        if d.device != ref.device:
+            raise ValueError(f"{name} data is on {d.device} but the trajectory on {ref.device}: "
+                             f"move it with .to('{ref.device}') (mixed devices)")
+        if tuple(d.X.shape[1:]) != tuple(ref.X.shape[1:]):
+            raise ValueError(f"{name}.X has feature shape {tuple(d.X.shape[1:])}, the training data "
+                             f"{tuple(ref.X.shape[1:])}: pass rows shaped like the training inputs")
+        if d.X.dtype != ref.X.dtype:
+            raise TypeError(f"{name}.X is {d.X.dtype} but the trajectory is {ref.X.dtype}: "
+                            f"convert with .to({ref.X.dtype})")
+        if d.y.dtype != ref.y.dtype or tuple(d.y.shape[1:]) != tuple(ref.y.shape[1:]):
+            raise TypeError(f"{name}.y is {d.y.dtype} {tuple(d.y.shape)} but training targets are "
+                            f"{ref.y.dtype} with shape [n]{list(ref.y.shape[1:])}: match them")
+        return d
+
+    def test_losses(self, test: DataLike) -> torch.Tensor:
+        """Per-example loss at θ_T: Tensor[n_test]."""
+        d = self.check_data(test)
+        with torch.no_grad():
+            return self.objective.losses(self.final, d.X, d.y)
+
+    # ---- persistence ------------------------------------------------------------------
+    def save(self, path: Union[str, Path]) -> None:
+        """Write the run to one file (versioned format; the loss must be a name or picklable)."""
+        state = {"format": FORMAT, "version": FORMAT_VERSION, "model": self.model,
+                 "data": (self.data.X, self.data.y), "batches": self.schedule.batches,
+                 "batch_size": self.schedule.batch_size, "n": self.schedule.n, "lrs": self.lrs,
+                 "weight_decay": self.weight_decay, "loss": self.loss, "checkpoints": self.checkpoints,
+                 "batch_losses": self.batch_losses, "checkpoint_every": self.checkpoint_every,
+                 "optimizer": self.optimizer}
+        try:
+            torch.save(state, str(path))
+        except (AttributeError, TypeError) as e:  # lambdas and local functions do not pickle
+            raise TypeError(f"cannot save this trajectory: {e}. Define a custom loss at module level "
+                            "(not a lambda) so it can be pickled") from e
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "Trajectory":
+        """Read a file written by `save`; refuses other formats and versions."""
+        state = torch.load(str(path), weights_only=False)
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a dve-teach trajectory file")
+        if state.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{path} has trajectory format version {state.get('version')}; this dve_teach "
+                             f"reads version {FORMAT_VERSION}: retrain, or use the dve_teach that wrote it")
+        return cls(state["model"], Data(*state["data"]),
+                   Schedule(state["batches"], state["batch_size"], state["n"]), state["lrs"],
+                   state["weight_decay"], state["loss"], state["checkpoints"], state["batch_losses"],
+                   state["checkpoint_every"], state["optimizer"])
+
+    def __repr__(self) -> str:
+        return (f"Trajectory(steps={self.T}, batch_size={self.batch_size}, n={self.schedule.n}, "
+                f"P={self.flat.P}, final_batch_loss={float(self.batch_losses[-1]):.4g})")
