@@ -134,6 +134,17 @@ class Trajectory:
                     cache[s + 1] = theta.detach()
             yield t, cache[t]
 
+    def prefix(self, s: int) -> "Trajectory":
+        """The same run stopped after step s (θ_s final): embeddings and influence "relative to
+        the checkpoint at step s" (paper §4.4, data value dynamics). 1 <= s <= T."""
+        if not 1 <= s <= self.T:
+            raise IndexError(f"prefix length {s} must be in 1..{self.T}")
+        ck = {t: th for t, th in self.checkpoints.items() if t <= s}
+        ck[s] = self.params(s)
+        sched = Schedule(self.schedule.batches[:s], self.schedule.batch_size, self.schedule.n)
+        return Trajectory(self.model, self.data, sched, self.lrs[:s], self.weight_decay, self.loss,
+                          ck, self.batch_losses[:s], self.checkpoint_every, self.optimizer)
+
     # ---- using the trained model ----------------------------------------------------------
     def model_at(self, t: Optional[int] = None) -> nn.Module:
         """A copy of the model with θ_t loaded (θ_T when t is None)."""
