@@ -1,0 +1,165 @@
+"""Baselines for trajectory-specific LOO: TracIn, the plain gradient dot product (K = I) and the
+influence function of Koh & Liang (2017) at θ_T.
+
+All share the sign and scale of TSLOO (DEVELOPERS.md, "The maths"): a score estimates
+``m(θ'_T) − m(θ_T)`` for the run without the point, so positive = helpful for the test loss,
+and an occurrence at step t carries the step's own scale η_t/b (zero-weight removal).
+Paper §2 (IF), §5 (baselines); Pruthi et al. 2020 (TracIn).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Optional
+
+import torch
+from torch.func import hessian
+
+from .data import DataLike
+from .functional import Measure
+from .influence import Influence
+from .trajectory import Trajectory
+from .unroll import _test_gradients
+
+__all__ = ["tracin", "grad_dot", "influence_function"]
+
+
+def _per_step(traj: Trajectory, test: DataLike, measure: Optional[Measure], at_each_step: bool,
+              method: str) -> Influence:
+    data = traj.check_data(test)
+    obj, b = traj.objective, traj.batch_size
+    U = None if at_each_step else _test_gradients(traj, traj.final, data, measure)
+    rows = []
+    for t, theta in traj.iter_params():
+        _, X, y = traj.batch(t)
+        Ut = _test_gradients(traj, theta, data, measure) if at_each_step else U
+        rows.append((float(traj.lrs[t]) / b) * (obj.per_sample_grads(theta, X, y) @ Ut.T))
+    points, steps = traj.schedule.occurrence_pairs()
+    return Influence(torch.cat(rows, 0).detach(), points, steps, traj.schedule.n, method=method)
+
+
+def tracin(traj: Trajectory, test: DataLike, measure: Optional[Measure] = None) -> Influence:
+    """TracIn (Pruthi et al. 2020) on the recorded run, one row per occurrence:
+
+        score(i, t) = (η_t/b) ∇m(θ_t, z_test) · ∇ℓ(θ_t, z_i)
+
+    — the test gradient at the checkpoint θ_t of the same step (exact checkpoints, every step).
+    ``per_occurrence`` Tensor[n_occ, n_test] in ``schedule.occurrence_pairs()`` order.
+    """
+    return _per_step(traj, test, measure, True, "tracin")
+
+
+def grad_dot(traj: Trajectory, test: DataLike, measure: Optional[Measure] = None) -> Influence:
+    """Gradient dot product with the final test gradient (Eq. (1) of the paper with K_t = I):
+
+        score(i, t) = (η_t/b) ∇m(θ_T, z_test) · ∇ℓ(θ_t, z_i)
+
+    It ignores how later steps transport the change (no Hessians, no weight decay shrinkage).
+    ``per_occurrence`` Tensor[n_occ, n_test] in ``schedule.occurrence_pairs()`` order.
+    """
+    return _per_step(traj, test, measure, False, "grad_dot")
+
+
+def _chunks(n: int, size: int):
+    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
+                       measure: Optional[Measure] = None, solver: str = "auto", *,
+                       tol: float = 1e-10, max_iter: Optional[int] = None,
+                       chunk_size: int = 256) -> torch.Tensor:
+    """Influence function at θ_T (Koh & Liang 2017; paper §2): Tensor[n_train, n_test].
+
+    The training objective is the mean L(θ) = (1/n) Σ_{j<n} ℓ(θ, z_j) + (λ/2)‖θ‖² over all n
+    training points (also those the schedule never visits), with Hessian
+    H = (1/n) Σ_j ∇²ℓ(θ_T, z_j) + λI. Removing point i from L moves its minimiser by
+    ≈ (1/n) H⁻¹ ∇ℓ(θ_T, z_i), so
+
+        IF(i, z_test) = (1/n) ∇m(θ_T, z_test)ᵀ (H + damping·I)⁻¹ ∇ℓ(θ_T, z_i).
+
+    Scale: the 1/n is that of removing i from the *mean* objective. It matches TSLOO of every
+    occurrence when SGD has converged (the expected zero-weight update without i is the
+    gradient of L − (1/n)ℓ_i), whereas per-occurrence scores carry η_t/b. Sign: positive = helpful.
+
+    solver: ``"exact"`` forms H with ``torch.func.hessian`` (summed over data chunks) and solves
+    densely — it warns (does not fail) when H + damping·I is not positive definite, which is
+    common for a non-convex model away from a minimum; ``"cg"`` runs conjugate gradient with
+    Hessian-vector products (chunked over the data), one system per test point, to relative
+    residual `tol` in at most `max_iter` (default min(P, 1000)) iterations, warning on negative
+    curvature or no convergence; ``"auto"`` uses exact for P ≤ 3000.
+    """
+    if solver not in ("auto", "exact", "cg"):
+        raise ValueError(f"unknown solver {solver!r}: use 'auto', 'exact' or 'cg'")
+    damping = float(damping)
+    if not math.isfinite(damping) or damping < 0:
+        raise ValueError(f"damping must be a finite number >= 0, got {damping}")
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    data = traj.check_data(test)
+    obj, theta, P = traj.objective, traj.final, traj.flat.P
+    Xtr, ytr = traj.data.X, traj.data.y
+    n, lam = len(Xtr), traj.weight_decay
+    if solver == "auto":
+        solver = "exact" if P <= 3000 else "cg"
+    U = _test_gradients(traj, theta, data, measure)  # [n_test, P]
+    parts = _chunks(n, int(chunk_size))
+
+    if solver == "exact":
+        H = torch.zeros(P, P, dtype=theta.dtype, device=theta.device)
+        # forward-over-reverse vmaps P tangents over the chunk: keep rows × P bounded
+        for s in _chunks(n, max(1, min(int(chunk_size), 2 ** 19 // P))):
+            H += hessian(lambda th: obj.losses(th, Xtr[s], ytr[s]).sum() / n)(theta)
+        A = H + (lam + damping) * torch.eye(P, dtype=theta.dtype, device=theta.device)
+        A = (A + A.T) / 2
+        evals = torch.linalg.eigvalsh(A)
+        if float(evals[0]) <= 0:
+            warnings.warn(f"H + damping·I is not positive definite at θ_T (smallest eigenvalue "
+                          f"{float(evals[0]):.3g}); the influence function is unreliable here: raise "
+                          "damping above the magnitude of the negative eigenvalue", RuntimeWarning,
+                          stacklevel=2)
+        V = torch.linalg.solve(A, U.T).T  # [n_test, P] = rows (H + δI)⁻¹ ∇m
+    else:
+        def apply(W: torch.Tensor) -> torch.Tensor:
+            out = (lam + damping) * W
+            for s in parts:
+                out = out + obj.hvp(theta, Xtr[s], ytr[s], n, W)
+            return out
+        V = _cg(apply, U, tol, max_iter if max_iter is not None else min(P, 1000))
+
+    out = torch.empty(n, len(data), dtype=theta.dtype, device=theta.device)
+    for s in parts:
+        out[s] = obj.per_sample_grads(theta, Xtr[s], ytr[s]) @ V.T / n
+    return out.detach()
+
+
+def _cg(apply, B: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:
+    """Solve A x_r = b_r for every row of B [k, P] by conjugate gradient (A symmetric, applied to rows)."""
+    X = torch.zeros_like(B)
+    R = B.clone()
+    Pd = R.clone()
+    rs = (R * R).sum(1)
+    target = (tol * B.norm(dim=1)) ** 2
+    done = rs <= target
+    negative = False
+    for _ in range(max_iter):
+        if bool(done.all()):
+            break
+        AP = apply(Pd)
+        curv = (Pd * AP).sum(1)
+        if bool((curv[~done] <= 0).any()):
+            negative = True
+        alpha = torch.where(done | (curv == 0), torch.zeros_like(rs), rs / curv)
+        X = X + alpha[:, None] * Pd
+        R = R - alpha[:, None] * AP
+        rs_new = (R * R).sum(1)
+        beta = torch.where(done, torch.zeros_like(rs), rs_new / rs.clamp_min(torch.finfo(rs.dtype).tiny))
+        Pd = R + beta[:, None] * Pd
+        rs = rs_new
+        done = done | (rs <= target)
+    if negative:
+        warnings.warn("conjugate gradient met negative curvature: H + damping·I is not positive definite "
+                      "at θ_T; raise damping", RuntimeWarning, stacklevel=3)
+    elif not bool(done.all()):
+        warnings.warn(f"conjugate gradient did not reach relative residual {tol:g} in {max_iter} "
+                      "iterations; raise max_iter or damping", RuntimeWarning, stacklevel=3)
+    return X

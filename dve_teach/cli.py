@@ -1,0 +1,173 @@
+"""Command line: ``python -m dve_teach check|demo|bench`` (also the console script ``dve-teach``).
+
+- ``check``: versions, device, threads, and whether the lesson packages import.
+- ``demo``: train a small model, exact LOO for a seeded draw of points, every estimator, one
+  fidelity table (``--json`` for machines, ``--plot PATH`` for a scatter grid). See `dve_teach.demo`.
+- ``bench``: the core-library benchmark (ratios, peak memory, fidelity). See `dve_teach.bench`.
+
+``DVE_TEACH_FAST=1`` shrinks every problem so that it runs in seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+from typing import Optional, Sequence
+
+__all__ = ["main", "build_parser", "check_report"]
+
+LESSON_PACKAGES = ("ipywidgets", "matplotlib", "seaborn", "jupyterlab")
+
+
+def _version(module: str) -> Optional[str]:
+    """The module's version string, or None when it does not import."""
+    try:
+        mod = importlib.import_module(module)
+    except Exception:
+        return None
+    v = getattr(mod, "__version__", None)
+    if v is None:
+        try:
+            from importlib.metadata import version
+            v = version(module)
+        except Exception:
+            v = "unknown"
+    return str(v)
+
+
+def check_report() -> dict:
+    """What `check` prints, as data."""
+    import numpy
+    import torch
+
+    import dve_teach
+    from .config import fast_mode
+
+    cuda = torch.cuda.is_available()
+    return {
+        "dve_teach": dve_teach.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "cuda_available": cuda,
+        "cuda_device": torch.cuda.get_device_name(0) if cuda else None,
+        "device": "cuda" if cuda else "cpu",
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "fast_mode": fast_mode(),
+        "lesson_packages": {m: _version(m) for m in LESSON_PACKAGES},
+    }
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    r = check_report()
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    dev = f"cuda ({r['cuda_device']})" if r["cuda_available"] else "cpu (no CUDA device visible)"
+    print(f"dve_teach {r['dve_teach']}")
+    print(f"python    {r['python']} ({r['platform']})")
+    print(f"torch     {r['torch']}")
+    print(f"numpy     {r['numpy']}")
+    print(f"device    {dev}")
+    print(f"threads   {r['threads']} torch threads, {r['cpu_count']} CPUs")
+    print(f"fast mode {'on' if r['fast_mode'] else 'off'} (DVE_TEACH_FAST)")
+    for m, v in r["lesson_packages"].items():
+        print(f"{m:<11}{v if v else 'NOT importable'}")
+    missing = [m for m, v in r["lesson_packages"].items() if not v]
+    if missing:
+        print(f"lessons need {', '.join(missing)}: pip install -e \".[lessons]\"")
+    else:
+        print("widgets   ok: the lessons can run (jupyter lab lessons/)")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import plot_demo, run_demo
+
+    res = run_demo(args.dataset, points=args.points, device=args.device, epochs=args.epochs, seed=args.seed)
+    if args.plot:
+        plot_demo(res, args.plot)
+    if args.json:
+        d = res.to_dict()
+        if args.plot:
+            d["plot"] = str(args.plot)
+        print(json.dumps(d, indent=2))
+    else:
+        print(res.format_table())
+        if args.plot:
+            print(f"scatter grid saved to {args.plot}")
+    if not res.ok:
+        print("some estimators failed (see the table)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import _stderr_log, format_bench, run_bench
+
+    r = run_bench(args.device, log=_stderr_log if not args.quiet else (lambda s: None))
+    print(json.dumps(r, indent=2) if args.json else format_bench(r))
+    failed = [k for k, v in {**r["fit"]["configs"], **r["fidelity"]}.items() if v.get("error")]
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dve-teach",
+        description="Trajectory-specific leave-one-out influence and data value embeddings "
+                    "(Wang et al., ICLR 2025). DVE_TEACH_FAST=1 shrinks every problem.")
+    sub = p.add_subparsers(dest="command", metavar="{check,demo,bench}")
+    sub.required = True
+
+    c = sub.add_parser("check", help="print versions, device and whether the lesson packages import")
+    c.add_argument("--json", action="store_true", help="print JSON instead of text")
+    c.set_defaults(func=_cmd_check)
+
+    d = sub.add_parser("demo", help="exact LOO vs every estimator on a small problem: one fidelity table")
+    d.add_argument("--dataset", choices=["digits", "moons"], default="digits")
+    d.add_argument("--points", type=int, default=None,
+                   help="training points to remove exactly (default 60; 12 in fast mode)")
+    d.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    d.add_argument("--epochs", type=int, default=3)
+    d.add_argument("--seed", type=int, default=0, help="data split, initial weights, order and points")
+    d.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    d.add_argument("--json", action="store_true", help="print the table as JSON")
+    d.add_argument("--plot", metavar="PATH", default=None,
+                   help="save a scatter grid of estimate vs exact LOO (PNG, needs seaborn)")
+    d.set_defaults(func=_cmd_demo)
+
+    b = sub.add_parser("bench", help="vmapped vs one-at-a-time LOO, fit vs train time, peak memory, fidelity")
+    b.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    b.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; use 1 on a machine shared with other jobs)")
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
+    b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    b.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m dve_teach`` and ``dve-teach``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "points", None) is not None and args.points < 2:
+        print("error: --points must be at least 2 (a correlation needs two points)", file=sys.stderr)
+        return 2
+    if getattr(args, "epochs", 1) < 1:
+        print("error: --epochs must be at least 1", file=sys.stderr)
+        return 2
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            print("error: --threads must be at least 1", file=sys.stderr)
+            return 2
+        import torch
+        torch.set_num_threads(args.threads)
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

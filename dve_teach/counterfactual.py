@@ -1,0 +1,100 @@
+"""The counterfactual run itself: θ'_t along the whole trajectory, and how far it drifts from θ_t.
+
+`exact_loo` (dve_teach.loo) returns only the end point's effect on a test measure; lesson 02 and
+the `RemovalExplorer` also want the path. With w_i = 0 for the removed point at the affected
+steps (DEVELOPERS.md, "The maths"; paper §2, Definition 1):
+
+    θ'_{t+1} = θ'_t − η_t · ((1/d_t) Σ_{j∈B_t} w_j ∇ℓ(θ'_t, z_j) + λ θ'_t),   θ'_t = θ_t up to the first removal,
+
+with d_t = b (zero-weight, the default) or d_t = |B_t| − 1 at an affected step (``renormalize``).
+The divergence is ‖θ'_t − θ_t‖₂ for t = 0..T: exactly zero up to and including the first removal
+step t_s, and ``‖δ‖`` at t_s + 1 where δ is `removal_directions` (paper §3.1). The same
+validation and replay conventions as `exact_loo` (it shares its removal bookkeeping).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch.func import grad, vmap
+
+from .loo import IndexLike, _as_index_list, _removals
+from .trajectory import Trajectory, sgd_update
+
+__all__ = ["counterfactual_params", "divergence", "divergences"]
+
+
+def _recorded(traj: Trajectory) -> torch.Tensor:
+    """θ_t of the recorded run for t = 0..T: Tensor[T+1, P]."""
+    return torch.stack([theta for _, theta in traj.iter_params()] + [traj.final])
+
+
+def _replay(traj: Trajectory, points: IndexLike, steps: Optional[IndexLike], renormalize: bool,
+            base: torch.Tensor) -> torch.Tensor:
+    """θ'_t for every removal and t = 0..T: Tensor[K, T+1, P]; `base` = `_recorded(traj)`.
+    Row k equals base exactly up to its first removal (and everywhere if it has none)."""
+    rem = _removals(traj, points, steps, renormalize)
+    K, T, b = len(rem), traj.T, traj.batch_size
+    dev, dt = traj.device, traj.dtype
+    out = base.expand(K, -1, -1).clone()
+    active = [k for k, r in enumerate(rem) if r]
+    if not active:
+        return out
+    firsts = torch.tensor([min(rem[k]) for k in active], device=dev)
+    t0 = int(firsts.min())
+    lrs = [float(v) for v in traj.lrs]
+    batched_grad = vmap(grad(traj.objective.weighted_loss), in_dims=(0, None, None, 0, 0))
+    thetas = base[t0].expand(len(active), -1).clone()
+    rows = torch.tensor(active, device=dev)
+    for t in range(t0, T):
+        waiting = firsts > t  # not removed yet: these follow the recorded run exactly
+        thetas[waiting] = base[t + 1]
+        _, X, y = traj.batch(t)
+        W = torch.ones(len(active), len(X), dtype=dt, device=dev)
+        D = torch.full((len(active),), float(b), dtype=dt, device=dev)
+        for a, k in enumerate(active):
+            if t in rem[k]:
+                W[a, rem[k][t]] = 0.0
+                if renormalize:
+                    D[a] = float(len(X) - 1)
+        live = ~waiting
+        with torch.enable_grad():
+            g = batched_grad(thetas[live], X, y, W[live], D[live])
+        thetas[live] = sgd_update(thetas[live], g, lrs[t], traj.weight_decay).detach()
+        if not bool(torch.isfinite(thetas).all()):
+            a = int((~torch.isfinite(thetas).all(1)).nonzero()[0])
+            raise FloatingPointError(f"the replay without point {_as_index_list(points, 'points')[active[a]]} "
+                                     f"diverged at step {t} (η_{t} = {lrs[t]:g}); retrain with a smaller lr")
+        out[rows, t + 1] = thetas
+    return out
+
+
+def counterfactual_params(traj: Trajectory, point: int, step: Optional[int] = None, *,
+                          renormalize: bool = False) -> torch.Tensor:
+    """θ'_t for t = 0..T of the run without `point`: Tensor[T+1, P].
+
+    step=None removes the point at every occurrence; an int removes it only at that step (its
+    batch must hold the point). ``renormalize=True`` divides an affected batch by |B_t| − 1
+    instead of b. θ'_t = θ_t (exactly) up to the first removal; ``[-1]`` is the θ'_T whose test
+    loss `exact_loo` compares with θ_T's. Paper §2, Definition 1.
+    """
+    return _replay(traj, [int(point)], None if step is None else [int(step)], renormalize,
+                   _recorded(traj))[0]
+
+
+def divergences(traj: Trajectory, points: IndexLike, steps: Optional[IndexLike] = None, *,
+                renormalize: bool = False) -> torch.Tensor:
+    """‖θ'_t − θ_t‖₂ for each removal (one batched replay): Tensor[len(points), T+1].
+
+    Row k removes ``points[k]`` at ``steps[k]`` (or at every occurrence when steps is None).
+    Memory: len(points) × (T+1) × P numbers.
+    """
+    base = _recorded(traj)
+    return (_replay(traj, points, steps, renormalize, base) - base).norm(dim=2)
+
+
+def divergence(traj: Trajectory, point: int, step: Optional[int] = None, *,
+               renormalize: bool = False) -> torch.Tensor:
+    """‖θ'_t − θ_t‖₂ for t = 0..T when `point` is removed at `step` (every occurrence when None):
+    Tensor[T+1]. Zero up to the first removal step t_s; at t_s + 1 it is ‖δ‖ (paper §3.1)."""
+    return divergences(traj, [int(point)], None if step is None else [int(step)], renormalize=renormalize)[0]

@@ -1,0 +1,337 @@
+"""The problems and model classes behind the lesson widgets (lessons 01-04): what to train
+(`Problem`), training orders (`order_for`, `PRESETS`), and one plain model class per lesson
+(state, cached results, ``summary()``, ``figure()``). No ipywidgets here: the models work and are
+tested from plain Python without the lessons extra; `dve_teach.widgets` holds the thin ipywidgets 8
+views over them (teaching.md §4.6) and re-exports these names. Lesson 05's model is in
+`dve_teach.reorder`. Figures come from `dve_teach.plots`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import plots
+from .config import sized
+from .data import Data
+from .functional import resolve_loss
+from .schedule import Schedule
+from .training import train
+from .trajectory import Trajectory
+
+__all__ = ["Problem", "PRESETS", "THREADS", "order_for", "OrderModel", "RemovalModel", "LearningRateModel",
+           "DigitModel"]
+
+PRESETS = ("shuffle", "easy→hard (loss at init)", "hard→easy (loss at init)", "easy→hard (margin)",
+           "class-sorted")
+
+
+@dataclass
+class Problem:
+    """What to train: an untrained `model`, `train`/`test` data, `lr` (float or one per step),
+    nominal batch size, epochs, loss, weight decay, seed (of the default shuffled order)."""
+
+    model: nn.Module
+    train: Data
+    test: Data
+    lr: Union[float, Sequence[float]]
+    batch_size: int
+    epochs: int = 3
+    loss: Any = "cross_entropy"
+    weight_decay: float = 0.0
+    seed: int = 0
+    images: Optional[tuple] = None  # (train, test) raw images to draw (digits), else None
+
+    def fit(self, schedule: Schedule, lr=None) -> Trajectory:
+        return train(self.model, self.train, schedule, self.lr if lr is None else lr, loss=self.loss,
+                     weight_decay=self.weight_decay)
+
+    @classmethod
+    def moons(cls, n_train: Optional[int] = None, n_test: Optional[int] = None, epochs: Optional[int] = None,
+              batch_size: int = 16, lr: float = 0.2, hidden: int = 16, seed: int = 0) -> "Problem":
+        """2-D moons (200/100 points, fast mode 100/50), a 2-`hidden`-2 tanh MLP, 3 epochs (fast 2)."""
+        from . import datasets, models
+        s = datasets.moons(n_train or sized(200, 100), n_test or sized(100, 50), seed=seed)
+        return cls(models.mlp((2, hidden, 2), seed=seed), s.train, s.test, lr, batch_size,
+                   epochs or sized(3, 2), seed=seed)
+
+    @classmethod
+    def digits(cls, n_train: Optional[int] = None, n_test: Optional[int] = None, epochs: int = 2,
+               batch_size: int = 32, lr: float = 0.1, hidden: int = 16, seed: int = 0) -> "Problem":
+        """8x8 digits (600/100 images, fast mode 200/40), a 64-`hidden`-10 tanh MLP, 2 epochs."""
+        from sklearn.datasets import load_digits
+
+        from . import datasets, models
+        n, m = n_train or sized(600, 200), n_test or sized(100, 40)
+        s = datasets.digits(n, m, seed=seed)
+        raw = torch.as_tensor(load_digits().data[np.random.default_rng(seed).permutation(1797)[:n + m]])
+        sd = raw[:n].std(0, unbiased=False)
+        z = (raw - raw[:n].mean(0)) / torch.where(sd > 0, sd, 1.0)  # datasets.digits' split, re-done
+        ok = torch.allclose(z[:n], s.train.X) and torch.allclose(z[n:], s.test.X)
+        images = (raw[:n], raw[n:]) if ok else None
+        return cls(models.mlp((64, hidden, 10), seed=seed), s.train, s.test, lr, batch_size, epochs, seed=seed,
+                   images=images)
+
+    @classmethod
+    def of(cls, traj: Trajectory, test) -> "Problem":
+        """The problem behind a recorded run (θ_0, data, step sizes, loss, weight decay)."""
+        lrs = [float(v) for v in traj.lrs]
+        lr = lrs[0] if len(set(lrs)) == 1 else lrs
+        epochs = max(1, round(len(traj.schedule.order) / traj.schedule.n))
+        return cls(traj.model_at(0), traj.data, traj.check_data(test), lr, traj.batch_size, epochs,
+                   traj.loss, traj.weight_decay)
+
+
+def order_for(problem: Problem, preset: str = "shuffle", seed: int = 0,
+              reference: Optional[Trajectory] = None) -> Schedule:
+    """A `Schedule` of `problem.epochs` passes for a preset of `PRESETS`: shuffled by `seed`;
+    curricula by the loss at initialisation (easy = low loss), by the margin of a `reference`
+    trained run (true-class logit minus the best other; easy = large margin), or sorted by class.
+    """
+    n, b, e = len(problem.train), problem.batch_size, problem.epochs
+    if preset == "shuffle":
+        return Schedule.shuffled(n, b, e, seed=seed)
+    y = problem.train.y
+    if preset == "class-sorted":
+        return Schedule.curriculum(y.reshape(n, -1)[:, 0].double().cpu().numpy(), b, e)
+    if preset in PRESETS[1:3]:
+        with torch.no_grad():
+            loss = resolve_loss(problem.loss)(problem.model(problem.train.X), y)
+        return Schedule.curriculum(loss.cpu().numpy(), b, e, descending=preset.startswith("hard"))
+    if preset == PRESETS[3]:
+        if y.is_floating_point():
+            raise ValueError("the margin preset needs class labels; use a loss preset for regression")
+        if reference is None:
+            raise ValueError("the margin preset needs a trained reference run: pass reference=traj")
+        out = reference.predict(problem.train.X)
+        true = out.gather(1, y[:, None]).squeeze(1)
+        other = out.scatter(1, y[:, None], float("-inf")).max(1).values
+        return Schedule.curriculum((other - true).cpu().numpy(), b, e)  # ascending difficulty
+    raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+
+
+def _mean_test(x: torch.Tensor) -> np.ndarray:
+    return x.detach().double().mean(-1).cpu().numpy()
+
+
+#: torch threads while a model computes (None: leave torch's setting; set it here, on
+#: `dve_teach.explorers`, it is read at each call). The lesson problems are tiny
+#: (P ~ 100): on 2 cores shared with other work (load ~8), two threads' OpenMP waits made a Retrain
+#: ~20x slower than one thread (6-8 s vs 0.3-0.5 s); on idle cores the two are alike.
+THREADS: Optional[int] = 1
+
+
+def _threads(fn: Callable) -> Callable:
+    """Run `fn` with `THREADS` torch threads, restoring the setting afterwards."""
+    import functools
+
+    @functools.wraps(fn)
+    def inner(*args, **kw):
+        before = torch.get_num_threads()
+        if THREADS:
+            torch.set_num_threads(THREADS)
+        try:
+            return fn(*args, **kw)
+        finally:
+            torch.set_num_threads(before)
+    return inner
+
+
+# ---- models (no ipywidgets inside: usable and testable from plain Python) --------------------------
+class OrderModel:
+    """Lesson 01: one order (shuffle `seed` or a curriculum `preset`) -> decision boundary and test
+    loss, against the final test loss of `n_orders` shuffles trained at once (`dt.orders`)."""
+
+    def __init__(self, problem: Optional[Problem] = None, seed: int = 0, preset: str = "shuffle",
+                 n_orders: Optional[int] = None):
+        self.problem = problem or Problem.moons()
+        self.seed, self.preset, self.n_orders = int(seed), preset, n_orders or sized(50, 20)
+        self._runs: dict = {}
+        self._spread: Optional[np.ndarray] = None
+
+    @_threads
+    def _train(self, s: Schedule) -> dict:
+        if s not in self._runs:
+            p, traj = self.problem, self.problem.fit(s)
+            with torch.no_grad():
+                acc = float((traj.predict(p.test.X).argmax(1) == p.test.y).double().mean())
+            self._runs[s] = dict(traj=traj, test_loss=float(traj.test_losses(p.test).mean()), accuracy=acc)
+        return self._runs[s]
+
+    @property
+    def schedule(self) -> Schedule:
+        """The current order (the margin preset measures margins with the seed-0 shuffle's run)."""
+        ref = self._train(order_for(self.problem, "shuffle", self.problem.seed))["traj"]
+        return order_for(self.problem, self.preset, self.seed, ref)
+
+    def update(self) -> dict:
+        """Train on the current order (cached by the order): {"traj", "test_loss", "accuracy"}."""
+        return self._train(self.schedule)
+
+    @_threads
+    def spread(self) -> np.ndarray:
+        """Final mean test loss of the shuffles with seeds 0..n_orders-1: [n_orders]."""
+        if self._spread is None:
+            from .orders import final_test_losses
+            p = self.problem
+            orders = [order_for(p, "shuffle", r) for r in range(self.n_orders)]
+            self._spread = _mean_test(final_test_losses(p.model, p.train, p.test, orders, p.lr, loss=p.loss,
+                                                        weight_decay=p.weight_decay))
+        return self._spread
+
+    def summary(self) -> str:
+        r, spread = self.update(), self.spread()
+        return (f"{self.preset}{', seed %d' % self.seed if self.preset == 'shuffle' else ''}: final test loss "
+                f"{r['test_loss']:.3f}, accuracy {r['accuracy']:.1%}; "
+                f"{int((spread < r['test_loss']).sum())} of {len(spread)} shuffles end lower")
+
+    def figure(self):
+        r = self.update()
+        title = f"shuffle, seed {self.seed}" if self.preset == "shuffle" else self.preset
+        return plots.order_figure(r["traj"], self.problem.train, self.spread(), r["test_loss"], title)
+
+
+class RemovalModel:
+    """Lesson 02: remove training `point` at `step` (None = every occurrence) -> the divergence
+    ‖θ'_t − θ_t‖ (`dt.counterfactual.divergence`) and the exact TSLOO on each test point."""
+
+    def __init__(self, traj: Optional[Trajectory] = None, test=None, point: int = 0,
+                 step: Optional[int] = None, renormalize: bool = False):
+        if traj is None:
+            p = Problem.moons()
+            traj, test = p.fit(order_for(p, "shuffle", p.seed)), p.test
+        if test is None:
+            raise ValueError("pass the test data with the trajectory: RemovalModel(traj, test)")
+        self.traj, self.test, self.renormalize, self._cache = traj, traj.check_data(test), renormalize, {}
+        self.point, self.step = point, step
+
+    @property
+    def point(self) -> int:
+        return self._point
+
+    @point.setter
+    def point(self, i: int) -> None:
+        """Choosing another point resets `step` to None when the new point is not in that step."""
+        if not 0 <= int(i) < self.traj.schedule.n:
+            raise IndexError(f"point {i} is outside the training set 0..{self.traj.schedule.n - 1}")
+        self._point = int(i)
+        if getattr(self, "step", None) not in [None] + self.steps():
+            self.step = None
+
+    def steps(self) -> list:
+        """The steps whose batch holds the current point."""
+        return self.traj.schedule.occurrences(self.point)
+
+    @_threads
+    def update(self) -> dict:
+        """{"divergence": [T+1], "tsloo": [n_test]} for the current choice (cached)."""
+        from .counterfactual import divergence
+        from .loo import exact_loo
+        key = (self.point, self.step, self.renormalize)
+        if key not in self._cache:
+            st = None if self.step is None else [self.step]
+            self._cache[key] = dict(
+                tsloo=exact_loo(self.traj, self.test, [self.point], st, renormalize=self.renormalize,
+                                progress=False)[0],
+                divergence=divergence(self.traj, self.point, self.step, renormalize=self.renormalize))
+        return self._cache[key]
+
+    def summary(self) -> str:
+        r = self.update()
+        where = "every occurrence" if self.step is None else f"step {self.step}"
+        return (f"point {self.point} (steps {self.steps()}) removed at {where}: mean TSLOO "
+                f"{float(r['tsloo'].mean()):+.3e}, final divergence {float(r['divergence'][-1]):.3e}")
+
+    def figure(self):
+        r = self.update()
+        where = "every occurrence" if self.step is None else f"step {self.step}"
+        return plots.removal_figure(r["divergence"], self.steps() if self.step is None else [self.step],
+                                    r["tsloo"], f"point {self.point} removed at {where}")
+
+
+class LearningRateModel:
+    """Lesson 03: learning rate -> exact LOO (every occurrence, mean test loss) of `points` against
+    SGD-influence (`dt.sgd_influence`), and the Spearman of every learning rate tried so far."""
+
+    def __init__(self, problem: Optional[Problem] = None, lr: Optional[float] = None,
+                 points: Optional[Sequence[int]] = None, lr_range=(0.01, 5.0)):
+        self.problem = problem or Problem.moons(n_train=sized(100, 60), n_test=sized(50, 30))
+        self.lr_range, self.lr = lr_range, float(lr if lr is not None else self.problem.lr)
+        self.schedule = order_for(self.problem, "shuffle", self.problem.seed)
+        n = len(self.problem.train)
+        self.points = list(points) if points is not None else sorted(
+            np.random.default_rng(0).choice(n, min(n, sized(40, 20)), replace=False).tolist())
+        self._cache: dict = {}
+
+    @_threads
+    def update(self) -> dict:
+        """{"exact", "estimate": [len(points)], "spearman", "traj"} at the current lr (cached)."""
+        from .loo import exact_loo
+        from .metrics import fidelity
+        from .unroll import sgd_influence
+        lo, hi = self.lr_range
+        if not lo <= self.lr <= hi:
+            raise ValueError(f"lr {self.lr:g} is outside {lo:g}..{hi:g}, the range this problem trains in")
+        key = round(self.lr, 10)
+        if key not in self._cache:
+            traj, test = self.problem.fit(self.schedule, self.lr), self.problem.test
+            ex = _mean_test(exact_loo(traj, test, self.points, progress=False))
+            est = _mean_test(sgd_influence(traj, test).total()[self.points])
+            self._cache[key] = dict(exact=ex, estimate=est, spearman=float(fidelity(est, ex)["spearman"]), traj=traj)
+        return self._cache[key]
+
+    def summary(self) -> str:
+        return (f"lr {self.lr:.3g}: spearman(SGD-influence, exact LOO) = {self.update()['spearman']:.3f} "
+                f"over {len(self.points)} training points")
+
+    def figure(self):
+        r, lrs = self.update(), sorted(self._cache)
+        return plots.lr_figure(r["estimate"], r["exact"], lrs, [self._cache[k]["spearman"] for k in lrs],
+                               self.lr, r["spearman"])
+
+
+class DigitModel:
+    """Lesson 04: pick a test digit -> its `k` most helpful and most harmful training digits by the
+    data value embedding (fitted once; a test point is then a dot product) and when each was seen.
+    images: (train, test) images to draw, rows of 64 pixels (default: the inputs; the default
+    problem passes its raw, unstandardised images)."""
+
+    @_threads
+    def __init__(self, traj: Optional[Trajectory] = None, test=None, test_index: int = 0, k: int = 5,
+                 images: Optional[tuple] = None, **dve_kwargs):
+        from .embedding import DataValueEmbedding
+        if traj is None:
+            p = Problem.digits()
+            traj, test, images = p.fit(order_for(p, "shuffle", p.seed)), p.test, p.images
+        if test is None:
+            raise ValueError("pass the test data with the trajectory: DigitModel(traj, test)")
+        self.traj, self.test, self.test_index, self.k = traj, traj.check_data(test), int(test_index), int(k)
+        self.images = (traj.data.X, self.test.X) if images is None else images
+        self.scores = DataValueEmbedding(**dve_kwargs).fit(traj).influence(self.test).total()  # [n, n_test]
+
+    def update(self) -> dict:
+        """{"scores": [n_train], "helpful", "harmful": k training indices, strongest first}."""
+        if not 0 <= self.test_index < len(self.test):
+            raise IndexError(f"test_index {self.test_index} is outside 0..{len(self.test) - 1}")
+        s = self.scores[:, self.test_index]
+        order = torch.argsort(s, descending=True).tolist()
+        return dict(scores=s, helpful=order[:self.k], harmful=order[::-1][:self.k])
+
+    def caption(self, i: int) -> str:
+        steps = self.traj.schedule.occurrences(i)
+        return f"#{i}: label {int(self.traj.data.y[i])}\nsteps {','.join(map(str, steps)) or '-'}"
+
+    def summary(self) -> str:
+        r, j = self.update(), self.test_index
+        h, x = r["helpful"][0], r["harmful"][0]
+        return (f"test digit {j} (label {int(self.test.y[j])}): most helpful #{h} ({float(r['scores'][h]):+.2e}), "
+                f"most harmful #{x} ({float(r['scores'][x]):+.2e})")
+
+    def figure(self):
+        r, j = self.update(), self.test_index
+        idx = r["helpful"] + r["harmful"]
+        return plots.digit_figure(self.images[1][j], f"test #{j}, label {int(self.test.y[j])}",
+                                  self.images[0][idx], [self.caption(i) for i in idx], self.k)

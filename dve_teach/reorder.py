@@ -1,0 +1,254 @@
+"""Lesson 05's model: edit the training order, retrain, and follow one point's data value
+embedding (`ReorderModel`, `ReorderResult`). No ipywidgets here; `dve_teach.widgets.ReorderExplorer`
+is the view over it, and re-exports these names. Figures come from `dve_teach.plots`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from . import plots
+from .explorers import Problem, _mean_test, _threads, order_for
+from .schedule import Schedule
+from .trajectory import Trajectory
+
+__all__ = ["ReorderModel", "ReorderResult"]
+
+
+@dataclass
+class ReorderResult:
+    """One retrained run seen from the chosen point; every influence is the change of the mean test
+    loss when the point is removed (> 0: it helped). Steps index the trained `schedule`."""
+
+    order: Schedule            # the order asked for (all points)
+    left_out: frozenset        # points left out of it
+    schedule: Schedule         # what was trained: `order` without the left-out points
+    point: int
+    steps: list                # steps of `schedule` whose batch holds the point
+    exact: float               # exact TSLOO, removed at every occurrence (`dt.exact_loo`)
+    estimate: float            # the data value embedding's estimate of the same
+    sgd_influence: Optional[float]
+    per_step_exact: np.ndarray     # [len(steps)] exact TSLOO of removing it at that step only
+    per_step_estimate: np.ndarray  # [len(steps)] DVE of that occurrence
+    embeddings: torch.Tensor   # [n, d] per-point embeddings (summed over occurrences)
+    xy: np.ndarray             # [n, 2] those in the PCA basis of the first (baseline) order
+    test_loss: float
+    seconds: float             # wall time of the retrain (cached parts excluded)
+    traj: Trajectory
+
+
+class ReorderModel:
+    """Lesson 05: edit the training order (move the chosen point, shuffle, reverse, curricula, leave
+    points out), `retrain`, and see the chosen point's data value embedding move, its per-step
+    influence, and exact vs DVE (and SGD-influence) for removing it everywhere.
+
+    source: None (2-D moons, `Problem.moons()`), a `Problem`, or a recorded `Trajectory` (with
+    `test`; retraining then reuses its model at θ_0, data, step sizes, loss and weight decay).
+    Runs are cached by the trained schedule, exact LOO by (schedule, point), Play frames by
+    (schedule, s). Order edits only change `order` / `left_out`; `stale` says a Retrain is due.
+    with_sgd_influence: also run `dt.sgd_influence` (exact Hessians; it about doubles a Retrain).
+    dve_kwargs: passed to `dt.DataValueEmbedding` (e.g. hessian="ggn").
+    """
+
+    @_threads
+    def __init__(self, source: Union[None, Problem, Trajectory] = None, test=None, *,
+                 point: Optional[int] = None, with_sgd_influence: bool = False, **dve_kwargs):
+        base = None
+        if source is None:
+            source = Problem.moons()
+        if isinstance(source, Trajectory):
+            if test is None:
+                raise ValueError("pass the test data with a trajectory: ReorderModel(traj, test)")
+            base, source = source, Problem.of(source, test)
+        if not isinstance(source, Problem):
+            raise TypeError(f"source must be None, a widgets.Problem or a dt.Trajectory, got {type(source).__name__}")
+        self.problem, self.with_sgd_influence, self.dve_kwargs = source, with_sgd_influence, dve_kwargs
+        self._runs: dict = {}
+        self._exact: dict = {}
+        self._frames: dict = {}
+        self.baseline_order = base.schedule if base is not None else order_for(source, "shuffle", source.seed)
+        if base is not None:
+            self._runs[base.schedule] = self._analyse(base)
+        self.order, self.left_out = self.baseline_order, frozenset()
+        run = self._run(self.baseline_order)
+        self.basis = plots.pca_basis(run["E"])  # fitted once, on the baseline order
+        y = source.train.y
+        self.labels = None if y.is_floating_point() else y.cpu().numpy()
+        self.point = int(run["dve"].abs().argmax()) if point is None else self._check_point(point)
+        self.result: Optional[ReorderResult] = None
+        self.previous: Optional[ReorderResult] = None
+        self.baseline = self.retrain()
+
+    # ---- state -----------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return len(self.problem.train)
+
+    @property
+    def stale(self) -> bool:
+        """True when the order, left-out points or chosen point changed since the last retrain."""
+        r = self.result
+        return r is None or (r.order, r.left_out, r.point) != (self.order, self.left_out, self.point)
+
+    def schedule(self) -> Schedule:
+        """The order without the left-out points (batches that become empty are dropped)."""
+        if not self.left_out:
+            return self.order
+        bs = [b for b in ([i for i in b if i not in self.left_out] for b in self.order.batches) if b]
+        if not bs:
+            raise ValueError("every point of the order is left out: put some back")
+        return Schedule(bs, self.order.batch_size, self.n)
+
+    def _check_point(self, i) -> int:
+        i = int(i)
+        if not 0 <= i < self.n:
+            raise IndexError(f"point {i} is outside the training set 0..{self.n - 1}")
+        return i
+
+    # ---- edits (cheap; they mark the state stale) ----------------------------------------------
+    def set_order(self, seq) -> None:
+        """A `Schedule` over the n training points, or a flat sequence of indices (cut into batches
+        of the current batch size; it may visit points several times, once per batch at most)."""
+        s = seq if isinstance(seq, Schedule) else Schedule.from_order(list(seq), self.order.batch_size, self.n)
+        if s.n != self.n:
+            raise ValueError(f"the order indexes {s.n} points but the training set has {self.n}")
+        self.order = s
+
+    def shuffle(self, seed: int = 0) -> None:
+        self.order = order_for(self.problem, "shuffle", int(seed))
+
+    def reverse(self) -> None:
+        self.order = self.order.reversed()
+
+    @_threads
+    def curriculum(self, preset: str) -> None:
+        """One of `PRESETS` (the margin preset uses the baseline run as reference)."""
+        self.order = order_for(self.problem, preset, self.problem.seed, self._run(self.baseline_order)["traj"])
+
+    def reset(self) -> None:
+        self.order, self.left_out = self.baseline_order, frozenset()
+
+    def set_point(self, i: int) -> None:
+        i = self._check_point(i)
+        if i in self.left_out:
+            raise ValueError(f"point {i} is left out: put it back before choosing it")
+        self.point = i
+
+    def leave_out(self, i: int) -> None:
+        i = self._check_point(i)
+        if i == self.point:
+            raise ValueError(f"point {i} is the chosen point: choose another point before leaving it out")
+        self.left_out = self.left_out | {i}
+
+    def put_back(self, i: Optional[int] = None) -> None:
+        """Put point i (every left-out point when None) back into the order."""
+        self.left_out = frozenset() if i is None else self.left_out - {int(i)}
+
+    def move(self, steps: int, occurrence: Optional[int] = None) -> None:
+        """Move the chosen point `steps` steps later (< 0: earlier), every occurrence (None) or the
+        k-th one; clamped to the run. It swaps places with a point of the target batch, so every
+        batch keeps its size."""
+        occ = self.order.occurrences(self.point)
+        if not occ:
+            raise ValueError(f"point {self.point} is in no batch of the order; set an order that visits it")
+        sel = occ if occurrence is None else [occ[int(occurrence)]]
+        delta = int(np.clip(int(steps), -min(sel), len(self.order) - 1 - max(sel)))
+        bs = [list(b) for b in self.order.batches]
+        p = self.point
+        for t in sorted(sel, reverse=delta > 0) if delta else []:
+            src, dst = bs[t], bs[t + delta]
+            if p in dst:
+                raise ValueError(f"point {p} is already in the batch of step {t + delta}: move another occurrence")
+            pos = src.index(p)
+            k = pos % len(dst)
+            j = next((j for j in dst[k:] + dst[:k] if j not in src), None)
+            if j is None:
+                raise ValueError(f"every point of step {t + delta} is also in step {t}: nothing to swap with")
+            src[pos], dst[dst.index(j)] = j, p
+        self.order = Schedule(bs, self.order.batch_size, self.n)
+
+    def move_to(self, where: str, occurrence: Optional[int] = None) -> None:
+        """Move to the "first" or "last" step (with every occurrence: the earliest one to step 0, or
+        the latest to step T−1, the others by the same shift)."""
+        if where not in ("first", "last"):
+            raise ValueError(f"where must be 'first' or 'last', got {where!r}")
+        self.move(-len(self.order) if where == "first" else len(self.order), occurrence)
+
+    # ---- computation -----------------------------------------------------------------------------
+    def _per_point(self, dve) -> torch.Tensor:
+        E = dve.embeddings_.detach()
+        pts = torch.as_tensor(dve.points_, dtype=torch.int64, device=E.device)
+        return torch.zeros(self.n, E.shape[1], dtype=E.dtype, device=E.device).index_add_(0, pts, E).cpu()
+
+    def _analyse(self, traj: Trajectory) -> dict:
+        from .embedding import DataValueEmbedding
+        test = self.problem.test
+        dve = DataValueEmbedding(**self.dve_kwargs).fit(traj)
+        infl = dve.influence(test)
+        sgd = None
+        if self.with_sgd_influence:
+            from .unroll import sgd_influence
+            sgd = _mean_test(sgd_influence(traj, test).total())
+        return dict(traj=traj, infl=infl, dve=torch.as_tensor(_mean_test(infl.total())), sgd=sgd,
+                    E=self._per_point(dve), test_loss=float(traj.test_losses(test).mean()))
+
+    def _run(self, sched: Schedule) -> dict:
+        if sched not in self._runs:
+            self._runs[sched] = self._analyse(self.problem.fit(sched))
+        return self._runs[sched]
+
+    @_threads
+    def retrain(self) -> ReorderResult:
+        """Train on the current order (cached), fit the DVE, exact LOO of the chosen point."""
+        from .loo import exact_loo
+        t0 = time.perf_counter()
+        sched, p, test = self.schedule(), self.point, self.problem.test
+        run = self._run(sched)
+        steps = sched.occurrences(p)
+        if (sched, p) not in self._exact:
+            per = (_mean_test(exact_loo(run["traj"], test, [p] * len(steps), steps, progress=False))
+                   if steps else np.zeros(0))
+            self._exact[sched, p] = (float(_mean_test(exact_loo(run["traj"], test, [p], progress=False))[0]), per)
+        exact, per_exact = self._exact[sched, p]
+        per_est = _mean_test(run["infl"].at([p] * len(steps), steps)) if steps else np.zeros(0)
+        res = ReorderResult(self.order, self.left_out, sched, p, steps, exact, float(run["dve"][p]),
+                            None if run["sgd"] is None else float(run["sgd"][p]), per_exact, per_est,
+                            run["E"], plots.project(run["E"], self.basis), run["test_loss"],
+                            time.perf_counter() - t0, run["traj"])
+        if self.stale and self.result is not None:
+            self.previous = self.result
+        self.result = res
+        return res
+
+    @_threads
+    def frame(self, s: int) -> np.ndarray:
+        """Per-point embeddings relative to the checkpoint at step s (the DVE of the run stopped
+        after s steps, `Trajectory.prefix`) in the baseline PCA basis: [n, 2]; 1 <= s <= T."""
+        from .embedding import DataValueEmbedding
+        sched = self.result.schedule
+        if not 1 <= int(s) <= len(sched):
+            raise IndexError(f"step {s} is outside 1..{len(sched)}")
+        if (sched, int(s)) not in self._frames:
+            dve = DataValueEmbedding(**self.dve_kwargs).fit(self.result.traj.prefix(int(s)))
+            self._frames[sched, int(s)] = plots.project(self._per_point(dve), self.basis)
+        return self._frames[sched, int(s)]
+
+    def summary(self) -> str:
+        r = self.result
+        sgd = "" if r.sgd_influence is None else f", SGD-influence {r.sgd_influence:+.2e}"
+        return (f"point {r.point} at steps {', '.join(map(str, r.steps)) or '(none)'}; removing it everywhere "
+                f"changes the mean test loss by: exact {r.exact:+.2e}, DVE {r.estimate:+.2e}{sgd}; "
+                f"test loss {r.test_loss:.3f}; {len(r.left_out)} left out; retrain {r.seconds:.2f} s")
+
+    def figure(self):
+        return plots.reorder_figure(self.result, self.previous, self.labels, self.stale)
+
+    def frame_figure(self, s: int):
+        xy, r = self.frame(s), self.result
+        seen = np.zeros(self.n, bool)
+        seen[[i for b in r.schedule.batches[:int(s)] for i in b]] = True
+        return plots.reorder_frame(xy, self.labels, r.point, sorted(r.left_out), seen, r.traj.batch_losses, int(s))

@@ -1,0 +1,103 @@
+"""The command line (`python -m dve_teach check|demo|bench`) end to end, in fast mode on tiny
+problems. Timings are printed by the commands but never asserted."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from dve_teach.cli import main
+from dve_teach.demo import METHODS
+
+FAST_ENV = {**os.environ, "DVE_TEACH_FAST": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+
+
+def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dve_teach", *args], capture_output=True, text=True,
+                          env=FAST_ENV, timeout=timeout)
+
+
+def test_check_prints_versions_and_exits_0():
+    r = run_cli("check")
+    assert r.returncode == 0, r.stderr
+    assert "torch" in r.stdout and torch.__version__ in r.stdout
+    for pkg in ("dve_teach", "numpy", "device", "ipywidgets", "matplotlib", "seaborn", "jupyterlab"):
+        assert pkg in r.stdout
+
+
+def test_check_json_matches_this_process(capsys):
+    assert main(["check", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["torch"] == torch.__version__
+    assert report["cuda_available"] == torch.cuda.is_available()
+    assert set(report["lesson_packages"]) == {"ipywidgets", "matplotlib", "seaborn", "jupyterlab"}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One fast demo on moons with 8 points, as JSON and with a plot (shared by the tests below)."""
+    png = tmp_path_factory.mktemp("demo") / "scatter.png"
+    r = run_cli("demo", "--dataset", "moons", "--points", "8", "--epochs", "2", "--json", "--plot", str(png))
+    return r, png
+
+
+def test_demo_json_has_every_method_with_finite_fidelity(demo_run):
+    r, _ = demo_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)  # strict JSON: the whole stdout parses
+    assert out["dataset"] == "moons" and out["n_points"] == 8 and len(out["points"]) == 8
+    assert len(set(out["points"])) == 8 and all(0 <= p < out["n_train"] for p in out["points"])
+    assert list(out["methods"]) == list(METHODS)
+    for name, row in out["methods"].items():
+        assert "error" not in row, f"{name}: {row.get('error')}"
+        for key in ("spearman", "pearson", "sign_agreement", "seconds"):
+            assert isinstance(row[key], float) and math.isfinite(row[key]), (name, key, row[key])
+        assert -1 <= row["spearman"] <= 1 and -1 <= row["pearson"] <= 1 and 0 <= row["sign_agreement"] <= 1
+    assert math.isfinite(out["exact_loo"]["seconds"])
+    # The rows of estimate and truth must be the same points: a mix-up would destroy this
+    # correlation (exact-Hessian unrolling is near exact on this small, smooth problem).
+    assert out["methods"]["sgd_influence"]["pearson"] > 0.9
+
+
+def test_demo_plot_writes_a_png(demo_run):
+    r, png = demo_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert png.exists() and png.stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_json_reports_the_ratio_fields():
+    r = run_cli("bench", "--json", "--quiet", timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout)
+    loo = out["exact_loo"]
+    assert loo["removals"] >= 2
+    for key in ("vmapped_seconds", "one_at_a_time_seconds", "speedup"):
+        assert loo[key] > 0
+    # vmapped and one-at-a-time replays are the same computation
+    assert loo["max_abs_difference"] < 1e-10
+    configs = out["fit"]["configs"]
+    assert {"fisher", "ggn", "fisher_layerwise"} <= set(configs)
+    assert any(k.startswith("fisher_gaussian_") for k in configs)
+    for name, c in configs.items():
+        assert c["ratio_to_train"] > 0, (name, c)
+    mem = out["memory_mib"]
+    assert {"train", "exact_loo_vmapped", "exact_loo_one_at_a_time"} <= set(mem)
+    assert all(isinstance(v, (int, float)) or v == "n/a" for v in mem.values())
+    assert set(out["fidelity"]) == set(METHODS)
+    assert "seconds" in out["widget_retrain"]
+
+
+def test_bad_arguments_give_a_clear_error(capsys):
+    assert main(["demo", "--points", "1"]) == 2
+    assert "--points" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--dataset", "mnist"])  # argparse names the choices
+    if not torch.cuda.is_available():
+        assert main(["demo", "--dataset", "moons", "--device", "cuda"]) == 2
+        assert "--device cpu" in capsys.readouterr().err
