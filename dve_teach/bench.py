@@ -137,7 +137,8 @@ def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) 
     # (b) DataValueEmbedding.fit vs train
     configs = {"fisher": dict(hessian="fisher"), "ggn": dict(hessian="ggn"),
                "fisher_layerwise": dict(hessian="fisher", layerwise=True),
-               f"fisher_gaussian_{proj_dim}": dict(hessian="fisher", proj_dim=proj_dim, projection="gaussian")}
+               f"fisher_gaussian_{proj_dim}": dict(hessian="fisher", proj_dim=proj_dim, projection="gaussian"),
+               f"fisher_kronecker_{proj_dim}": dict(hessian="fisher", proj_dim=proj_dim, projection="kronecker")}
     fits = {}
     short = traj.prefix(min(2, traj.T))
     for name, kw in configs.items():

@@ -206,7 +206,7 @@ class DataValueEmbedding:
             for t, theta in traj.iter_params(reverse=True):
                 _, X, y = traj.batch(t)
                 lr = float(traj.lrs[t])
-                G = proj.project(obj.per_sample_grads(theta, X, y).detach())
+                G = proj.per_sample_grads(obj, theta, X, y)
                 last = t == 0   # the update at step 0 would only feed steps before 0
                 alpha, beta = (0.0, 1.0) if last else (lr / b, 1.0 - lr * lam)
                 upd = None

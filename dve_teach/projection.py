@@ -52,6 +52,10 @@ class Projection:
         """V [..., P] -> V Rᵀ [..., d]."""
         raise NotImplementedError
 
+    def per_sample_grads(self, obj, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """R ∇_θ ℓ(θ, z_i) for every row of the batch: Tensor[m, d] (full gradients, then projected)."""
+        return self.project(obj.per_sample_grads(theta, X, y).detach())
+
     def matrix(self) -> torch.Tensor:
         """R as a dense Tensor[d, P] (for small models and tests)."""
         ref = self._ref()
@@ -137,6 +141,46 @@ class KroneckerProjection(Projection):
 
     def _ref(self) -> torch.Tensor:
         return self.factors[0]["P_out"]
+
+    def per_sample_grads(self, obj, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Projected per-sample gradients from the factors, never forming a [m, P] gradient (LoGra).
+
+        One forward pass records every Linear layer's input a_i (Tensor[m, ..., in]) and one backward
+        pass of Σ_i ℓ_i gives the output gradients δ_i = ∂ℓ_i/∂z_i (examples do not interact: the model
+        has no batch norm). Then P_out G_i P_inᵀ = Σ_s (P_out δ_is)(P_in [a_is; 1])ᵀ, s over extra
+        (e.g. sequence) positions: Tensor[m, d], equal to ``project(per-sample gradients)``. Falls back
+        to full gradients if a layer is used more or less than once per forward pass."""
+        acts: dict = {}
+        outs: dict = {}
+
+        def recorder(name):
+            def hook(module, inputs, output):
+                acts.setdefault(name, []).append(inputs[0].detach())
+                outs.setdefault(name, []).append(output)
+            return hook
+
+        model = obj.flat.model
+        handles = [model.get_submodule(f["name"]).register_forward_hook(recorder(f["name"]))
+                   for f in self.factors]
+        try:
+            with torch.enable_grad():
+                th = theta.detach().requires_grad_(True)
+                losses = obj.losses(th, X, y)
+                if any(len(outs.get(f["name"], [])) != 1 for f in self.factors):
+                    return super().per_sample_grads(obj, theta, X, y)
+                deltas = torch.autograd.grad(losses.sum(), [outs[f["name"]][0] for f in self.factors])
+        finally:
+            for h in handles:
+                h.remove()
+        m, cols = X.shape[0], []
+        for f, delta in zip(self.factors, deltas):
+            a = acts[f["name"]][0].reshape(m, -1, f["inp"])
+            if f["bias"] is not None:
+                a = torch.cat([a, torch.ones_like(a[..., :1])], dim=-1)
+            left = delta.detach().reshape(m, -1, f["out"]) @ f["P_out"].T      # [m, S, k_o]
+            right = a @ f["P_in"].T                                             # [m, S, k_i]
+            cols.append(torch.einsum("msk,msj->mkj", left, right).reshape(m, -1))
+        return torch.cat(cols, dim=1)
 
 
 def allocate_dims(total: int, sizes: Sequence[int]) -> list[int]:

@@ -257,3 +257,45 @@ def test_seeded_and_unprojected():
     assert ident.dim == flat.P and [s for _, s in flat.layers] == ident.blocks
     V = torch.randn(3, flat.P, dtype=torch.float64)
     assert torch.equal(ident.project(V), V)
+
+
+class _SharedLinear(nn.Module):
+    """The same Linear applied twice: the factor shortcut must fall back to full gradients."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = dt.models.linear(3, 3, seed=2)
+
+    def forward(self, x):
+        return self.lin(torch.tanh(self.lin(x)))
+
+
+class _TokenMean(nn.Module):
+    """Linear layers applied to every position of [m, S, in] inputs, then averaged over S."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = dt.models.linear(4, 6, seed=3), dt.models.linear(6, 3, seed=4)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x))).mean(1)
+
+
+@pytest.mark.parametrize("case", ["mlp", "shared", "tokens"])
+def test_kronecker_factor_gradients_equal_projected_full_gradients(case):
+    """The LoGra shortcut (activations x output gradients from one forward/backward pass, no
+    [m, P] gradient) equals projecting vmap(grad) per-sample gradients."""
+    gen = torch.Generator().manual_seed(0)
+    if case == "mlp":
+        traj, _ = _mlp_run()
+        obj, theta, (_, X, y) = traj.objective, traj.params(3), traj.batch(3)
+    else:
+        model = _SharedLinear() if case == "shared" else _TokenMean()
+        shape = (6, 3) if case == "shared" else (6, 5, 4)
+        X = torch.randn(*shape, generator=gen, dtype=torch.float64)
+        y = torch.randint(0, 3, (6,), generator=gen)
+        obj = dt.functional.Objective(FlatModel(model), "cross_entropy")
+        theta = obj.flat.flatten()
+    proj = make_projection(obj.flat, 12, "kronecker", seed=7)
+    full = proj.project(obj.per_sample_grads(theta, X, y))
+    close(proj.per_sample_grads(obj, theta, X, y), full, rtol=1e-12)
