@@ -6,7 +6,7 @@ tensors (or numpy arrays), so users can bring their own data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -56,11 +56,14 @@ class Data:
 
 @dataclass(frozen=True)
 class Split:
-    """A train/test pair, as returned by every function of `dt.datasets`."""
+    """A train/test pair, as returned by every function of `dt.datasets`.
+
+    ``images``: for image data, the (train, test) pixels before standardisation (for drawing)."""
 
     train: Data
     test: Data
     name: str = ""
+    images: Optional[tuple] = None
 
 
 DataLike = Union[Data, tuple, list]

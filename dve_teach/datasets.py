@@ -14,7 +14,7 @@ __all__ = ["digits", "moons", "blobs", "linear_regression"]
 
 
 def _split(X: np.ndarray, y: np.ndarray, n_train: int, n_test: int, seed: int, name: str,
-           standardize: bool = True) -> Split:
+           standardize: bool = True, keep_images: bool = False) -> Split:
     if n_train < 1 or n_test < 0:
         raise ValueError(f"n_train must be >= 1 and n_test >= 0, got {n_train} and {n_test}")
     if n_train + n_test > len(X):
@@ -22,6 +22,7 @@ def _split(X: np.ndarray, y: np.ndarray, n_train: int, n_test: int, seed: int, n
     order = np.random.default_rng(seed).permutation(len(X))
     tr, te = order[:n_train], order[n_train:n_train + n_test]
     Xtr, Xte = X[tr].astype(np.float64), X[te].astype(np.float64)
+    images = (torch.from_numpy(Xtr.copy()), torch.from_numpy(Xte.copy())) if keep_images else None
     if standardize:  # statistics of the training part only
         mean, std = Xtr.mean(0), Xtr.std(0)
         std[std == 0] = 1.0
@@ -29,18 +30,20 @@ def _split(X: np.ndarray, y: np.ndarray, n_train: int, n_test: int, seed: int, n
     ytype = torch.int64 if np.issubdtype(y.dtype, np.integer) else torch.float64
     to = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt)  # noqa: E731
     return Split(Data(to(Xtr, torch.float64), to(y[tr], ytype)),
-                 Data(to(Xte, torch.float64), to(y[te], ytype)), name)
+                 Data(to(Xte, torch.float64), to(y[te], ytype)), name, images)
 
 
 def digits(n_train: int = 1000, n_test: int = 200, seed: int = 0) -> Split:
     """8x8 handwritten digits (1797 images, 10 classes) bundled with scikit-learn.
 
     X: Tensor[n, 64] float64, standardised with the training statistics; y: Tensor[n] int64.
+    ``split.images`` holds the raw pixels (0..16) of the same rows, for drawing.
     """
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return _split(d.data, d.target.astype(np.int64), n_train, n_test, seed, "digits")
+    return _split(d.data, d.target.astype(np.int64), n_train, n_test, seed, "digits",
+                  keep_images=True)
 
 
 def moons(n_train: int = 200, n_test: int = 100, noise: float = 0.2, seed: int = 0) -> Split:

@@ -62,18 +62,10 @@ class Problem:
     def digits(cls, n_train: Optional[int] = None, n_test: Optional[int] = None, epochs: int = 2,
                batch_size: int = 32, lr: float = 0.1, hidden: int = 16, seed: int = 0) -> "Problem":
         """8x8 digits (600/100 images, fast mode 200/40), a 64-`hidden`-10 tanh MLP, 2 epochs."""
-        from sklearn.datasets import load_digits
-
         from . import datasets, models
-        n, m = n_train or sized(600, 200), n_test or sized(100, 40)
-        s = datasets.digits(n, m, seed=seed)
-        raw = torch.as_tensor(load_digits().data[np.random.default_rng(seed).permutation(1797)[:n + m]])
-        sd = raw[:n].std(0, unbiased=False)
-        z = (raw - raw[:n].mean(0)) / torch.where(sd > 0, sd, 1.0)  # datasets.digits' split, re-done
-        ok = torch.allclose(z[:n], s.train.X) and torch.allclose(z[n:], s.test.X)
-        images = (raw[:n], raw[n:]) if ok else None
+        s = datasets.digits(n_train or sized(600, 200), n_test or sized(100, 40), seed=seed)
         return cls(models.mlp((64, hidden, 10), seed=seed), s.train, s.test, lr, batch_size, epochs, seed=seed,
-                   images=images)
+                   images=s.images)
 
     @classmethod
     def of(cls, traj: Trajectory, test) -> "Problem":

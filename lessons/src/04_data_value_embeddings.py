@@ -78,7 +78,7 @@ digits = dt.datasets.digits(n_train=sized(600, 200), n_test=sized(100, 40), seed
 model = dt.models.mlp((64, 16, 10), seed=0)
 schedule = dt.Schedule.shuffled(len(digits.train), batch_size=32, epochs=3, seed=0)
 traj = dt.train(model, digits.train, schedule, lr=0.5)
-explorer = DigitExplorer(traj, digits.test, test_index=0)   # this lesson's widget (shown at the end)
+explorer = DigitExplorer(traj, digits.test, test_index=0, images=digits.images)  # raw pixels for drawing
 explorer.model.figure()
 """)
 
