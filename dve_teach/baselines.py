@@ -26,6 +26,7 @@ __all__ = ["tracin", "grad_dot", "influence_function"]
 
 def _per_step(traj: Trajectory, test: DataLike, measure: Optional[Measure], at_each_step: bool,
               method: str) -> Influence:
+    traj.require_sgd("the η/b-scaled per-step baselines")
     data = traj.check_data(test)
     obj, b = traj.objective, traj.batch_size
     U = None if at_each_step else _test_gradients(traj, traj.final, data, measure)

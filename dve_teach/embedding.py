@@ -162,8 +162,7 @@ class DataValueEmbedding:
                              f"(generalised Gauss-Newton), got {self.hessian!r}")
         if not isinstance(traj, Trajectory):
             raise TypeError("fit needs a dt.Trajectory (the result of dt.train)")
-        if getattr(traj, "optimizer", "sgd") != "sgd":
-            raise NotImplementedError(f"the recursion assumes plain SGD; this run used {traj.optimizer!r}")
+        traj.require_sgd("the data value embedding recursion")
         proj = make_projection(traj.flat, self.proj_dim, self.projection, self.layerwise, self.seed,
                                traj.dtype, traj.device)
         d = proj.dim

@@ -125,6 +125,7 @@ def exact_loo(traj: Trajectory, test: DataLike, points: IndexLike, steps: Option
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     chunk_size = int(chunk_size)
+    traj.require_sgd("exact_loo's replay")
     data = traj.check_data(test)
     rem = _removals(traj, points, steps, renormalize)
     f = traj.objective.measure_fn(measure)

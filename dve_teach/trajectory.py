@@ -91,6 +91,11 @@ class Trajectory:
         """θ_T as a flat Tensor[P]."""
         return self.checkpoints[self.T]
 
+    def require_sgd(self, what: str) -> None:
+        """Refuse runs of another optimizer: `what` assumes the plain SGD update above."""
+        if self.optimizer != "sgd":
+            raise NotImplementedError(f"{what} assumes plain SGD; this run used {self.optimizer!r}")
+
     # ---- stepping and replay -------------------------------------------------------------
     def batch(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(indices, X, y) of step t's batch, on the trajectory's device."""

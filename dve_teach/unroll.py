@@ -63,6 +63,7 @@ def sgd_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = False
     ``measure(model, params, data) -> Tensor[n]`` replaces the per-example test loss.
     Summing a point's rows (``.total()``) is the first-order estimate of removing every occurrence.
     """
+    traj.require_sgd("sgd_influence")
     data = traj.check_data(test)
     obj, b, lam = traj.objective, traj.batch_size, traj.weight_decay
     U = _test_gradients(traj, traj.final, data, measure)
