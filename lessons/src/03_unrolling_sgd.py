@@ -8,18 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _notebook import code as _code, md as _md, write
+from _notebook import collector, write
 
 OUT = Path(__file__).resolve().parents[1] / "03_unrolling_sgd.ipynb"
-CELLS: list = []
-
-
-def md(text: str) -> None:
-    CELLS.append(_md(text))
-
-
-def code(text: str, check: bool = False) -> None:
-    CELLS.append(_code(text, check=check))
+CELLS, md, code = collector()
 
 
 md(r"""

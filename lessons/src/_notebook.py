@@ -28,6 +28,19 @@ def code(text: str, *tags: str, check: bool = False) -> nbformat.NotebookNode:
     return cell
 
 
+def collector() -> tuple[list, object, object]:
+    """(CELLS, md, code) for generators that append cells as they go instead of listing them."""
+    cells: list = []
+
+    def add_md(text: str) -> None:
+        cells.append(md(text))
+
+    def add_code(text: str, *tags: str, check: bool = False) -> None:
+        cells.append(code(text, *tags, check=check))
+
+    return cells, add_md, add_code
+
+
 def write(cells: list, out: Path, id_prefix: str) -> None:
     """Write the notebook (outputs cleared) with stable cell ids, so regenerating gives small diffs."""
     for k, cell in enumerate(cells):
