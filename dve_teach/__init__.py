@@ -1,26 +1,57 @@
 """dve-teach: trajectory-specific leave-one-out influence and data value embeddings.
 
 Wang, Song, Zou, Mittal, Jia, "Capturing the Temporal Dependence of Training Data Influence",
-ICLR 2025. Import as ``import dve_teach as dt``. The widgets (``dve_teach.widgets``) and plots
-(``dve_teach.plots``) need the ``lessons`` extra and are imported on their own.
+ICLR 2025. Import as ``import dve_teach as dt``.
+
+The package is five layers, each a folder, and imports flow one way only
+(``tests/test_layers.py`` checks it)::
+
+    data  ←  training  ←  influence  ←  teach  ←  cli
+
+This file only re-exports the public names. The teaching layer (``dve_teach.teach.plots`` and
+``.widgets``) needs the ``lessons`` extra and is loaded on first use: ``from dve_teach import
+plots, widgets`` works, and so does ``from dve_teach.widgets import ReorderExplorer``.
 """
 from __future__ import annotations
 
+import importlib
+import sys
+from typing import Any
+
 __version__ = "0.1.0"
 
-from . import config, counterfactual, datasets, explain, metrics, models, orders
-from .baselines import grad_dot, influence_function, tracin
-from .data import Data, Split, as_data
-from .embedding import DataValueEmbedding
-from .influence import Influence
-from .loo import exact_loo
-from .schedule import Schedule
-from .training import train
-from .trajectory import Trajectory
-from .unroll import sgd_influence
+from .data import Data, Split, as_data, config, datasets, models
+from .influence import (DataValueEmbedding, Influence, counterfactual, exact_loo, explain, grad_dot,
+                        influence_function, metrics, sgd_influence, tracin)
+from .training import Schedule, Trajectory, functional, orders, train
 
 __all__ = [
     "Data", "Split", "as_data", "Schedule", "train", "Trajectory", "Influence",
     "exact_loo", "sgd_influence", "DataValueEmbedding", "tracin", "grad_dot", "influence_function",
-    "datasets", "models", "metrics", "orders", "counterfactual", "explain", "config", "__version__",
+    "datasets", "models", "metrics", "orders", "counterfactual", "explain", "config", "functional",
+    "__version__",
 ]
+
+#: Module paths of the flat layout before the layers (``from dve_teach.loo import exact_loo`` in
+#: older coursework): each is the same module object as its new home, not a copy.
+_OLD_PATHS = {"datasets": "data.datasets", "models": "data.models", "config": "data.config",
+              "schedule": "training.schedule", "functional": "training.functional",
+              "trajectory": "training.trajectory", "orders": "training.orders", "loo": "influence.loo",
+              "counterfactual": "influence.counterfactual", "unroll": "influence.unroll",
+              "embedding": "influence.embedding", "projection": "influence.projection",
+              "baselines": "influence.baselines", "metrics": "influence.metrics",
+              "explain": "influence.explain"}
+for _old, _new in _OLD_PATHS.items():
+    sys.modules[f"{__name__}.{_old}"] = importlib.import_module(f"{__name__}.{_new}")
+
+#: Loaded on first attribute access (they import matplotlib / ipywidgets).
+_LAZY = {"plots": "dve_teach.teach.plots", "widgets": "dve_teach.teach.widgets",
+         "explorers": "dve_teach.teach.explorers", "reorder": "dve_teach.teach.reorder"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'dve_teach' has no attribute {name!r}")

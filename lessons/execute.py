@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Re-execute the lessons top to bottom in a fresh kernel and store their outputs.
+"""Sync each lesson from its jupytext source, re-execute it top to bottom in a fresh kernel, store its outputs.
 
 Usage (from the repository root)::
 
@@ -8,6 +8,9 @@ Usage (from the repository root)::
     python lessons/execute.py --fast 05       # DVE_TEACH_FAST=1: a timing check, nothing written
     python lessons/execute.py --no-write      # full mode, report times only
 
+The source of a lesson is ``lessons/src/NN_name.py`` (jupytext py:percent, paired with
+``lessons/NN_name.ipynb`` by ``lessons/jupytext.toml``). Its cells (with their tags) are read from
+the .py, given stable ids (``lNN-00``, ``lNN-01``, ...) so re-runs give small diffs, and executed.
 Each notebook runs with nbclient in a new ``python3`` kernel whose working directory is
 ``lessons/`` (as in JupyterLab and under nbval). The committed notebooks carry the outputs of a
 **full-mode** run, so GitHub/nbviewer show the real figures. After a run the notebook gets:
@@ -25,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import jupytext
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
@@ -36,7 +40,7 @@ MAX_IMAGE_KB = 250  # a warning above this: keep figures small (figsize ~ (8, 3.
 
 def lesson_paths(names: list[str]) -> list[Path]:
     """Resolve lesson names ('05', '05_reorder_and_watch', a path) to notebook paths."""
-    every = sorted(p for p in LESSONS.glob("[0-9][0-9]_*.ipynb"))
+    every = sorted(LESSONS / f"{p.stem}.ipynb" for p in (LESSONS / "src").glob("[0-9][0-9]_*.py"))
     if not names:
         return every
     out = []
@@ -50,9 +54,30 @@ def lesson_paths(names: list[str]) -> list[Path]:
     return out
 
 
+def source_of(path: Path) -> Path:
+    """The jupytext source ``lessons/src/NN_name.py`` of ``lessons/NN_name.ipynb``."""
+    return path.parent / "src" / f"{path.stem}.py"
+
+
+def from_source(path: Path) -> nbformat.NotebookNode:
+    """The notebook built from `path`'s jupytext source: its cells and tags, stable ids, no outputs."""
+    src = source_of(path)
+    if not src.exists():
+        raise SystemExit(f"execute.py: {path.name} has no source {src.relative_to(LESSONS.parent)}; "
+                         f"create it with: jupytext --set-formats ipynb,src//py:percent {path}")
+    nb = jupytext.read(src, fmt="py:percent")
+    prefix = "l" + path.stem.split("_", 1)[0]
+    for k, cell in enumerate(nb.cells):
+        cell.id = f"{prefix}-{k:02d}"
+    nb.metadata = nbformat.from_dict({"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}})
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    return nb
+
+
 def clean(nb: nbformat.NotebookNode) -> None:
     """Strip widget state and timing metadata; set the kernelspec; check execution counts."""
     nb.metadata.pop("widgets", None)
+    nb.metadata.pop("jupytext", None)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     expected = 1
     for cell in nb.cells:
@@ -93,11 +118,10 @@ def slowest_cells(nb: nbformat.NotebookNode, k: int = 3) -> list[tuple[int, floa
 
 
 def execute(path: Path, *, fast: bool, timeout: int, write: bool = True) -> tuple[float, list, nbformat.NotebookNode]:
-    """Run `path` in a fresh kernel; write it back if `write` and not `fast`.
+    """Build `path` from its source, run it in a fresh kernel; write it if `write` and not `fast`.
 
     Returns (seconds, the slowest cells, the executed and cleaned notebook)."""
-    nb = nbformat.read(path, as_version=4)
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb = from_source(path)
     env_before = os.environ.get("DVE_TEACH_FAST")
     os.environ["DVE_TEACH_FAST"] = "1" if fast else "0"   # the kernel inherits this process's env
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=True,
@@ -128,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = lesson_paths(args.names)
     if not paths:
-        print("execute.py: no lessons/NN_*.ipynb found", file=sys.stderr)
+        print("execute.py: no lessons/src/NN_*.py found", file=sys.stderr)
         return 1
     mode = "fast" if args.fast else "full"
     failed = []

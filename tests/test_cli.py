@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dve_teach.cli import main
-from dve_teach.demo import METHODS
+from dve_teach.cli.demo import METHODS
 
 FAST_ENV = {**os.environ, "DVE_TEACH_FAST": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import dve_teach as dt
-from dve_teach.counterfactual import counterfactual_params, divergence, divergences
-from dve_teach.trajectory import removal_directions, sgd_update
+from dve_teach.influence.counterfactual import counterfactual_params, divergence, divergences
+from dve_teach.training.trajectory import removal_directions, sgd_update
 
 
 def hand_replay(traj, point, steps, renormalize):

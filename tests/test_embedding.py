@@ -16,7 +16,7 @@ from torch import nn
 from torch.func import functional_call
 
 import dve_teach as dt
-from dve_teach.embedding import DataValueEmbedding
+from dve_teach.influence.embedding import DataValueEmbedding
 
 # ---- independent oracles -------------------------------------------------------------------
 

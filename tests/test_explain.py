@@ -7,7 +7,7 @@ import torch
 
 import dve_teach as dt
 from dve_teach import explain
-from dve_teach.counterfactual import counterfactual_params
+from dve_teach.influence.counterfactual import counterfactual_params
 
 
 def test_batch_hessian_matches_hvp_and_is_symmetric(blobs_mlp):

@@ -6,7 +6,8 @@ imports dve_teach in the first code cell, which also seeds; no long helper funct
 lesson; sections in order (goals -> "What you learned" -> exercises); at least one cell tagged
 nbval-check-output with a stored output; its solutions file exists and the lesson points to it;
 the last cell links to the next lesson (the last lesson back to the index); listed in
-lessons/README.md with a Binder link that opens JupyterLab at that notebook.
+lessons/README.md with a Binder link that opens JupyterLab at that notebook; in step with its
+jupytext source lessons/src/NN_*.py (same cells, same tags).
 """
 from __future__ import annotations
 
@@ -50,6 +51,25 @@ lesson = pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 
 def test_there_are_lessons():
     assert PATHS, "no lessons/NN_*.ipynb found"
+
+
+def test_every_lesson_has_a_jupytext_source_and_back():
+    sources = sorted(p.stem for p in (LESSONS / "src").glob("*.py"))
+    assert sources == [p.stem for p in PATHS], (
+        f"lessons/src holds {sources}, the notebooks are {[p.stem for p in PATHS]}: each lesson is a "
+        "pair NN_name.ipynb + src/NN_name.py (python lessons/execute.py NN builds the notebook)")
+
+
+@lesson
+def test_notebook_is_in_step_with_its_source(path):
+    jupytext = pytest.importorskip("jupytext")
+    src = jupytext.read(LESSONS / "src" / f"{path.stem}.py", fmt="py:percent")
+    want = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in src.cells]
+    have = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in _read(path).cells]
+    diff = [k for k, (a, b) in enumerate(zip(want, have)) if a != b]
+    assert len(want) == len(have) and not diff, (
+        f"{path.name} is out of step with src/{path.stem}.py ({len(have)} vs {len(want)} cells, "
+        f"first differing cell {diff[:1]}): run python lessons/execute.py {path.stem}")
 
 
 def test_numbers_are_consecutive_from_00():

@@ -9,7 +9,7 @@ import torch
 from scipy import stats
 
 import dve_teach as dt
-from dve_teach.metrics import fidelity
+from dve_teach.influence.metrics import fidelity
 
 
 def _table(seed=0, shape=(25, 4)):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import dve_teach as dt
-from dve_teach.orders import final_test_losses, train_orders
+from dve_teach.training.orders import final_test_losses, train_orders
 
 
 def _orders(n, b, epochs=2):

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 import dve_teach as dt
-from dve_teach.embedding import DataValueEmbedding
-from dve_teach.functional import FlatModel
-from dve_teach.projection import allocate_dims, make_projection
+from dve_teach.influence.embedding import DataValueEmbedding
+from dve_teach.training.functional import FlatModel
+from dve_teach.influence.projection import allocate_dims, make_projection
 
 
 @functools.lru_cache(maxsize=None)

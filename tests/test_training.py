@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dve_teach as dt
-from dve_teach.trajectory import FORMAT_VERSION
+from dve_teach.training.trajectory import FORMAT_VERSION
 
 TOL = dict(atol=1e-12, rtol=0.0)
 
@@ -48,7 +48,7 @@ def test_train_matches_hand_sgd_with_weight_decay(fixture, request):
     assert torch.equal(traj.final, traj.params(-1)) and traj.T == len(p.schedule)
     # the stored module holds θ_T; the user's model is untouched
     torch.testing.assert_close(traj.flat.flatten(), want[-1], **TOL)
-    torch.testing.assert_close(dt.trajectory.FlatModel(p.model).flatten(), want[0], atol=0, rtol=0)
+    torch.testing.assert_close(dt.functional.FlatModel(p.model).flatten(), want[0], atol=0, rtol=0)
     # recorded batch losses are the mean loss at θ_t before each step
     t = 3
     idx = list(p.schedule.batches[t])

@@ -16,8 +16,8 @@ from matplotlib.text import Annotation
 import dve_teach as dt
 from dve_teach import plots
 from dve_teach import widgets as wd
-from dve_teach.embedding import DataValueEmbedding
-from dve_teach.loo import exact_loo
+from dve_teach.influence.embedding import DataValueEmbedding
+from dve_teach.influence.loo import exact_loo
 
 pytest.importorskip("ipywidgets")
 

@@ -6,7 +6,7 @@ import torch
 
 import dve_teach as dt
 from dve_teach import plots
-from dve_teach.embedding import DataValueEmbedding
+from dve_teach import DataValueEmbedding
 
 torch.set_num_threads(1)
 try:

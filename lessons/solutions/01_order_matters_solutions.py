@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 import dve_teach as dt
-from dve_teach.orders import final_test_losses
+from dve_teach.training.orders import final_test_losses
 
 torch.set_num_threads(1)
 try:

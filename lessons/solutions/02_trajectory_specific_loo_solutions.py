@@ -5,7 +5,7 @@
 import torch
 
 import dve_teach as dt
-from dve_teach.counterfactual import divergence
+from dve_teach.influence.counterfactual import divergence
 
 torch.set_num_threads(1)
 try:
@@ -55,4 +55,4 @@ for eta in (0.1, 0.5, 1.0):
 # Each step multiplies the gap by (I − η H̄_t): with a small η the factor is close to the identity,
 # so more of the (smaller, ∝ η) kick survives the same number of steps. A larger η contracts faster
 # along curved directions — as long as η h < 2; beyond that a direction would grow instead.
-# To plot: dve_teach.plots.divergence_curve(ax, d / kick, [s]) for each learning rate.
+# To plot: dve_teach.teach.plots.divergence_curve(ax, d / kick, [s]) for each learning rate.

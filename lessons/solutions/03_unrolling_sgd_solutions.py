@@ -53,7 +53,7 @@ for lr in (0.5, 3.0):
 # removal) and H_i = ∇²ℓ_i (= 2 x̃ x̃ᵀ, x̃ = (x, 1)). The summed first-order estimate misses exactly
 #     K_{t2} (η_{t2}/b) H_i Δ,
 # a product of two removals (second order); for predictions nothing else is missing.
-from dve_teach.counterfactual import counterfactual_params
+from dve_teach.influence.counterfactual import counterfactual_params
 
 lsq = dt.datasets.linear_regression(n_train=sized(60, 40), n_test=10, dim=5, noise=0.1, seed=0)
 run = dt.train(dt.models.linear(5, 1), lsq.train, dt.Schedule.shuffled(len(lsq.train), 8, epochs=2),

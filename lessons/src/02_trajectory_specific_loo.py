@@ -1,41 +1,24 @@
-"""Generator of lessons/02_trajectory_specific_loo.ipynb (run from the repo root, then execute it):
+# %% [markdown]
+# # 02 · Trajectory-specific leave-one-out
+#
+# *About 25 minutes. Lessons 00 and 01 come first.*
+#
+# Lesson 01 showed that *when* a point is seen changes what it does. This lesson makes that precise.
+# The trajectory-specific leave-one-out (TSLOO) is the ground truth every later lesson approximates, and
+# here we compute it exactly, by replaying the run.
+#
+# ## Goals
+#
+# - State the definition (paper §2, Definition 1) and the two choices inside it: remove a point at
+#   **one step** or at **every occurrence**; keep the batch divisor (**zero-weight**) or not
+#   (**renormalized**).
+# - Follow the replay: the counterfactual run $\theta'_t$ equals $\theta_t$ until the removal, jumps by
+#   an exactly known amount, then drifts — and watch the divergence $\lVert\theta'_t-\theta_t\rVert$.
+# - Count what exactness costs: one replay per (point, step).
 
-    python lessons/src/02_trajectory_specific_loo.py && python lessons/execute.py 02
-
-Edit the cells here, not in the notebook: the notebook is rewritten (outputs cleared) each time.
-"""
-from __future__ import annotations
-
-from pathlib import Path
-
-from _notebook import code, md, write
-
-OUT = Path(__file__).resolve().parents[1] / "02_trajectory_specific_loo.ipynb"
-
-
-
-CELLS = [
-    md(r"""
-# 02 · Trajectory-specific leave-one-out
-
-*About 25 minutes. Lessons 00 and 01 come first.*
-
-Lesson 01 showed that *when* a point is seen changes what it does. This lesson makes that precise.
-The trajectory-specific leave-one-out (TSLOO) is the ground truth every later lesson approximates, and
-here we compute it exactly, by replaying the run.
-
-## Goals
-
-- State the definition (paper §2, Definition 1) and the two choices inside it: remove a point at
-  **one step** or at **every occurrence**; keep the batch divisor (**zero-weight**) or not
-  (**renormalized**).
-- Follow the replay: the counterfactual run $\theta'_t$ equals $\theta_t$ until the removal, jumps by
-  an exactly known amount, then drifts — and watch the divergence $\lVert\theta'_t-\theta_t\rVert$.
-- Count what exactness costs: one replay per (point, step).
-"""),
-    code(r"""
-%matplotlib inline
-%config InlineBackend.figure_formats = ['png']
+# %%
+# %matplotlib inline
+# %config InlineBackend.figure_formats = ['png']
 import time
 
 import numpy as np
@@ -43,37 +26,37 @@ import torch
 
 import dve_teach as dt
 from dve_teach import plots, widgets
-from dve_teach.counterfactual import counterfactual_params, divergence, divergences
+from dve_teach.influence.counterfactual import counterfactual_params, divergence, divergences
 
 np.random.seed(0); torch.manual_seed(0)   # seed everything (the order below has its own seed)
 torch.set_num_threads(1)                  # tiny models: one thread is fastest (and fair to other users)
 sized = dt.config.sized                   # sized(full, fast): smaller problems when DVE_TEACH_FAST=1
-"""),
-    md(r"""
-## The definition
 
-Give every point of every batch a weight $w_j$ in the SGD step (the recorded run has all $w_j = 1$):
+# %% [markdown]
+# ## The definition
+#
+# Give every point of every batch a weight $w_j$ in the SGD step (the recorded run has all $w_j = 1$):
+#
+# $$\theta_{t+1} = \theta_t - \eta_t\Big(\frac1b\sum_{j\in B_t} w_j\,\nabla\ell(\theta_t, z_j) + \lambda\,\theta_t\Big).$$
+#
+# The **counterfactual run** $\theta'_0, \dots, \theta'_T$ starts from the same $\theta'_0 = \theta_0$,
+# visits the same batches with the same step sizes, and differs in one thing only: $w_i = 0$ at step $s$,
+# where $z_i \in B_s$. Then
+#
+# $$\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z),$$
+#
+# positive when removing $z_i$ *raises* the test loss, i.e. when $z_i$ **helped** (paper §2, Definition 1,
+# which credits Hara et al., 2019). Two variants matter in practice:
+#
+# - **every occurrence**: $w_i = 0$ at every step whose batch holds $z_i$ (a point is seen once per epoch);
+# - **renormalized**: the affected batch divides by $|B_s| - 1$ instead of $b$ — what a data loader that
+#   drops the point would do. The default, dividing by $b$ still, is **zero-weight**; it matches the
+#   paper's sum-over-the-batch convention (its step size is our $\eta_t/b$).
+#
+# Unlike the classical leave-one-out, which retrains from scratch (new random order, new noise), TSLOO
+# holds the whole trajectory fixed, so the only difference between the two runs is the point.
 
-$$\theta_{t+1} = \theta_t - \eta_t\Big(\frac1b\sum_{j\in B_t} w_j\,\nabla\ell(\theta_t, z_j) + \lambda\,\theta_t\Big).$$
-
-The **counterfactual run** $\theta'_0, \dots, \theta'_T$ starts from the same $\theta'_0 = \theta_0$,
-visits the same batches with the same step sizes, and differs in one thing only: $w_i = 0$ at step $s$,
-where $z_i \in B_s$. Then
-
-$$\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z),$$
-
-positive when removing $z_i$ *raises* the test loss, i.e. when $z_i$ **helped** (paper §2, Definition 1,
-which credits Hara et al., 2019). Two variants matter in practice:
-
-- **every occurrence**: $w_i = 0$ at every step whose batch holds $z_i$ (a point is seen once per epoch);
-- **renormalized**: the affected batch divides by $|B_s| - 1$ instead of $b$ — what a data loader that
-  drops the point would do. The default, dividing by $b$ still, is **zero-weight**; it matches the
-  paper's sum-over-the-batch convention (its step size is our $\eta_t/b$).
-
-Unlike the classical leave-one-out, which retrains from scratch (new random order, new noise), TSLOO
-holds the whole trajectory fixed, so the only difference between the two runs is the point.
-"""),
-    code(r"""
+# %%
 split = dt.datasets.moons(n_train=sized(100, 60), n_test=sized(100, 50), seed=0)
 model = dt.models.mlp((2, 16, 2), seed=0)
 n, batch_size, epochs, lr = len(split.train), 10, 3, 0.5
@@ -83,15 +66,15 @@ T = traj.T
 p = int(traj.test_losses(split.train).argmax())        # the training point the final model fits worst
 occurrences = schedule.occurrences(p)
 print(f"T = {T} steps of {batch_size}; point {p} (label {int(split.train.y[p])}) is used at steps {occurrences}")
-"""),
-    md(r"""
-## The key figure
 
-Remove point $p$ at each of its three steps in turn, and at all three at once. Left: the divergence
-$\lVert\theta'_t-\theta_t\rVert$ along training (log scale; it is exactly zero before the removal, so
-those steps are not drawn). Right: the resulting TSLOO, averaged over the test set.
-"""),
-    code(r"""
+# %% [markdown]
+# ## The key figure
+#
+# Remove point $p$ at each of its three steps in turn, and at all three at once. Left: the divergence
+# $\lVert\theta'_t-\theta_t\rVert$ along training (log scale; it is exactly zero before the removal, so
+# those steps are not drawn). Right: the resulting TSLOO, averaged over the test set.
+
+# %%
 removals = {f"step {s}": [s] for s in occurrences} | {"every occurrence": None}
 curves = {name: divergence(traj, p, None if steps is None else steps[0]) for name, steps in removals.items()}
 values = {name: float(dt.exact_loo(traj, split.test, [p], steps)[0].mean()) for name, steps in removals.items()}
@@ -104,20 +87,20 @@ with plots.style():
     ax[0, 1].axhline(0, color="0.5", lw=0.6)
     ax[0, 1].set(ylabel="mean TSLOO (> 0: helped)", title="effect on the test loss")
 fig
-"""),
-    md(r"""
-## The replay, step by step
 
-What `dt.exact_loo` computes, and `counterfactual_params` returns as the whole path $\theta'_0,\dots,\theta'_T$:
+# %% [markdown]
+# ## The replay, step by step
+#
+# What `dt.exact_loo` computes, and `counterfactual_params` returns as the whole path $\theta'_0,\dots,\theta'_T$:
+#
+# 1. For $t \le s$ nothing differs: $\theta'_t = \theta_t$ (the replay starts from the stored $\theta_s$).
+# 2. At step $s$ both runs start from $\theta_s$, so the first difference is known exactly:
+#    $\delta = \theta'_{s+1} - \theta_{s+1} = \frac{\eta_s}{b}\,\nabla\ell(\theta_s, z_i)$.
+# 3. From there each run takes its own SGD steps, and $\mathrm{TSLOO} = \ell(\theta'_T, z) - \ell(\theta_T, z)$.
+#
+# The next cell checks all three against the recorded run.
 
-1. For $t \le s$ nothing differs: $\theta'_t = \theta_t$ (the replay starts from the stored $\theta_s$).
-2. At step $s$ both runs start from $\theta_s$, so the first difference is known exactly:
-   $\delta = \theta'_{s+1} - \theta_{s+1} = \frac{\eta_s}{b}\,\nabla\ell(\theta_s, z_i)$.
-3. From there each run takes its own SGD steps, and $\mathrm{TSLOO} = \ell(\theta'_T, z) - \ell(\theta_T, z)$.
-
-The next cell checks all three against the recorded run.
-"""),
-    code(r"""
+# %% tags=["nbval-check-output"]
 s = occurrences[0]
 theta = torch.stack([traj.params(t) for t in range(T + 1)])        # recorded θ_0 ... θ_T: [T+1, P]
 theta_prime = counterfactual_params(traj, p, s)                     # counterfactual θ'_0 ... θ'_T
@@ -127,21 +110,21 @@ tsloo = traj.objective.losses(theta_prime[-1], split.test.X, split.test.y) - tra
 print("1. θ'_t = θ_t for every t <= s:", torch.equal(theta_prime[:s + 1], theta[:s + 1]))
 print("2. θ'_{s+1} - θ_{s+1} = (η/b)·∇ℓ(θ_s, z_p):", torch.allclose(theta_prime[s + 1] - theta[s + 1], delta, atol=1e-12))
 print("3. ℓ(θ'_T) - ℓ(θ_T) = dt.exact_loo:", torch.allclose(tsloo, dt.exact_loo(traj, split.test, [p], [s])[0], atol=1e-12))
-""", "nbval-check-output"),
-    md(r"""
-## After the removal: how much of the kick survives?
 
-After step $s$ the gap evolves by the SGD step's Jacobian. By the mean value theorem
+# %% [markdown]
+# ## After the removal: how much of the kick survives?
+#
+# After step $s$ the gap evolves by the SGD step's Jacobian. By the mean value theorem
+#
+# $$\theta'_{t+1} - \theta_{t+1} = \big(I - \eta_t(\bar H_t + \lambda I)\big)\,(\theta'_t - \theta_t),$$
+#
+# with $\bar H_t$ the batch Hessian averaged along the segment between $\theta_t$ and $\theta'_t$. Directions
+# of positive curvature shrink (when $\eta_t h < 2$), flat ones keep their size, negative curvature
+# grows. Lesson 03 builds its approximation on exactly this product. Here is the surviving fraction
+# $\lVert\theta'_T-\theta_T\rVert / \lVert\delta\rVert$ for **every** (point, step) of the run —
+# one batched replay per removal.
 
-$$\theta'_{t+1} - \theta_{t+1} = \big(I - \eta_t(\bar H_t + \lambda I)\big)\,(\theta'_t - \theta_t),$$
-
-with $\bar H_t$ the batch Hessian averaged along the segment between $\theta_t$ and $\theta'_t$. Directions
-of positive curvature shrink (when $\eta_t h < 2$), flat ones keep their size, negative curvature
-grows. Lesson 03 builds its approximation on exactly this product. Here is the surviving fraction
-$\lVert\theta'_T-\theta_T\rVert / \lVert\delta\rVert$ for **every** (point, step) of the run —
-one batched replay per removal.
-"""),
-    code(r"""
+# %%
 points, steps = schedule.occurrence_pairs()                          # every (point, step), in step order
 gaps = divergences(traj, points, steps)                              # [n_occurrences, T+1]
 kick = gaps[torch.arange(len(steps)), torch.tensor(steps) + 1]      # ‖δ‖, the jump at s+1
@@ -154,20 +137,20 @@ with plots.style():
     ax[0, 0].scatter(steps, survival, s=6, alpha=0.5, color=plots.COLORS[0])
     ax[0, 0].set(xlabel="removal step s", ylabel="‖θ'_T − θ_T‖ / ‖δ‖", title="what is left of the kick at the end")
 fig
-"""),
-    md(r"""
-The later the removal, the less training is left to absorb it — the recency effect of lesson 01. An
-early kick is mostly absorbed, but not entirely: the run that follows is a different run.
-"""),
-    md(r"""
-## One step or every occurrence?
 
-Removing $z_i$ at every occurrence applies several kicks. For small kicks the effects add to first
-order, $\mathrm{TSLOO}^{\text{all}}(z_i) \approx \sum_{s:\,z_i\in B_s}\mathrm{TSLOO}^{(s)}(z_i)$; the
-difference is an interaction, second order in the kicks. `dt.exact_loo` with `steps=None` removes every
-occurrence; with a list of steps, one occurrence per row.
-"""),
-    code(r"""
+# %% [markdown]
+# The later the removal, the less training is left to absorb it — the recency effect of lesson 01. An
+# early kick is mostly absorbed, but not entirely: the run that follows is a different run.
+
+# %% [markdown]
+# ## One step or every occurrence?
+#
+# Removing $z_i$ at every occurrence applies several kicks. For small kicks the effects add to first
+# order, $\mathrm{TSLOO}^{\text{all}}(z_i) \approx \sum_{s:\,z_i\in B_s}\mathrm{TSLOO}^{(s)}(z_i)$; the
+# difference is an interaction, second order in the kicks. `dt.exact_loo` with `steps=None` removes every
+# occurrence; with a list of steps, one occurrence per row.
+
+# %%
 start = time.perf_counter()
 per_step = dt.exact_loo(traj, split.test, points, steps).mean(1)     # one replay per (point, step)
 seconds = time.perf_counter() - start
@@ -181,26 +164,26 @@ with plots.style():
     plots.fidelity_scatter(ax[0, 0], summed, every, "sum of single-step TSLOO")
     ax[0, 0].set_xlabel("TSLOO, every occurrence removed")
 fig
-"""),
-    code(r"""
+
+# %% tags=["nbval-check-output"]
 print("single-step TSLOO add up to the every-occurrence TSLOO (Spearman > 0.95):", bool(agreement["spearman"] > 0.95))
-""", "nbval-check-output"),
-    md(r"""
-## Zero-weight or renormalized?
 
-With $m = |B_s|$ points in the batch and $S = \sum_{j\in B_s}\nabla\ell(\theta_s, z_j)$, the first
-difference is (`dve_teach.trajectory.removal_directions`)
+# %% [markdown]
+# ## Zero-weight or renormalized?
+#
+# With $m = |B_s|$ points in the batch and $S = \sum_{j\in B_s}\nabla\ell(\theta_s, z_j)$, the first
+# difference is (`dve_teach.training.trajectory.removal_directions`)
+#
+# $$\delta^{\text{zero-weight}} = \frac{\eta_s}{b}\,g_i, \qquad
+# \delta^{\text{renorm}} = \eta_s\Big[\frac{g_i}{m-1} - S\Big(\frac1{m-1} - \frac1b\Big)\Big]
+# \;\overset{m=b}{=}\; \frac{\eta_s}{b-1}\,\big(g_i - \bar g_s\big),$$
+#
+# with $\bar g_s = S/b$ the batch's mean gradient. Renormalizing removes the point *and* rescales the
+# others, so $\delta^{\text{renorm}} = \frac{b}{b-1}\,\delta^{\text{zero-weight}} - \frac{\eta_s}{b-1}\,\bar g_s$:
+# a rescaling plus a shift **shared by every point of the batch**. To first order the two variants rank
+# the points of one batch identically and differ by a per-step offset.
 
-$$\delta^{\text{zero-weight}} = \frac{\eta_s}{b}\,g_i, \qquad
-\delta^{\text{renorm}} = \eta_s\Big[\frac{g_i}{m-1} - S\Big(\frac1{m-1} - \frac1b\Big)\Big]
-\;\overset{m=b}{=}\; \frac{\eta_s}{b-1}\,\big(g_i - \bar g_s\big),$$
-
-with $\bar g_s = S/b$ the batch's mean gradient. Renormalizing removes the point *and* rescales the
-others, so $\delta^{\text{renorm}} = \frac{b}{b-1}\,\delta^{\text{zero-weight}} - \frac{\eta_s}{b-1}\,\bar g_s$:
-a rescaling plus a shift **shared by every point of the batch**. To first order the two variants rank
-the points of one batch identically and differ by a per-step offset.
-"""),
-    code(r"""
+# %%
 renorm = dt.exact_loo(traj, split.test, points, steps, renormalize=True).mean(1)
 offset = renorm - batch_size / (batch_size - 1) * per_step          # should be ≈ one number per step
 step_of = torch.tensor(steps)
@@ -215,19 +198,19 @@ with plots.style():
     ax[0, 1].scatter(steps, offset, s=8, color=plots.COLORS[0])
     ax[0, 1].set(xlabel="step s", ylabel="renorm − b/(b−1)·zero-weight", title="one shared offset per step")
 fig
-"""),
-    code(r"""
-print("renormalized ≈ b/(b-1) · zero-weight + one offset per batch:", bool(within < 0.25 * across))
-""", "nbval-check-output"),
-    md(r"""
-## The cost of doing it exactly
 
-One exact TSLOO value for $(z_i, s)$ is one replay of $T - s$ steps. Every (point, step) of a run
-with $N$ points and $E$ epochs is $N E$ replays, about $N E\,T/2$ SGD steps — $N E/2$ times the cost
-of training itself. Running many replays side by side (`exact_loo` vmaps them in chunks) only divides
-this by a constant.
-"""),
-    code(r"""
+# %% tags=["nbval-check-output"]
+print("renormalized ≈ b/(b-1) · zero-weight + one offset per batch:", bool(within < 0.25 * across))
+
+# %% [markdown]
+# ## The cost of doing it exactly
+#
+# One exact TSLOO value for $(z_i, s)$ is one replay of $T - s$ steps. Every (point, step) of a run
+# with $N$ points and $E$ epochs is $N E$ replays, about $N E\,T/2$ SGD steps — $N E/2$ times the cost
+# of training itself. Running many replays side by side (`exact_loo` vmaps them in chunks) only divides
+# this by a constant.
+
+# %%
 start = time.perf_counter()
 dt.train(model, split.train, schedule, lr)
 train_seconds = time.perf_counter() - start
@@ -238,63 +221,57 @@ print(f"exact TSLOO for all {len(points)} (point, step) pairs: {replayed} replay
 N, b = 10**6, 1000
 print(f"one epoch over a million points with b = {b}: {N * (N // b) // 2:.1e} replayed steps "
       f"= {N // 2:.0e} trainings")
-"""),
-    md(r"""
-That is why lessons 03 and 04 replace the replays by one backward pass over the trajectory.
-"""),
-    md(r"""
-## Explore: `RemovalExplorer`
 
-Choose a training point and the step to remove it at (or every occurrence), and switch between
-zero-weight and renormalized. The widget shows the divergence curve and the TSLOO on every test point;
-the figure below is its own `figure()` for point $p$ removed everywhere.
-"""),
-    code(r"""
+# %% [markdown]
+# That is why lessons 03 and 04 replace the replays by one backward pass over the trajectory.
+
+# %% [markdown]
+# ## Explore: `RemovalExplorer`
+#
+# Choose a training point and the step to remove it at (or every occurrence), and switch between
+# zero-weight and renormalized. The widget shows the divergence curve and the TSLOO on every test point;
+# the figure below is its own `figure()` for point $p$ removed everywhere.
+
+# %%
 explorer = widgets.RemovalExplorer(traj, split.test, point=p)
 explorer.model.figure()
-"""),
-    code(r"""
+
+# %%
 explorer
-"""),
-    md(r"""
-Things to try: a point removed in its first epoch vs its last; a point whose TSLOO changes sign between
-its occurrences; the same removal with *renormalize* on — the curve's start changes, then what?
-"""),
-    md(r"""
-## What you learned
 
-- $\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z)$: replay the recorded run with
-  $w_i = 0$ at step $s$ (or at every occurrence), everything else fixed. Positive = the point helped.
-- The counterfactual equals the run until the removal, jumps by exactly $\frac{\eta_s}{b}\nabla\ell(\theta_s, z_i)$,
-  then evolves by $(I - \eta_t(\bar H_t+\lambda I))$ step after step: late kicks survive, early ones are
-  largely absorbed.
-- Removing every occurrence ≈ the sum of single-step removals. Renormalizing ≈ rescaling by
-  $b/(b-1)$ plus one offset per batch.
-- Exact values cost one replay per (point, step): $\approx N E/2$ trainings for all of them.
+# %% [markdown]
+# Things to try: a point removed in its first epoch vs its last; a point whose TSLOO changes sign between
+# its occurrences; the same removal with *renormalize* on — the curve's start changes, then what?
 
-## Exercises
+# %% [markdown]
+# ## What you learned
+#
+# - $\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z)$: replay the recorded run with
+#   $w_i = 0$ at step $s$ (or at every occurrence), everything else fixed. Positive = the point helped.
+# - The counterfactual equals the run until the removal, jumps by exactly $\frac{\eta_s}{b}\nabla\ell(\theta_s, z_i)$,
+#   then evolves by $(I - \eta_t(\bar H_t+\lambda I))$ step after step: late kicks survive, early ones are
+#   largely absorbed.
+# - Removing every occurrence ≈ the sum of single-step removals. Renormalizing ≈ rescaling by
+#   $b/(b-1)$ plus one offset per batch.
+# - Exact values cost one replay per (point, step): $\approx N E/2$ trainings for all of them.
+#
+# ## Exercises
+#
+# 1. **Which epoch matters most?** Use `per_step`, `steps` and `epoch` from above: average
+#    $|\mathrm{TSLOO}|$ over the occurrences of each epoch. Which epoch dominates, and how does that fit
+#    the surviving fractions?
+# 2. **Inside a batch vs between batches.** (a) Reverse the order of the points *inside* every batch
+#    (`dt.Schedule(reversed_batches, batch_size, n)`) and check that $\theta_T$ does not change.
+#    (b) Move point $p$'s last occurrence to another batch (`schedule.move(p, s_from, s_to)`), retrain
+#    and compare its single-step TSLOO before and after.
+# 3. **Learning rate and memory.** Retrain with `lr` 0.1 and 1.0, remove $p$ at its first occurrence and
+#    plot `divergence(...) / ‖δ‖`. Does more of the kick survive with a smaller step? Explain with
+#    $\lVert I - \eta H\rVert$ (and think about how many steps each run has to absorb it).
+#
+# Solutions: run `%load solutions/02_trajectory_specific_loo_solutions.py` in a new cell (it reuses this
+# lesson's variables when they exist).
 
-1. **Which epoch matters most?** Use `per_step`, `steps` and `epoch` from above: average
-   $|\mathrm{TSLOO}|$ over the occurrences of each epoch. Which epoch dominates, and how does that fit
-   the surviving fractions?
-2. **Inside a batch vs between batches.** (a) Reverse the order of the points *inside* every batch
-   (`dt.Schedule(reversed_batches, batch_size, n)`) and check that $\theta_T$ does not change.
-   (b) Move point $p$'s last occurrence to another batch (`schedule.move(p, s_from, s_to)`), retrain
-   and compare its single-step TSLOO before and after.
-3. **Learning rate and memory.** Retrain with `lr` 0.1 and 1.0, remove $p$ at its first occurrence and
-   plot `divergence(...) / ‖δ‖`. Does more of the kick survive with a smaller step? Explain with
-   $\lVert I - \eta H\rVert$ (and think about how many steps each run has to absorb it).
-
-Solutions: run `%load solutions/02_trajectory_specific_loo_solutions.py` in a new cell (it reuses this
-lesson's variables when they exist).
-"""),
-    md(r"""
----
-Next: [03 · Unrolling SGD](03_unrolling_sgd.ipynb) — approximate every TSLOO at once from one reverse
-sweep with Hessian-vector products.
-"""),
-]
-
-
-if __name__ == "__main__":
-    write(CELLS, OUT, "l02")
+# %% [markdown]
+# ---
+# Next: [03 · Unrolling SGD](03_unrolling_sgd.ipynb) — approximate every TSLOO at once from one reverse
+# sweep with Hessian-vector products.

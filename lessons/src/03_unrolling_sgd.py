@@ -1,48 +1,31 @@
-#!/usr/bin/env python3
-"""Write lessons/03_unrolling_sgd.ipynb (unexecuted). Then run: python lessons/execute.py 03
+# %% [markdown]
+# # Lesson 03 — Unrolling SGD: leave-one-out to first order
+#
+# Lesson 02 answered "what if point $i$ had not been in step $t$'s batch?" by replaying training:
+# exact, but one full replay per question. This lesson derives the **first-order answer** that needs
+# no replay at all, and finds out when it can be trusted.
+#
+# ## Goals
+#
+# After this lesson (about 25 minutes) you can
+#
+# 1. derive the first-order expansion of trajectory-specific LOO and the product $\prod_k (I-\eta_k H_k)$ in it;
+# 2. compute Hessian-vector products without ever forming a Hessian;
+# 3. explain the **reverse sweep** (SGD-influence, Hara et al. 2019) that scores every training point with one backward pass;
+# 4. say where the first-order answer breaks — large learning rates and outliers — and where it is
+#    exact (linear least squares, for predictions).
+#
+# Paper: Wang et al., ICLR 2025, §3.1 (Eq. 1); Hara, Nitanda & Maehara, NeurIPS 2019.
 
-Cell ids are fixed so that regenerating gives a small diff. Cells tagged `nbval-check-output`
-print summaries that do not depend on DVE_TEACH_FAST (stored outputs come from full mode).
-"""
-from __future__ import annotations
-
-from pathlib import Path
-
-from _notebook import collector, write
-
-OUT = Path(__file__).resolve().parents[1] / "03_unrolling_sgd.ipynb"
-CELLS, md, code = collector()
-
-
-md(r"""
-# Lesson 03 — Unrolling SGD: leave-one-out to first order
-
-Lesson 02 answered "what if point $i$ had not been in step $t$'s batch?" by replaying training:
-exact, but one full replay per question. This lesson derives the **first-order answer** that needs
-no replay at all, and finds out when it can be trusted.
-
-## Goals
-
-After this lesson (about 25 minutes) you can
-
-1. derive the first-order expansion of trajectory-specific LOO and the product $\prod_k (I-\eta_k H_k)$ in it;
-2. compute Hessian-vector products without ever forming a Hessian;
-3. explain the **reverse sweep** (SGD-influence, Hara et al. 2019) that scores every training point with one backward pass;
-4. say where the first-order answer breaks — large learning rates and outliers — and where it is
-   exact (linear least squares, for predictions).
-
-Paper: Wang et al., ICLR 2025, §3.1 (Eq. 1); Hara, Nitanda & Maehara, NeurIPS 2019.
-""")
-
-code(r"""
-%matplotlib inline
-%config InlineBackend.figure_formats = ['png']
+# %%
+# %matplotlib inline
+# %config InlineBackend.figure_formats = ['png']
 import numpy as np
 import torch
 
 import dve_teach as dt
 from dve_teach import explain, plots
-from dve_teach.counterfactual import counterfactual_params, divergences
+from dve_teach.influence.counterfactual import counterfactual_params, divergences
 from dve_teach.widgets import LearningRateExplorer, Problem
 
 torch.manual_seed(0)
@@ -50,19 +33,17 @@ np.random.seed(0)
 torch.set_num_threads(1)         # tiny models: extra threads only add overhead
 sized = dt.config.sized          # sized(full, fast): smaller problems when DVE_TEACH_FAST=1
 print("dve_teach", dt.__version__, "| fast mode:", dt.config.fast_mode())
-""")
 
-md(r"""
-## The key figure
+# %% [markdown]
+# ## The key figure
+#
+# A small tanh network on 2-D moons, trained with SGD at several learning rates. For each run we
+# remove each of 40 training points (at every step where it appears), replay exactly, and compare
+# the change in mean test loss with the first-order estimate of this lesson. Left: the
+# estimate against the truth at learning rate 0.5. Right: the rank correlation at each learning
+# rate. At small steps the two agree almost perfectly; at large steps the estimate falls apart.
 
-A small tanh network on 2-D moons, trained with SGD at several learning rates. For each run we
-remove each of 40 training points (at every step where it appears), replay exactly, and compare
-the change in mean test loss with the first-order estimate of this lesson. Left: the
-estimate against the truth at learning rate 0.5. Right: the rank correlation at each learning
-rate. At small steps the two agree almost perfectly; at large steps the estimate falls apart.
-""")
-
-code(r"""
+# %%
 split = dt.datasets.moons(n_train=sized(100, 60), n_test=sized(50, 30), seed=0)
 problem = Problem(dt.models.mlp((2, 16, 2), seed=0), split.train, split.test,
                   lr=0.5, batch_size=16, epochs=3)
@@ -73,53 +54,49 @@ for lr in (0.05, 0.1, 0.2, 1.0, 1.5, 2.0, 2.5, 3.0, 0.5):   # each: train, exact
     lr_model.lr = lr
     rho[lr] = lr_model.update()["spearman"]    # results are cached by learning rate
 lr_model.figure()                              # the same figure as the widget's, at lr 0.5
-""")
 
-md(r"""
-## 1. The first-order expansion
+# %% [markdown]
+# ## 1. The first-order expansion
+#
+# Training runs $\theta_{t+1} = \theta_t - \eta_t\big(\tfrac1b\sum_{j\in B_t} w_j\,\nabla\ell(\theta_t, z_j) + \lambda\theta_t\big)$
+# with every $w_j = 1$ (batch size $b$, learning rate $\eta_t$, weight decay $\lambda$).
+# Removing point $i$ at step $t$ sets $w_i = 0$ there. Both runs stand at the same $\theta_t$, so right
+# after the removal they differ by exactly
+#
+# $$\delta_{i,t} = \theta'_{t+1} - \theta_{t+1} = \frac{\eta_t}{b}\,\nabla\ell(\theta_t, z_i).$$
+#
+# Every later step applies the *same* map $\phi_k(\theta) = \theta - \eta_k(\nabla L_k(\theta) + \lambda\theta)$
+# to both runs ($L_k$ is step $k$'s batch loss). A small difference $\Delta$ goes through it as
+#
+# $$\phi_k(\theta_k + \Delta) - \phi_k(\theta_k) = \big(I - \eta_k(H_k + \lambda I)\big)\Delta + O(\|\Delta\|^2),
+# \qquad H_k = \nabla^2 L_k(\theta_k).$$
+#
+# Dropping the $O(\|\Delta\|^2)$ terms at every step and chaining to the end:
+#
+# $$\theta'_T - \theta_T \approx K_t\,\delta_{i,t}, \qquad
+# K_t = \big(I - \eta_{T-1}(H_{T-1} + \lambda I)\big)\cdots\big(I - \eta_{t+1}(H_{t+1} + \lambda I)\big),$$
+#
+# with **later steps on the left** (the $H_k$ do not commute, so the order matters). One more
+# first-order step for the test loss $m$:
+#
+# $$\mathrm{TSLOO}(i, t) = m(\theta'_T) - m(\theta_T) \approx \nabla m(\theta_T)^\top K_t\,\delta_{i,t}.$$
+#
+# This is Eq. (1) of the paper (§3.1), which credits it to Hara et al. (2019). The paper writes SGD
+# with a *sum* over the batch, so its step size is our $\eta_t / b$.
 
-Training runs $\theta_{t+1} = \theta_t - \eta_t\big(\tfrac1b\sum_{j\in B_t} w_j\,\nabla\ell(\theta_t, z_j) + \lambda\theta_t\big)$
-with every $w_j = 1$ (batch size $b$, learning rate $\eta_t$, weight decay $\lambda$).
-Removing point $i$ at step $t$ sets $w_i = 0$ there. Both runs stand at the same $\theta_t$, so right
-after the removal they differ by exactly
-
-$$\delta_{i,t} = \theta'_{t+1} - \theta_{t+1} = \frac{\eta_t}{b}\,\nabla\ell(\theta_t, z_i).$$
-
-Every later step applies the *same* map $\phi_k(\theta) = \theta - \eta_k(\nabla L_k(\theta) + \lambda\theta)$
-to both runs ($L_k$ is step $k$'s batch loss). A small difference $\Delta$ goes through it as
-
-$$\phi_k(\theta_k + \Delta) - \phi_k(\theta_k) = \big(I - \eta_k(H_k + \lambda I)\big)\Delta + O(\|\Delta\|^2),
-\qquad H_k = \nabla^2 L_k(\theta_k).$$
-
-Dropping the $O(\|\Delta\|^2)$ terms at every step and chaining to the end:
-
-$$\theta'_T - \theta_T \approx K_t\,\delta_{i,t}, \qquad
-K_t = \big(I - \eta_{T-1}(H_{T-1} + \lambda I)\big)\cdots\big(I - \eta_{t+1}(H_{t+1} + \lambda I)\big),$$
-
-with **later steps on the left** (the $H_k$ do not commute, so the order matters). One more
-first-order step for the test loss $m$:
-
-$$\mathrm{TSLOO}(i, t) = m(\theta'_T) - m(\theta_T) \approx \nabla m(\theta_T)^\top K_t\,\delta_{i,t}.$$
-
-This is Eq. (1) of the paper (§3.1), which credits it to Hara et al. (2019). The paper writes SGD
-with a *sum* over the batch, so its step size is our $\eta_t / b$.
-""")
-
-code(r"""
+# %%
 schedule = dt.Schedule.shuffled(len(split.train), batch_size=16, epochs=3, seed=0)
 traj = dt.train(problem.model, split.train, schedule, lr=0.5)
 traj
-""")
 
-md(r"""
-## 2. The product, made explicit
+# %% [markdown]
+# ## 2. The product, made explicit
+#
+# This network has only $P = 82$ parameters, so we can afford to build every $H_k$ and multiply the
+# $P\times P$ matrices. `dt.explain` does exactly the formulas above; `counterfactual_params` is the
+# exact replay of lesson 02.
 
-This network has only $P = 82$ parameters, so we can afford to build every $H_k$ and multiply the
-$P\times P$ matrices. `dt.explain` does exactly the formulas above; `counterfactual_params` is the
-exact replay of lesson 02.
-""")
-
-code(r"""
+# %%
 t = 2                                             # the removal step
 i = traj.schedule.batches[t][0]                   # a point in that step's batch
 delta = explain.removal_direction(traj, i, t)     # δ_{i,t} = (η_t / b) ∇ℓ(θ_t, z_i), exact
@@ -128,72 +105,66 @@ moved = counterfactual_params(traj, i, t)[-1] - traj.final      # exact θ'_T �
 print(f"point {i} removed at step {t}; {traj.T - t - 1} later steps; K_t is {K.shape[0]} x {K.shape[1]}")
 print(f"|δ| = {delta.norm():.2e}, |θ'_T − θ_T| = {moved.norm():.2e}, "
       f"relative error of K_t δ: {(K @ delta - moved).norm() / moved.norm():.1%}")
-""")
 
-md(r"""
-$K_t\delta_{i,t}$ lands close to the true change, not on it: the dropped second-order terms add up.
-Notice also that $\|\theta'_T - \theta_T\|$ is *smaller* than $\|\delta\|$: with a small learning
-rate the factors $I - \eta_k H_k$ shrink directions of positive curvature, so later training partly
-repairs the removal.
+# %% [markdown]
+# $K_t\delta_{i,t}$ lands close to the true change, not on it: the dropped second-order terms add up.
+# Notice also that $\|\theta'_T - \theta_T\|$ is *smaller* than $\|\delta\|$: with a small learning
+# rate the factors $I - \eta_k H_k$ shrink directions of positive curvature, so later training partly
+# repairs the removal.
+#
+# Building $K_t$ costs $P^2$ numbers and $T$ Hessians. For a network with millions of parameters that
+# is impossible. The way out: never form $H$, only multiply by it.
+#
+# ## 3. Hessian-vector products
+#
+# $$H v = \frac{d}{d\varepsilon}\,\nabla L(\theta + \varepsilon v)\Big|_{\varepsilon = 0}$$
+#
+# is the derivative of the gradient along $v$: forward mode over reverse mode (`torch.func.jvp` of
+# `torch.func.grad`). It costs about two gradient evaluations and $O(P)$ memory. A tiny check against
+# the explicit Hessian:
 
-Building $K_t$ costs $P^2$ numbers and $T$ Hessians. For a network with millions of parameters that
-is impossible. The way out: never form $H$, only multiply by it.
-
-## 3. Hessian-vector products
-
-$$H v = \frac{d}{d\varepsilon}\,\nabla L(\theta + \varepsilon v)\Big|_{\varepsilon = 0}$$
-
-is the derivative of the gradient along $v$: forward mode over reverse mode (`torch.func.jvp` of
-`torch.func.grad`). It costs about two gradient evaluations and $O(P)$ memory. A tiny check against
-the explicit Hessian:
-""")
-
-code(r"""
+# %% tags=["nbval-check-output"]
 _, X, y = traj.batch(t)
 H = explain.batch_hessian(traj, t)                                          # explicit, P × P
 v = torch.randn(traj.flat.P, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 Hv = traj.objective.hvp(traj.params(t), X, y, traj.batch_size, v[None])[0]  # never forms H
 print("HVP equals the explicit Hessian times v:", torch.allclose(Hv, H @ v, rtol=1e-10, atol=1e-12))
 print(f"explicit H: {H.numel():,} numbers; the HVP: {Hv.numel()} numbers")
-""", check=True)
 
-md(r"""
-## 4. The reverse sweep (SGD-influence)
+# %% [markdown]
+# ## 4. The reverse sweep (SGD-influence)
+#
+# We want $\nabla m(\theta_T)^\top K_t\,\delta_{i,t}$ for **every** occurrence $(i, t)$. Read it from the
+# left: the row vector $u_t^\top = \nabla m(\theta_T)^\top K_t$ does not depend on $i$, and since each
+# $H_t$ is symmetric,
+#
+# $$u_{T-1} = \nabla m(\theta_T), \qquad u_{t-1} = \big(I - \eta_t(H_t + \lambda I)\big)\,u_t \quad\text{(one HVP per step).}$$
+#
+# So one pass backwards over the recorded run scores every training point at every step:
+#
+# ```
+# u ← ∇m(θ_T)                              # one row per test point
+# for t = T−1, …, 0:
+#     score(i, t) = δ_{i,t} · u   for i in B_t     # u before this step's update
+#     u ← u − η_t (H_t u + λ u)                    # Hessian-vector product
+# ```
+#
+# This is the linear influence estimator of Hara et al. (2019), "SGD-influence". It needs the stored
+# $\theta_t$ (or a replay of them), per-sample gradients and one HVP per step — no replay per point.
+# `dt.sgd_influence` runs it for all test points at once; its result equals the explicit product:
 
-We want $\nabla m(\theta_T)^\top K_t\,\delta_{i,t}$ for **every** occurrence $(i, t)$. Read it from the
-left: the row vector $u_t^\top = \nabla m(\theta_T)^\top K_t$ does not depend on $i$, and since each
-$H_t$ is symmetric,
-
-$$u_{T-1} = \nabla m(\theta_T), \qquad u_{t-1} = \big(I - \eta_t(H_t + \lambda I)\big)\,u_t \quad\text{(one HVP per step).}$$
-
-So one pass backwards over the recorded run scores every training point at every step:
-
-```
-u ← ∇m(θ_T)                              # one row per test point
-for t = T−1, …, 0:
-    score(i, t) = δ_{i,t} · u   for i in B_t     # u before this step's update
-    u ← u − η_t (H_t u + λ u)                    # Hessian-vector product
-```
-
-This is the linear influence estimator of Hara et al. (2019), "SGD-influence". It needs the stored
-$\theta_t$ (or a replay of them), per-sample gradients and one HVP per step — no replay per point.
-`dt.sgd_influence` runs it for all test points at once; its result equals the explicit product:
-""")
-
-code(r"""
+# %% tags=["nbval-check-output"]
 infl = dt.sgd_influence(traj, split.test)                  # Influence: one row per (point, step)
 U = traj.objective.measure_grads(traj.final, split.test)    # ∇m(θ_T) for each test point, [n_test, P]
 explicit = U @ (K @ delta)
 print("reverse sweep equals ∇m(θ_T)ᵀ K_t δ:", torch.allclose(infl.at([i], [t])[0], explicit, rtol=1e-9))
-""", check=True)
 
-md(r"""
-Now against the truth: the exact LOO of every occurrence (one replay each, batched) against the
-sweep. The scatter shows the change of the *mean* test loss; `dt.metrics.fidelity` correlates the
-two over the training points for each test point and averages (as in the paper's §5.1).
-""")
+# %% [markdown]
+# Now against the truth: the exact LOO of every occurrence (one replay each, batched) against the
+# sweep. The scatter shows the change of the *mean* test loss; `dt.metrics.fidelity` correlates the
+# two over the training points for each test point and averages (as in the paper's §5.1).
 
-code(r"""
+# %%
 points, steps = traj.schedule.occurrence_pairs()
 exact = dt.exact_loo(traj, split.test, points, steps, progress=False)   # [n_occurrences, n_test]
 fid = dt.metrics.fidelity(infl.per_occurrence, exact)
@@ -204,42 +175,37 @@ with plots.style():
     plots.fidelity_scatter(ax[0, 0], infl.per_occurrence.mean(1), exact.mean(1), "SGD-influence (mean test loss)")
     plots.fidelity_scatter(ax[0, 1], infl.per_occurrence[:, 0], exact[:, 0], "SGD-influence (test point 0)")
 fig
-""")
 
-code(r"""
+# %% tags=["nbval-check-output"]
 print("spearman above 0.95:", fid["spearman"] > 0.95, "| sign agreement above 0.95:", fid["sign_agreement"] > 0.95)
-""", check=True)
 
-md(r"""
-## 5. Where it breaks
+# %% [markdown]
+# ## 5. Where it breaks
+#
+# ### Large learning rates
+#
+# Each factor $I - \eta_k H_k$ is a linearisation of one step. It is a good one when the step map is
+# close to linear over the size of the perturbation. With a large $\eta$ two things go wrong: a
+# direction with $\eta_k\lambda_{\max}(H_k) > 2$ is *amplified* rather than damped (the "edge of
+# stability"), so differences grow, and the curvature along the two runs' paths drifts apart, so
+# $H_k$ at $\theta_k$ no longer describes the counterfactual run. The learning-rate model of the
+# widget has already trained and scored each rate of the key figure:
 
-### Large learning rates
-
-Each factor $I - \eta_k H_k$ is a linearisation of one step. It is a good one when the step map is
-close to linear over the size of the perturbation. With a large $\eta$ two things go wrong: a
-direction with $\eta_k\lambda_{\max}(H_k) > 2$ is *amplified* rather than damped (the "edge of
-stability"), so differences grow, and the curvature along the two runs' paths drifts apart, so
-$H_k$ at $\theta_k$ no longer describes the counterfactual run. The learning-rate model of the
-widget has already trained and scored each rate of the key figure:
-""")
-
-code(r"""
+# %%
 for lr in sorted(rho):
     print(f"lr {lr:4.2f}: spearman(SGD-influence, exact LOO) = {rho[lr]:.3f}")
 print("the rank correlation is lower at lr 3.0 than at lr 0.1:", rho[3.0] < rho[0.1])
-""")
 
-md(r"""
-### Outliers: a mislabelled point
+# %% [markdown]
+# ### Outliers: a mislabelled point
+#
+# The first-order error comes from the dropped $O(\|\Delta\|^2)$ terms, so it should grow like the
+# *square* of how far a removal moves the parameters. We flip the label of one training point and
+# measure, for every occurrence, the size of the move $\|\theta'_T - \theta_T\|$ (exact replay) and the
+# error of the estimate. A mislabelled point has a large gradient, so removing it moves $\theta$
+# furthest — and its estimate is the least reliable.
 
-The first-order error comes from the dropped $O(\|\Delta\|^2)$ terms, so it should grow like the
-*square* of how far a removal moves the parameters. We flip the label of one training point and
-measure, for every occurrence, the size of the move $\|\theta'_T - \theta_T\|$ (exact replay) and the
-error of the estimate. A mislabelled point has a large gradient, so removing it moves $\theta$
-furthest — and its estimate is the least reliable.
-""")
-
-code(r"""
+# %%
 flip = 11                                                    # the point we mislabel
 y_bad = split.train.y.clone()
 y_bad[flip] = 1 - y_bad[flip]
@@ -262,31 +228,28 @@ with plots.style():
     plots.fidelity_scatter(ax[0, 1], est_bad, exact_bad, "SGD-influence")
     ax[0, 1].plot(exact_bad[is_flip], est_bad[is_flip], "*", ms=12, color=plots.COLORS[3])
 fig
-""")
 
-code(r"""
+# %% tags=["nbval-check-output"]
 print("error grows roughly like the squared move (slope between 1.5 and 3):", 1.5 < slope < 3)
 print("removing the mislabelled point (at one of its steps) moves θ more than 95% of all removals do:",
       bool(move[is_flip].max() > move.quantile(0.95)))
-""", check=True)
 
-md(r"""
-The reviewers of the paper raised exactly this: a first-order expansion is least trustworthy for
-the most influential points (OpenReview discussion of the paper) — which are often the ones you want to find.
+# %% [markdown]
+# The reviewers of the paper raised exactly this: a first-order expansion is least trustworthy for
+# the most influential points (OpenReview discussion of the paper) — which are often the ones you want to find.
+#
+# ## 6. Where it is exact: linear least squares
+#
+# For a linear model with squared loss, one SGD step is an *affine* map of $\theta$: the Hessians
+# $H_k$ do not depend on $\theta$ and there are no $O(\|\Delta\|^2)$ terms. So for a removal at one step
+#
+# * $\theta'_T - \theta_T = K_t\,\delta_{i,t}$ **exactly**, and so is any *prediction* $f(\theta) = x^\top\theta$, linear in $\theta$;
+# * the *loss* $\ell = (f - y)^2$ is quadratic in $f$: $\Delta\ell = 2(f - y)\Delta f + (\Delta f)^2$.
+#   The first-order estimate keeps only the first term, so it is off by exactly $(\Delta f)^2 \ge 0$.
+#
+# `measure=` replaces the test loss by any function of the model — here the prediction.
 
-## 6. Where it is exact: linear least squares
-
-For a linear model with squared loss, one SGD step is an *affine* map of $\theta$: the Hessians
-$H_k$ do not depend on $\theta$ and there are no $O(\|\Delta\|^2)$ terms. So for a removal at one step
-
-* $\theta'_T - \theta_T = K_t\,\delta_{i,t}$ **exactly**, and so is any *prediction* $f(\theta) = x^\top\theta$, linear in $\theta$;
-* the *loss* $\ell = (f - y)^2$ is quadratic in $f$: $\Delta\ell = 2(f - y)\Delta f + (\Delta f)^2$.
-  The first-order estimate keeps only the first term, so it is off by exactly $(\Delta f)^2 \ge 0$.
-
-`measure=` replaces the test loss by any function of the model — here the prediction.
-""")
-
-code(r"""
+# %% tags=["nbval-check-output"]
 lsq = dt.datasets.linear_regression(n_train=sized(60, 40), n_test=10, dim=5, noise=0.1, seed=0)
 traj_lsq = dt.train(dt.models.linear(5, 1), lsq.train, dt.Schedule.shuffled(len(lsq.train), 8, epochs=2),
                     lr=0.1, loss="mse")
@@ -299,55 +262,46 @@ est_loss = dt.sgd_influence(traj_lsq, lsq.test).per_occurrence
 print("predictions: first order is exact:", torch.allclose(est_pred, d_pred, rtol=1e-8, atol=1e-14))
 print("loss: exact − first order equals (Δ prediction)²:", torch.allclose(d_loss - est_loss, d_pred ** 2, rtol=1e-6, atol=1e-14))
 print("so the first-order loss change is never above the true one:", bool((d_loss >= est_loss - 1e-15).all()))
-""", check=True)
 
-md(r"""
-## The widget: learning rate → fidelity
+# %% [markdown]
+# ## The widget: learning rate → fidelity
+#
+# Drag the learning rate (the run retrains when you release the slider, about a second). Left: the
+# estimate against the exact LOO of 40 training points; right: the rank correlation of every rate you
+# have tried. Find the rate at which the first-order picture stops being useful.
 
-Drag the learning rate (the run retrains when you release the slider, about a second). Left: the
-estimate against the exact LOO of 40 training points; right: the rank correlation of every rate you
-have tried. Find the rate at which the first-order picture stops being useful.
-""")
-
-code(r"""
+# %%
 explorer.refresh()      # redraw with every learning rate tried above
 explorer
-""")
 
-md(r"""
-## What you learned
+# %% [markdown]
+# ## What you learned
+#
+# * A removal at step $t$ changes $\theta_{t+1}$ by exactly $\delta_{i,t} = \frac{\eta_t}{b}\nabla\ell(\theta_t, z_i)$;
+#   to first order, the rest of training multiplies it by $K_t = \prod_{k>t}(I - \eta_k(H_k + \lambda I))$, later steps on the left (paper §3.1, Eq. 1).
+# * Hessian-vector products give $Hv$ for the price of about two gradients, without $P^2$ memory.
+# * The reverse sweep carries $u_t = K_t^\top \nabla m(\theta_T)$ backwards and scores every occurrence in one pass (SGD-influence, Hara et al. 2019).
+# * It matches exact LOO closely at moderate learning rates, degrades at large ones (edge of stability),
+#   and is least reliable for the points that move the model most, such as mislabelled ones.
+# * For linear least squares it is exact for predictions and off by $(\Delta f)^2$ for the loss.
+#
+# One limitation remains: each new *test* point needs a new sweep over the whole trajectory. Lesson 04
+# turns the computation around so that the training side is computed once.
+#
+# ## Exercises
+#
+# 1. **Renormalized removal.** A DataLoader that drops point $i$ divides its batch by $|B_t| - 1$.
+#    Repeat section 4 with `renormalize=True` in both `dt.exact_loo` and `dt.sgd_influence`. Show that
+#    for a full batch $\delta_{i,t} = \frac{\eta_t}{b-1}(g_i - \bar g)$ (`explain.removal_direction`) and compare the fidelity.
+# 2. **Edge of stability.** For learning rates 0.5 and 3.0, compute $\eta\,\lambda_{\max}(H_k)$ at every
+#    step (`explain.batch_hessian` and `torch.linalg.eigvalsh`). How many steps exceed 2? Relate this to
+#    the rank correlations of section 5.
+# 3. **Several occurrences in least squares.** Remove each point at *every* step where it appears
+#    (`steps=None`) in the least-squares run and compare with the summed estimate `.total()` for predictions.
+#    Is the sum still exact? Find the missing term and check it numerically with `explain.unrolled_product`.
+#
+# Solutions: run `%load solutions/03_unrolling_sgd_solutions.py` in a new cell.
 
-* A removal at step $t$ changes $\theta_{t+1}$ by exactly $\delta_{i,t} = \frac{\eta_t}{b}\nabla\ell(\theta_t, z_i)$;
-  to first order, the rest of training multiplies it by $K_t = \prod_{k>t}(I - \eta_k(H_k + \lambda I))$, later steps on the left (paper §3.1, Eq. 1).
-* Hessian-vector products give $Hv$ for the price of about two gradients, without $P^2$ memory.
-* The reverse sweep carries $u_t = K_t^\top \nabla m(\theta_T)$ backwards and scores every occurrence in one pass (SGD-influence, Hara et al. 2019).
-* It matches exact LOO closely at moderate learning rates, degrades at large ones (edge of stability),
-  and is least reliable for the points that move the model most, such as mislabelled ones.
-* For linear least squares it is exact for predictions and off by $(\Delta f)^2$ for the loss.
-
-One limitation remains: each new *test* point needs a new sweep over the whole trajectory. Lesson 04
-turns the computation around so that the training side is computed once.
-
-## Exercises
-
-1. **Renormalized removal.** A DataLoader that drops point $i$ divides its batch by $|B_t| - 1$.
-   Repeat section 4 with `renormalize=True` in both `dt.exact_loo` and `dt.sgd_influence`. Show that
-   for a full batch $\delta_{i,t} = \frac{\eta_t}{b-1}(g_i - \bar g)$ (`explain.removal_direction`) and compare the fidelity.
-2. **Edge of stability.** For learning rates 0.5 and 3.0, compute $\eta\,\lambda_{\max}(H_k)$ at every
-   step (`explain.batch_hessian` and `torch.linalg.eigvalsh`). How many steps exceed 2? Relate this to
-   the rank correlations of section 5.
-3. **Several occurrences in least squares.** Remove each point at *every* step where it appears
-   (`steps=None`) in the least-squares run and compare with the summed estimate `.total()` for predictions.
-   Is the sum still exact? Find the missing term and check it numerically with `explain.unrolled_product`.
-
-Solutions: run `%load solutions/03_unrolling_sgd_solutions.py` in a new cell.
-""")
-
-md(r"""
-**Next:** [Lesson 04 — Data value embeddings](04_data_value_embeddings.ipynb): compute the training
-side once, then query any test point with a dot product.
-""")
-
-
-if __name__ == "__main__":
-    write(CELLS, OUT, "l03")
+# %% [markdown]
+# **Next:** [Lesson 04 — Data value embeddings](04_data_value_embeddings.ipynb): compute the training
+# side once, then query any test point with a dot product.

@@ -1,43 +1,26 @@
-#!/usr/bin/env python3
-"""Write lessons/04_data_value_embeddings.ipynb (unexecuted). Then run: python lessons/execute.py 04
+# %% [markdown]
+# # Lesson 04 — Data value embeddings
+#
+# SGD-influence (lesson 03) needs a full backward sweep over the trajectory for every new set of test
+# points. Wang et al. (ICLR 2025) turn the computation around: they compute, once, a vector for every
+# training point at every step — its **data value embedding** — such that the influence on *any*
+# test point is a dot product.
+#
+# ## Goals
+#
+# After this lesson (about 30 minutes) you can
+#
+# 1. split the first-order LOO into a test part and a training part, the embedding (paper §3.2, Eq. 2);
+# 2. derive the backward recursion of Theorem 2 (paper §4.1) and run it (§4.3);
+# 3. explain what the recursion means — later points with similar gradients soak up an earlier
+#    point's influence — and show it with a duplicated training point;
+# 4. tell the empirical Fisher from the generalised Gauss–Newton (GGN) matrix;
+# 5. compare embeddings with SGD-influence, TracIn, gradient dot products and the influence function
+#    against exact leave-one-out on handwritten digits.
 
-Cell ids are fixed so that regenerating gives a small diff. Cells tagged `nbval-check-output`
-print summaries that do not depend on DVE_TEACH_FAST (stored outputs come from full mode).
-"""
-from __future__ import annotations
-
-from pathlib import Path
-
-from _notebook import collector, write
-
-OUT = Path(__file__).resolve().parents[1] / "04_data_value_embeddings.ipynb"
-CELLS, md, code = collector()
-
-
-md(r"""
-# Lesson 04 — Data value embeddings
-
-SGD-influence (lesson 03) needs a full backward sweep over the trajectory for every new set of test
-points. Wang et al. (ICLR 2025) turn the computation around: they compute, once, a vector for every
-training point at every step — its **data value embedding** — such that the influence on *any*
-test point is a dot product.
-
-## Goals
-
-After this lesson (about 30 minutes) you can
-
-1. split the first-order LOO into a test part and a training part, the embedding (paper §3.2, Eq. 2);
-2. derive the backward recursion of Theorem 2 (paper §4.1) and run it (§4.3);
-3. explain what the recursion means — later points with similar gradients soak up an earlier
-   point's influence — and show it with a duplicated training point;
-4. tell the empirical Fisher from the generalised Gauss–Newton (GGN) matrix;
-5. compare embeddings with SGD-influence, TracIn, gradient dot products and the influence function
-   against exact leave-one-out on handwritten digits.
-""")
-
-code(r"""
-%matplotlib inline
-%config InlineBackend.figure_formats = ['png']
+# %%
+# %matplotlib inline
+# %config InlineBackend.figure_formats = ['png']
 import time
 import warnings
 
@@ -54,116 +37,107 @@ np.random.seed(0)
 torch.set_num_threads(1)         # tiny models: extra threads only add overhead
 sized = dt.config.sized          # sized(full, fast): smaller problems when DVE_TEACH_FAST=1
 print("dve_teach", dt.__version__, "| fast mode:", dt.config.fast_mode())
-""")
 
-md(r"""
-## The key figure
+# %% [markdown]
+# ## The key figure
+#
+# A 64-16-10 network trained on 8×8 handwritten digits for three epochs of SGD. For one test digit
+# (left) the embeddings name the training digits whose removal would have hurt it most (top row,
+# "most helpful") and those whose removal would have helped (bottom row, "most harmful"), with the
+# steps at which each was seen. After one pass over the training run, every test digit is a dot product away.
 
-A 64-16-10 network trained on 8×8 handwritten digits for three epochs of SGD. For one test digit
-(left) the embeddings name the training digits whose removal would have hurt it most (top row,
-"most helpful") and those whose removal would have helped (bottom row, "most harmful"), with the
-steps at which each was seen. After one pass over the training run, every test digit is a dot product away.
-""")
-
-code(r"""
+# %%
 digits = dt.datasets.digits(n_train=sized(600, 200), n_test=sized(100, 40), seed=0)
 model = dt.models.mlp((64, 16, 10), seed=0)
 schedule = dt.Schedule.shuffled(len(digits.train), batch_size=32, epochs=3, seed=0)
 traj = dt.train(model, digits.train, schedule, lr=0.5)
 explorer = DigitExplorer(traj, digits.test, test_index=0, images=digits.images)  # raw pixels for drawing
 explorer.model.figure()
-""")
 
-md(r"""
-## 1. From the sweep to an embedding
+# %% [markdown]
+# ## 1. From the sweep to an embedding
+#
+# Lesson 03 ended with
+#
+# $$\mathrm{TSLOO}(i, t) \approx \underbrace{\nabla m(\theta_T)^\top}_{\text{test side}}\;
+# \underbrace{K_t\,\delta_{i,t}}_{\mathrm{DVE}(i,t)\ \in\ \mathbb{R}^P},
+# \qquad K_t = \prod_{k>t}\big(I - \eta_k H_k\big)\ \text{(later steps on the left)},\quad
+# \delta_{i,t} = \tfrac{\eta_t}{b}\,g_{i,t},$$
+#
+# with $g_{i,t} = \nabla\ell(\theta_t, z_i)$. The factor on the right does not involve the test point:
+# it is the **data value embedding** of occurrence $(i, t)$ (paper §3.2, Eq. 2; weight decay
+# $\lambda = 0$ in this lesson). With every embedding stored, a new test point costs one gradient
+# at $\theta_T$ and one dot product per occurrence.
+#
+# Computing $K_t\delta_{i,t}$ with exact Hessians would mean carrying each of the $n_{\text{occ}}$
+# vectors forward through all later steps with Hessian-vector products. The paper's trick is to
+# replace $H_k$ by a matrix made of the per-sample gradients themselves.
+#
+# ## 2. The recursion (Theorem 2)
+#
+# Replace $H_k$ by the **empirical Fisher** of step $k$'s batch, $\hat H_k = \frac1b\sum_{j\in B_k} g_{j,k}\,g_{j,k}^\top$.
+# Peel the earliest factor off $K_t$ and use $\mathrm{DVE}(j, t+1) = \frac{\eta_{t+1}}{b} K_{t+1} g_{j,t+1}$:
+#
+# $$K_t = K_{t+1}\Big(I - \tfrac{\eta_{t+1}}{b}\sum_{j\in B_{t+1}} g_{j,t+1}\,g_{j,t+1}^\top\Big)
+# = K_{t+1} - \sum_{j\in B_{t+1}} \mathrm{DVE}(j, t+1)\,g_{j,t+1}^\top .$$
+#
+# Telescoping down from $K_{T-1} = I$ gives $K_t = I - M_t$ with
+# $M_t = \sum_{k>t}\sum_{j\in B_k}\mathrm{DVE}(j,k)\,g_{j,k}^\top$, hence
+#
+# $$\boxed{\ \mathrm{DVE}(i, t) = \frac{\eta_t}{b}\Big(g_{i,t} - \sum_{k>t}\sum_{j\in B_k}\big(g_{j,k}^\top g_{i,t}\big)\,\mathrm{DVE}(j, k)\Big)\ }$$
+#
+# — Theorem 2 of the paper (§4.1), in our mean-over-the-batch scaling. Under the Fisher substitution it
+# is exact. The algorithm (§4.3) runs backwards in time and only ever touches stored gradients:
+#
+# ```
+# M ← 0                                            # d × d
+# for t = T−1, …, 0:
+#     DVE(i, t) = (η_t / b) (g_i − M g_i)   for every i in B_t
+#     M ← M + Σ_{i∈B_t} DVE(i, t) g_iᵀ            # after the whole batch: batch-mates never affect each other
+# ```
+#
+# Cost: $O(T\,b\,d^2)$ operations and $d^2$ memory, where $d = P$ here; for large models the paper
+# first projects the gradients to a few thousand dimensions (§4.2). No test point is needed.
 
-Lesson 03 ended with
-
-$$\mathrm{TSLOO}(i, t) \approx \underbrace{\nabla m(\theta_T)^\top}_{\text{test side}}\;
-\underbrace{K_t\,\delta_{i,t}}_{\mathrm{DVE}(i,t)\ \in\ \mathbb{R}^P},
-\qquad K_t = \prod_{k>t}\big(I - \eta_k H_k\big)\ \text{(later steps on the left)},\quad
-\delta_{i,t} = \tfrac{\eta_t}{b}\,g_{i,t},$$
-
-with $g_{i,t} = \nabla\ell(\theta_t, z_i)$. The factor on the right does not involve the test point:
-it is the **data value embedding** of occurrence $(i, t)$ (paper §3.2, Eq. 2; weight decay
-$\lambda = 0$ in this lesson). With every embedding stored, a new test point costs one gradient
-at $\theta_T$ and one dot product per occurrence.
-
-Computing $K_t\delta_{i,t}$ with exact Hessians would mean carrying each of the $n_{\text{occ}}$
-vectors forward through all later steps with Hessian-vector products. The paper's trick is to
-replace $H_k$ by a matrix made of the per-sample gradients themselves.
-
-## 2. The recursion (Theorem 2)
-
-Replace $H_k$ by the **empirical Fisher** of step $k$'s batch, $\hat H_k = \frac1b\sum_{j\in B_k} g_{j,k}\,g_{j,k}^\top$.
-Peel the earliest factor off $K_t$ and use $\mathrm{DVE}(j, t+1) = \frac{\eta_{t+1}}{b} K_{t+1} g_{j,t+1}$:
-
-$$K_t = K_{t+1}\Big(I - \tfrac{\eta_{t+1}}{b}\sum_{j\in B_{t+1}} g_{j,t+1}\,g_{j,t+1}^\top\Big)
-= K_{t+1} - \sum_{j\in B_{t+1}} \mathrm{DVE}(j, t+1)\,g_{j,t+1}^\top .$$
-
-Telescoping down from $K_{T-1} = I$ gives $K_t = I - M_t$ with
-$M_t = \sum_{k>t}\sum_{j\in B_k}\mathrm{DVE}(j,k)\,g_{j,k}^\top$, hence
-
-$$\boxed{\ \mathrm{DVE}(i, t) = \frac{\eta_t}{b}\Big(g_{i,t} - \sum_{k>t}\sum_{j\in B_k}\big(g_{j,k}^\top g_{i,t}\big)\,\mathrm{DVE}(j, k)\Big)\ }$$
-
-— Theorem 2 of the paper (§4.1), in our mean-over-the-batch scaling. Under the Fisher substitution it
-is exact. The algorithm (§4.3) runs backwards in time and only ever touches stored gradients:
-
-```
-M ← 0                                            # d × d
-for t = T−1, …, 0:
-    DVE(i, t) = (η_t / b) (g_i − M g_i)   for every i in B_t
-    M ← M + Σ_{i∈B_t} DVE(i, t) g_iᵀ            # after the whole batch: batch-mates never affect each other
-```
-
-Cost: $O(T\,b\,d^2)$ operations and $d^2$ memory, where $d = P$ here; for large models the paper
-first projects the gradients to a few thousand dimensions (§4.2). No test point is needed.
-""")
-
-code(r"""
+# %%
 start = time.perf_counter()
 dve = dt.DataValueEmbedding(hessian="fisher").fit(traj)
 fit_seconds = time.perf_counter() - start
 print(dve)
 print(f"{dve.embeddings_.shape[0]} occurrences x {dve.embeddings_.shape[1]} dimensions, fitted in {fit_seconds:.2f} s")
-""")
 
-md(r"""
-The library runs the recursion in a different but equivalent form ($K_t = I - M_t$ as one matrix).
-Let us check the boxed formula directly for one occurrence, with the per-sample gradients of the
-whole run (rows in the same order as the embeddings):
-""")
+# %% [markdown]
+# The library runs the recursion in a different but equivalent form ($K_t = I - M_t$ as one matrix).
+# Let us check the boxed formula directly for one occurrence, with the per-sample gradients of the
+# whole run (rows in the same order as the embeddings):
 
-code(r"""
+# %%
 G = torch.cat([traj.objective.per_sample_grads(theta, *traj.batch(t)[1:]) for t, theta in traj.iter_params()])
 r = 40                                                        # one occurrence (i, t)
 i, t = int(dve.points_[r]), int(dve.steps_[r])
 later = dve.steps_ > t                                        # every occurrence (j, k) with k > t
 rhs = traj.lrs[t] / traj.batch_size * (G[r] - dve.embeddings_[later].T @ (G[later] @ G[r]))
 print(f"occurrence {r}: point {i} at step {t}, followed by {int(later.sum())} later occurrences")
-""")
 
-code(r"""
+# %% tags=["nbval-check-output"]
 print("Theorem 2 holds for the checked occurrence:", torch.allclose(dve.embeddings_[r], rhs, rtol=1e-8, atol=1e-14))
 print("embedding dimension = number of parameters:", dve.embedding_dim_ == traj.flat.P == 1210)
-""", check=True)
 
-md(r"""
-## 3. What the recursion means: later look-alikes soak up influence
+# %% [markdown]
+# ## 3. What the recursion means: later look-alikes soak up influence
+#
+# The sum subtracts from $i$'s own (scaled) gradient the embeddings of all **later** occurrences,
+# each weighted by the gradient similarity $g_{j,k}^\top g_{i,t}$. A later point that pushes the
+# parameters the same way does part of $i$'s job: had $i$ been missing, the later look-alike would have
+# made up for some of it. A point with no similar successors keeps its influence (the paper's example:
+# an early document on a rare topic, §4.1). This is not forgetting — it is redundancy.
+#
+# An experiment: one pass over the digits, and point $i$ seen a third of the way through. We add $k$
+# exact **copies** of $i$ to batches in the second half of training (`explain.with_copies`) and measure
+# the influence of the *original* occurrence on the test digits of its class — by the embedding and by
+# exact replay. As a control, we add copies of a digit of another class instead.
 
-The sum subtracts from $i$'s own (scaled) gradient the embeddings of all **later** occurrences,
-each weighted by the gradient similarity $g_{j,k}^\top g_{i,t}$. A later point that pushes the
-parameters the same way does part of $i$'s job: had $i$ been missing, the later look-alike would have
-made up for some of it. A point with no similar successors keeps its influence (the paper's example:
-an early document on a rare topic, §4.1). This is not forgetting — it is redundancy.
-
-An experiment: one pass over the digits, and point $i$ seen a third of the way through. We add $k$
-exact **copies** of $i$ to batches in the second half of training (`explain.with_copies`) and measure
-the influence of the *original* occurrence on the test digits of its class — by the embedding and by
-exact replay. As a control, we add copies of a digit of another class instead.
-""")
-
-code(r"""
+# %%
 one_pass = dt.Schedule.shuffled(len(digits.train), batch_size=32, epochs=1, seed=0)
 T1 = len(one_pass)
 t0 = T1 // 3
@@ -181,9 +155,8 @@ for who, label in ((i, "copies of i"), (j, "copies of another digit")):
         rows.append(dict(added=label, copies=k, dve=float(est[same_class].mean()), exact=float(exact[same_class].mean())))
 copies = pd.DataFrame(rows)
 copies.pivot(index="copies", columns="added", values=["exact", "dve"]).map("{:+.2e}".format)
-""")
 
-code(r"""
+# %%
 with plots.style():
     fig, ax = plots.new_figure(1, figsize=(5, 3))
     for (label, grp), colour in zip(copies.groupby("added", sort=False), plots.COLORS):
@@ -193,50 +166,45 @@ with plots.style():
                  title=f"point {i} at step {t0}: later look-alikes soak up its influence")
     ax[0, 0].legend()
 fig
-""")
 
-code(r"""
+# %% tags=["nbval-check-output"]
 base, dup = copies[copies.copies == 0].iloc[0], copies[(copies.copies == 8) & (copies.added == "copies of i")].iloc[0]
 ctrl = copies[(copies.copies == 8) & (copies.added != "copies of i")].iloc[0]
 print("8 later copies lower the original's influence — exact:", dup.exact < 0.8 * base.exact, "| DVE:", dup.dve < 0.8 * base.dve)
 print("8 copies of another digit change it by less than 5%:", abs(ctrl.exact / base.exact - 1) < 0.05)
-""", check=True)
 
-md(r"""
-## 4. Fisher or Gauss–Newton?
+# %% [markdown]
+# ## 4. Fisher or Gauss–Newton?
+#
+# For a loss $\ell(f(\theta, x), y)$ of the network output $f$, with $J = \partial f/\partial\theta$,
+#
+# $$\nabla^2_\theta\,\ell = \underbrace{J^\top\,\nabla^2_f\ell\;J}_{\text{GGN}} + \sum_c \frac{\partial\ell}{\partial f_c}\,\nabla^2_\theta f_c .$$
+#
+# * The **generalised Gauss–Newton** (GGN) drops the second term (exact for a linear model); it is
+#   positive semi-definite for a convex loss and has rank up to $C$ (here 10 classes) per example.
+# * The **empirical Fisher** $g\,g^\top$ with $g = J^\top\nabla_f\ell$ at the *observed* label has rank 1.
+#   For cross-entropy the GGN equals the Fisher *in expectation over labels drawn from the model*;
+#   the empirical Fisher uses the observed label instead, and the two agree only when the model's
+#   predictions match the labels (Kunstner et al., 2019).
+#
+# The paper calls its approximation "GGN" but writes $g g^\top$ (§4.1) — strictly, the empirical Fisher.
+# It is the cheap one: it reuses the gradients that the recursion stores anyway. The GGN version
+# needs the output Jacobian of every example ($C$ rank-one terms each); `hessian="ggn"` runs the same
+# recursion with those.
 
-For a loss $\ell(f(\theta, x), y)$ of the network output $f$, with $J = \partial f/\partial\theta$,
-
-$$\nabla^2_\theta\,\ell = \underbrace{J^\top\,\nabla^2_f\ell\;J}_{\text{GGN}} + \sum_c \frac{\partial\ell}{\partial f_c}\,\nabla^2_\theta f_c .$$
-
-* The **generalised Gauss–Newton** (GGN) drops the second term (exact for a linear model); it is
-  positive semi-definite for a convex loss and has rank up to $C$ (here 10 classes) per example.
-* The **empirical Fisher** $g\,g^\top$ with $g = J^\top\nabla_f\ell$ at the *observed* label has rank 1.
-  For cross-entropy the GGN equals the Fisher *in expectation over labels drawn from the model*;
-  the empirical Fisher uses the observed label instead, and the two agree only when the model's
-  predictions match the labels (Kunstner et al., 2019).
-
-The paper calls its approximation "GGN" but writes $g g^\top$ (§4.1) — strictly, the empirical Fisher.
-It is the cheap one: it reuses the gradients that the recursion stores anyway. The GGN version
-needs the output Jacobian of every example ($C$ rank-one terms each); `hessian="ggn"` runs the same
-recursion with those.
-""")
-
-code(r"""
+# %%
 start = time.perf_counter()
 dve_ggn = dt.DataValueEmbedding(hessian="ggn").fit(traj)
 print(f"GGN embeddings fitted in {time.perf_counter() - start:.2f} s (Fisher: {fit_seconds:.2f} s)")
-""")
 
-md(r"""
-## 5. Compute once, query any test point
+# %% [markdown]
+# ## 5. Compute once, query any test point
+#
+# The embeddings never saw a test point. Any image — even one that did not exist during training — is
+# scored by one gradient at $\theta_T$ and a matrix-vector product. SGD-influence, by contrast, sweeps
+# the whole trajectory again for every new query.
 
-The embeddings never saw a test point. Any image — even one that did not exist during training — is
-scored by one gradient at $\theta_T$ and a matrix-vector product. SGD-influence, by contrast, sweeps
-the whole trajectory again for every new query.
-""")
-
-code(r"""
+# %%
 noisy = dt.Data(digits.test.X[:5] + 0.5 * torch.randn(5, 64, dtype=torch.float64), digits.test.y[:5])
 start = time.perf_counter()
 scores = dve.influence(noisy)                      # embeddings @ test gradients: [n_occurrences, 5]
@@ -246,26 +214,24 @@ sweep = dt.sgd_influence(traj, noisy)             # a new reverse sweep over all
 sweep_seconds = time.perf_counter() - start
 print(f"query by embeddings: {1000 * query_seconds:.1f} ms | new SGD-influence sweep: {1000 * sweep_seconds:.0f} ms")
 print(f"{scores.per_occurrence.shape[0]} occurrences scored on {scores.n_test} new images")
-""")
 
-md(r"""
-## 6. How good is it? Fidelity on digits
+# %% [markdown]
+# ## 6. How good is it? Fidelity on digits
+#
+# The ground truth is exact LOO by replay (lesson 02) for a random sample of training points, in the
+# two protocols of the paper's §5.1: remove the point from **every** epoch (estimates summed over its
+# occurrences, `.total()`), or only from the **last** epoch (one occurrence, `.at(...)`). We compare
+#
+# * **DVE (Fisher)** and **DVE (GGN)** — this lesson;
+# * **SGD-influence** — the same first-order formula with exact Hessian-vector products (lesson 03);
+# * **grad-dot** — $\frac{\eta_t}{b}\nabla m(\theta_T)^\top g_{i,t}$: the formula with $K_t = I$, no later training at all;
+# * **TracIn** (Pruthi et al., 2020) — $\frac{\eta_t}{b}\nabla m(\theta_t)^\top g_{i,t}$: the test gradient at the step itself;
+# * **influence function** (Koh & Liang, 2017) — one number per point from $\theta_T$ alone, blind to order and epochs.
+#
+# `dt.metrics.fidelity` computes, for each test digit, Spearman and Pearson correlations over the
+# training points and averages them; sign agreement counts how often helpful/harmful is right.
 
-The ground truth is exact LOO by replay (lesson 02) for a random sample of training points, in the
-two protocols of the paper's §5.1: remove the point from **every** epoch (estimates summed over its
-occurrences, `.total()`), or only from the **last** epoch (one occurrence, `.at(...)`). We compare
-
-* **DVE (Fisher)** and **DVE (GGN)** — this lesson;
-* **SGD-influence** — the same first-order formula with exact Hessian-vector products (lesson 03);
-* **grad-dot** — $\frac{\eta_t}{b}\nabla m(\theta_T)^\top g_{i,t}$: the formula with $K_t = I$, no later training at all;
-* **TracIn** (Pruthi et al., 2020) — $\frac{\eta_t}{b}\nabla m(\theta_t)^\top g_{i,t}$: the test gradient at the step itself;
-* **influence function** (Koh & Liang, 2017) — one number per point from $\theta_T$ alone, blind to order and epochs.
-
-`dt.metrics.fidelity` computes, for each test digit, Spearman and Pearson correlations over the
-training points and averages them; sign agreement counts how often helpful/harmful is right.
-""")
-
-code(r"""
+# %%
 sample = sorted(np.random.default_rng(0).choice(len(digits.train), sized(100, 40), replace=False).tolist())
 last = [traj.schedule.occurrences(p)[-1] for p in sample]                # each point's last-epoch step
 truth_every = dt.exact_loo(traj, digits.test, sample, progress=False)    # removed from every epoch
@@ -283,74 +249,64 @@ once = {name: dt.metrics.fidelity(inf.at(sample, last), truth_last) for name, in
 once["influence function"] = dt.metrics.fidelity(if_scores, truth_last)
 fidelity = pd.concat({"every epoch": pd.DataFrame(every).T, "last epoch": pd.DataFrame(once).T}, axis=1)
 fidelity.drop(columns="n_test_used", level=1).round(3)
-""")
 
-code(r"""
+# %% tags=["nbval-check-output"]
 sp = fidelity[("every epoch", "spearman")]
 print("SGD-influence ranks first:", sp.idxmax() == "SGD-influence")
 print("both embeddings beat TracIn and grad-dot:", min(sp["DVE (Fisher)"], sp["DVE (GGN)"]) > max(sp["TracIn"], sp["grad-dot"]))
 print("the GGN beats the empirical Fisher:", sp["DVE (GGN)"] > sp["DVE (Fisher)"])
 print("the influence function ranks last:", sp.idxmin() == "influence function")
-""", check=True)
 
-md(r"""
-Reading the table:
+# %% [markdown]
+# Reading the table:
+#
+# * **SGD-influence** is nearly perfect: at this learning rate first order is enough, *if* the
+#   Hessians are exact. Everything the embeddings lose comes from replacing $H_k$.
+# * The **GGN** is closer to the real Hessian than the **empirical Fisher**, and costs more.
+# * **grad-dot** and **TracIn** ignore what later training does to a removal; they do worse the more
+#   training follows a point (compare the "every epoch" and "last epoch" columns).
+# * The **influence function** gives the same scores in both protocols — it cannot see order or
+#   epochs — and here its Hessian at $\theta_T$ is not even positive definite (SGD did not converge).
+#   It barely correlates with the truth, as the paper reports (§5.1).
+# * The embeddings trade some fidelity for being computed **once**, without any test point, and
+#   queried in milliseconds.
+#
+# ## The widget: a test digit → its most helpful and most harmful training digits
+#
+# Pick a test digit. The model sums each training point's embedding over its occurrences and takes the
+# dot product with the test digit's gradient; captions give the label and the steps at which the
+# training digit was seen. Look for helpful digits of the same class and harmful look-alikes of
+# another class (or mislabelled-looking ones).
 
-* **SGD-influence** is nearly perfect: at this learning rate first order is enough, *if* the
-  Hessians are exact. Everything the embeddings lose comes from replacing $H_k$.
-* The **GGN** is closer to the real Hessian than the **empirical Fisher**, and costs more.
-* **grad-dot** and **TracIn** ignore what later training does to a removal; they do worse the more
-  training follows a point (compare the "every epoch" and "last epoch" columns).
-* The **influence function** gives the same scores in both protocols — it cannot see order or
-  epochs — and here its Hessian at $\theta_T$ is not even positive definite (SGD did not converge).
-  It barely correlates with the truth, as the paper reports (§5.1).
-* The embeddings trade some fidelity for being computed **once**, without any test point, and
-  queried in milliseconds.
-
-## The widget: a test digit → its most helpful and most harmful training digits
-
-Pick a test digit. The model sums each training point's embedding over its occurrences and takes the
-dot product with the test digit's gradient; captions give the label and the steps at which the
-training digit was seen. Look for helpful digits of the same class and harmful look-alikes of
-another class (or mislabelled-looking ones).
-""")
-
-code(r"""
+# %%
 explorer
-""")
 
-md(r"""
-## What you learned
+# %% [markdown]
+# ## What you learned
+#
+# * First-order LOO splits into a test gradient and a test-independent **data value embedding**
+#   $\mathrm{DVE}(i,t) = K_t\,\delta_{i,t}$ (paper §3.2).
+# * With the empirical Fisher in place of $H_k$, $K_t = I - M_t$ and the embeddings obey the backward
+#   recursion of Theorem 2: a point's scaled gradient minus the embeddings of later points, weighted
+#   by gradient similarity (§4.1, §4.3). Batch-mates never affect each other.
+# * Later points with similar gradients soak up an earlier point's influence; dissimilar ones leave it alone.
+# * The empirical Fisher is cheap but cruder than the GGN; both beat TracIn and grad-dot here,
+#   while exact-Hessian SGD-influence is best and the influence function is far behind.
+# * Fit once, then any test point — even a new one — costs one gradient and a dot product.
+#
+# ## Exercises
+#
+# 1. **Projection.** Large models store projected embeddings (paper §4.2). Fit
+#    `dt.DataValueEmbedding(proj_dim=d)` for `d` in 32, 128 and 512 and compare the "every epoch"
+#    Spearman with the unprojected one. How much memory does each save?
+# 2. **Earlier copies.** In the experiment of section 3, put the 8 copies *before* step `t0` instead.
+#    Does the original's influence still drop? Which term of Theorem 2 can and cannot explain it?
+# 3. **Data value dynamics.** `traj.prefix(s)` is the run stopped after step `s`. For
+#    `s` at the end of each epoch, compute the mean influence of the first epoch's occurrences on the
+#    test loss *at that checkpoint* (paper §4.4, Figure 4). How does it evolve?
+#
+# Solutions: run `%load solutions/04_data_value_embeddings_solutions.py` in a new cell.
 
-* First-order LOO splits into a test gradient and a test-independent **data value embedding**
-  $\mathrm{DVE}(i,t) = K_t\,\delta_{i,t}$ (paper §3.2).
-* With the empirical Fisher in place of $H_k$, $K_t = I - M_t$ and the embeddings obey the backward
-  recursion of Theorem 2: a point's scaled gradient minus the embeddings of later points, weighted
-  by gradient similarity (§4.1, §4.3). Batch-mates never affect each other.
-* Later points with similar gradients soak up an earlier point's influence; dissimilar ones leave it alone.
-* The empirical Fisher is cheap but cruder than the GGN; both beat TracIn and grad-dot here,
-  while exact-Hessian SGD-influence is best and the influence function is far behind.
-* Fit once, then any test point — even a new one — costs one gradient and a dot product.
-
-## Exercises
-
-1. **Projection.** Large models store projected embeddings (paper §4.2). Fit
-   `dt.DataValueEmbedding(proj_dim=d)` for `d` in 32, 128 and 512 and compare the "every epoch"
-   Spearman with the unprojected one. How much memory does each save?
-2. **Earlier copies.** In the experiment of section 3, put the 8 copies *before* step `t0` instead.
-   Does the original's influence still drop? Which term of Theorem 2 can and cannot explain it?
-3. **Data value dynamics.** `traj.prefix(s)` is the run stopped after step `s`. For
-   `s` at the end of each epoch, compute the mean influence of the first epoch's occurrences on the
-   test loss *at that checkpoint* (paper §4.4, Figure 4). How does it evolve?
-
-Solutions: run `%load solutions/04_data_value_embeddings_solutions.py` in a new cell.
-""")
-
-md(r"""
-**Next:** [Lesson 05 — Reorder and watch](05_reorder_and_watch.ipynb): move a training point
-earlier or later, retrain, and watch its embedding move.
-""")
-
-
-if __name__ == "__main__":
-    write(CELLS, OUT, "l04")
+# %% [markdown]
+# **Next:** [Lesson 05 — Reorder and watch](05_reorder_and_watch.ipynb): move a training point
+# earlier or later, retrain, and watch its embedding move.

@@ -21,10 +21,10 @@ from typing import Optional
 
 import torch
 
-from .data import DataLike
-from .functional import Measure
-from .influence import Influence
-from .trajectory import Trajectory, removal_directions
+from ..data.container import DataLike
+from ..training.functional import Measure
+from .scores import Influence
+from ..training.trajectory import Trajectory, removal_directions
 
 __all__ = ["sgd_influence"]
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, vmap
 
-from .data import Data
+from ..data.container import Data
 
 __all__ = ["FlatModel", "resolve_loss", "LossLike", "Measure", "cross_entropy", "mse"]
 

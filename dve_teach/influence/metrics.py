@@ -15,7 +15,7 @@ __all__ = ["fidelity"]
 
 
 def _as_matrix(x: Any, name: str) -> np.ndarray:
-    from .influence import Influence
+    from .scores import Influence
 
     if isinstance(x, Influence):
         raise TypeError(f"{name} is an Influence (one row per occurrence); pass a table of scores: "

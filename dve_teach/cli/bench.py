@@ -1,7 +1,7 @@
 """`python -m dve_teach bench`: the core-library benchmark, in one process on one problem.
 
 Problem: digits, MLP 64-32-10 tanh, lr 0.05, b 32, 3 epochs, 1000 train / 200 test (fast mode:
-`dve_teach.demo.make_problem` shrinks it). Sections, each reported as numbers and ratios:
+`dve_teach.cli.demo.make_problem` shrinks it). Sections, each reported as numbers and ratios:
 
 (a) ``exact_loo`` for 64 removals (every occurrence) replayed together with ``vmap``
     (``chunk_size=64``) vs the same replays one at a time (``chunk_size=1``); target >= 10x.
@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .config import fast_mode, sized
+from ..data.config import fast_mode, sized
 from .demo import choose_points, evaluate, make_problem, resolve_device, timed
 
 __all__ = ["run_bench", "format_bench", "PeakMemory"]
@@ -95,8 +95,8 @@ def _median_time(fn: Callable[[], object], device: torch.device, repeats: int,
 
 def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) -> dict:
     """Run sections (a)-(d) and return the report as a JSON-ready dict (see the module doc)."""
-    from .embedding import DataValueEmbedding
-    from .loo import exact_loo
+    from ..influence.embedding import DataValueEmbedding
+    from ..influence.loo import exact_loo
 
     dev = resolve_device(device)
     n_remove = sized(64, 8)
@@ -180,8 +180,8 @@ def _widget_retrain(dev: torch.device, repeats: int) -> dict:
     """Median wall time of `widgets.ReorderModel.retrain()` after a new shuffled order (nothing
     cached), on the widget's default problem; 'n/a' without the lesson packages."""
     try:
-        from .reorder import ReorderModel
-        from .explorers import order_for
+        from ..teach.reorder import ReorderModel
+        from ..teach.explorers import order_for
     except ImportError as e:
         return {"seconds": "n/a", "note": f"needs the lesson packages ({e})"}
     try:

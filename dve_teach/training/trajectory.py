@@ -13,7 +13,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .data import Data, DataLike, as_data
+from ..data.container import Data, DataLike, as_data
 from .functional import FlatModel, LossLike, Objective
 from .schedule import Schedule
 

@@ -17,7 +17,7 @@ form, which also carries weight decay: P = I at the end; for t = T−1..0,
     DVE_i = P δ_i  (i ∈ B_t, all with the same P: points of one batch never affect each other),
     P ← (1 − η_t λ) P − η_t P H_t.
 
-Everything lives in the projected space R^d (`dve_teach.projection`, §4.2–4.3); ``layerwise=True``
+Everything lives in the projected space R^d (`dve_teach.influence.projection`, §4.2–4.3); ``layerwise=True``
 keeps P block-diagonal per layer (§4.3). Cost O(T m d²) flops (m = batch size, times C for the GGN),
 memory O(d²); the d×d updates are batched over several steps (a compact product of low-rank
 factors) so they run as large matrix products.
@@ -29,11 +29,11 @@ from typing import Optional
 import torch
 from torch.func import hessian, jacrev, vmap
 
-from .data import DataLike
-from .functional import Measure, Objective
-from .influence import Influence
+from ..data.container import DataLike
+from ..training.functional import Measure, Objective
+from .scores import Influence
 from .projection import Projection, ProjectionLike, make_projection
-from .trajectory import Trajectory, removal_directions
+from ..training.trajectory import Trajectory, removal_directions
 
 __all__ = ["DataValueEmbedding"]
 
@@ -136,7 +136,7 @@ class DataValueEmbedding:
     """Data value embeddings (paper §3.2 Eq. (2); recursion §4.1 Theorem 2; per layer §4.3).
 
     hessian: ``"fisher"`` (empirical Fisher, the paper) or ``"ggn"`` (generalised Gauss–Newton).
-    proj_dim, projection, seed: the projection R: R^P -> R^d (`dve_teach.projection`); proj_dim=None
+    proj_dim, projection, seed: the projection R: R^P -> R^d (`dve_teach.influence.projection`); proj_dim=None
       = no projection. projection: ``"gaussian"``, ``"orthogonal"``, ``"kronecker"`` or a Tensor [d, P].
     layerwise: keep P = I − M block-diagonal per layer (the paper's per-layer recursion).
     renormalize: δ for the DataLoader-style removal (the batch divides by |B_t| − 1).

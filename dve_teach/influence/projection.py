@@ -31,7 +31,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .functional import FlatModel
+from ..training.functional import FlatModel
 
 __all__ = ["Projection", "IdentityProjection", "DenseProjection", "KroneckerProjection",
            "make_projection", "allocate_dims", "ProjectionLike"]

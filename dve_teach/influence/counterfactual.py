@@ -1,6 +1,6 @@
 """The counterfactual run itself: θ'_t along the whole trajectory, and how far it drifts from θ_t.
 
-`exact_loo` (dve_teach.loo) returns only the end point's effect on a test measure; lesson 02 and
+`exact_loo` (dve_teach.influence.loo) returns only the end point's effect on a test measure; lesson 02 and
 the `RemovalExplorer` also want the path. With w_i = 0 for the removed point at the affected
 steps (DEVELOPERS.md, "The maths"; paper §2, Definition 1):
 
@@ -19,7 +19,7 @@ import torch
 from torch.func import grad, vmap
 
 from .loo import IndexLike, _as_index_list, _removals
-from .trajectory import Trajectory, sgd_update
+from ..training.trajectory import Trajectory, sgd_update
 
 __all__ = ["counterfactual_params", "divergence", "divergences"]
 

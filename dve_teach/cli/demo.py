@@ -19,8 +19,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .config import sized
-from .data import Data, Split
+from ..data.config import sized
+from ..data.container import Data, Split
 
 __all__ = ["Problem", "DemoResult", "METHODS", "make_problem", "choose_points", "estimators",
            "evaluate", "run_demo", "timed", "plot_demo", "resolve_device"]
@@ -51,7 +51,7 @@ class Problem:
 
     def train_again(self):
         """Re-run the same training from θ_0 (for timing); returns the new Trajectory."""
-        from .training import train
+        from ..training.loop import train
         t = self.traj
         return train(t.model_at(0), t.data, t.schedule, self.lr, device=t.device)
 
@@ -91,9 +91,9 @@ def make_problem(dataset: str = "digits", *, epochs: int = 3, seed: int = 0, dev
     Shuffled order from `seed` (also the data split and the initial weights). `sizes` replaces
     the MLP's layer widths (input and output widths must match the data).
     """
-    from . import datasets, models
-    from .schedule import Schedule
-    from .training import train
+    from ..data import datasets, models
+    from ..training.schedule import Schedule
+    from ..training.loop import train
 
     if dataset not in RECIPES:
         raise ValueError(f"unknown dataset {dataset!r}: choose one of {sorted(RECIPES)}")
@@ -131,18 +131,18 @@ def estimators(proj_dim: Optional[int] = None) -> dict[str, Callable]:
     Each estimator is imported when it runs, so `python -m dve_teach check` (and the other
     methods) work even if one module is missing."""
     def sgd_influence(traj, test):
-        from .unroll import sgd_influence
+        from ..influence.unroll import sgd_influence
         return sgd_influence(traj, test).total()
 
     def dve(**kw):
         def fit_and_score(traj, test):
-            from .embedding import DataValueEmbedding
+            from ..influence.embedding import DataValueEmbedding
             return DataValueEmbedding(proj_dim=proj_dim, **kw).fit(traj).influence(test).total()
         return fit_and_score
 
     def baseline(name: str, total: bool = True):
         def score(traj, test):
-            from . import baselines
+            from ..influence import baselines
             out = getattr(baselines, name)(traj, test)
             return out.total() if total else out
         return score
@@ -219,12 +219,12 @@ def evaluate(traj, test: Data, points: Sequence[int], *, truth: Optional[torch.T
     warmup: a (short) trajectory on which each estimator runs once untimed first, e.g.
     ``traj.prefix(2)`` (the first torch.func call of each kind is slow); None: no warm-up.
     """
-    from .metrics import fidelity
+    from ..influence.metrics import fidelity
 
     dev = traj.device
     points = [int(p) for p in points]
     if truth is None:
-        from .loo import exact_loo
+        from ..influence.loo import exact_loo
         truth, exact_loo_seconds = timed(lambda: exact_loo(traj, test, points), dev)
     truth_np = truth.detach().double().cpu()
     fns = estimators(proj_dim)
@@ -250,7 +250,7 @@ def run_demo(dataset: str = "digits", points: Optional[int] = None, device: str 
              epochs: int = 3, seed: int = 0) -> DemoResult:
     """Train, exact LOO for `points` seeded training points (default 60; fast mode 12), every
     estimator, one table. See the module docstring."""
-    from .loo import exact_loo
+    from ..influence.loo import exact_loo
 
     prob = make_problem(dataset, epochs=epochs, seed=seed, device=device)
     traj, test = prob.traj, prob.split.test

@@ -192,7 +192,7 @@ def divergence_curve(ax: Axes, divergence, removal_steps: Sequence[int] = (), la
 def fidelity_scatter(ax: Axes, estimate, exact, label: str = "estimate") -> Axes:
     """Estimate against exact LOO (any equal shapes, flattened), the line y = x, and the
     Spearman / sign agreement of `dt.metrics.fidelity` in the title."""
-    from .metrics import fidelity
+    from ..influence.metrics import fidelity
     e, x = _np(estimate).ravel(), _np(exact).ravel()
     if e.shape != x.shape:
         raise ValueError(f"estimate has {e.size} values but exact {x.size}: pass matching arrays")

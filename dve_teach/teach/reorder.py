@@ -1,6 +1,6 @@
 """Lesson 05's model: edit the training order, retrain, and follow one point's data value
-embedding (`ReorderModel`, `ReorderResult`). No ipywidgets here; `dve_teach.widgets.ReorderExplorer`
-is the view over it, and re-exports these names. Figures come from `dve_teach.plots`.
+embedding (`ReorderModel`, `ReorderResult`). No ipywidgets here; `dve_teach.teach.widgets.ReorderExplorer`
+is the view over it, and re-exports these names. Figures come from `dve_teach.teach.plots`.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch
 
 from . import plots
 from .explorers import Problem, _mean_test, _threads, order_for
-from .schedule import Schedule
-from .trajectory import Trajectory
+from ..training.schedule import Schedule
+from ..training.trajectory import Trajectory
 
 __all__ = ["ReorderModel", "ReorderResult"]
 
@@ -185,13 +185,13 @@ class ReorderModel:
         return torch.zeros(self.n, E.shape[1], dtype=E.dtype, device=E.device).index_add_(0, pts, E).cpu()
 
     def _analyse(self, traj: Trajectory) -> dict:
-        from .embedding import DataValueEmbedding
+        from ..influence.embedding import DataValueEmbedding
         test = self.problem.test
         dve = DataValueEmbedding(**self.dve_kwargs).fit(traj)
         infl = dve.influence(test)
         sgd = None
         if self.with_sgd_influence:
-            from .unroll import sgd_influence
+            from ..influence.unroll import sgd_influence
             sgd = _mean_test(sgd_influence(traj, test).total())
         return dict(traj=traj, infl=infl, dve=torch.as_tensor(_mean_test(infl.total())), sgd=sgd,
                     E=self._per_point(dve), test_loss=float(traj.test_losses(test).mean()))
@@ -204,7 +204,7 @@ class ReorderModel:
     @_threads
     def retrain(self) -> ReorderResult:
         """Train on the current order (cached), fit the DVE, exact LOO of the chosen point."""
-        from .loo import exact_loo
+        from ..influence.loo import exact_loo
         t0 = time.perf_counter()
         sched, p, test = self.schedule(), self.point, self.problem.test
         run = self._run(sched)
@@ -228,7 +228,7 @@ class ReorderModel:
     def frame(self, s: int) -> np.ndarray:
         """Per-point embeddings relative to the checkpoint at step s (the DVE of the run stopped
         after s steps, `Trajectory.prefix`) in the baseline PCA basis: [n, 2]; 1 <= s <= T."""
-        from .embedding import DataValueEmbedding
+        from ..influence.embedding import DataValueEmbedding
         sched = self.result.schedule
         if not 1 <= int(s) <= len(sched):
             raise IndexError(f"step {s} is outside 1..{len(sched)}")

@@ -11,7 +11,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .data import DataLike, as_data
+from ..data.container import DataLike, as_data
 from .functional import LossLike
 from .schedule import Schedule
 from .trajectory import Trajectory

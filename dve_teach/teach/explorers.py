@@ -1,9 +1,9 @@
 """The problems and model classes behind the lesson widgets (lessons 01-04): what to train
 (`Problem`), training orders (`order_for`, `PRESETS`), and one plain model class per lesson
 (state, cached results, ``summary()``, ``figure()``). No ipywidgets here: the models work and are
-tested from plain Python without the lessons extra; `dve_teach.widgets` holds the thin ipywidgets 8
-views over them (teaching.md §4.6) and re-exports these names. Lesson 05's model is in
-`dve_teach.reorder`. Figures come from `dve_teach.plots`.
+tested from plain Python without the lessons extra; `dve_teach.teach.widgets` holds the thin ipywidgets 8
+views over them (a model + view split, as in the jupyter-widgets tutorial) and re-exports these names. Lesson 05's model is in
+`dve_teach.teach.reorder`. Figures come from `dve_teach.teach.plots`.
 """
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import torch
 from torch import nn
 
 from . import plots
-from .config import sized
-from .data import Data
-from .functional import resolve_loss
-from .schedule import Schedule
-from .training import train
-from .trajectory import Trajectory
+from ..data.config import sized
+from ..data.container import Data
+from ..training.functional import resolve_loss
+from ..training.schedule import Schedule
+from ..training.loop import train
+from ..training.trajectory import Trajectory
 
 __all__ = ["Problem", "PRESETS", "THREADS", "order_for", "OrderModel", "RemovalModel", "LearningRateModel",
            "DigitModel"]
@@ -53,7 +53,7 @@ class Problem:
     def moons(cls, n_train: Optional[int] = None, n_test: Optional[int] = None, epochs: Optional[int] = None,
               batch_size: int = 16, lr: float = 0.2, hidden: int = 16, seed: int = 0) -> "Problem":
         """2-D moons (200/100 points, fast mode 100/50), a 2-`hidden`-2 tanh MLP, 3 epochs (fast 2)."""
-        from . import datasets, models
+        from ..data import datasets, models
         s = datasets.moons(n_train or sized(200, 100), n_test or sized(100, 50), seed=seed)
         return cls(models.mlp((2, hidden, 2), seed=seed), s.train, s.test, lr, batch_size,
                    epochs or sized(3, 2), seed=seed)
@@ -62,7 +62,7 @@ class Problem:
     def digits(cls, n_train: Optional[int] = None, n_test: Optional[int] = None, epochs: int = 2,
                batch_size: int = 32, lr: float = 0.1, hidden: int = 16, seed: int = 0) -> "Problem":
         """8x8 digits (600/100 images, fast mode 200/40), a 64-`hidden`-10 tanh MLP, 2 epochs."""
-        from . import datasets, models
+        from ..data import datasets, models
         s = datasets.digits(n_train or sized(600, 200), n_test or sized(100, 40), seed=seed)
         return cls(models.mlp((64, hidden, 10), seed=seed), s.train, s.test, lr, batch_size, epochs, seed=seed,
                    images=s.images)
@@ -110,7 +110,7 @@ def _mean_test(x: torch.Tensor) -> np.ndarray:
 
 
 #: torch threads while a model computes (None: leave torch's setting; set it here, on
-#: `dve_teach.explorers`, it is read at each call). The lesson problems are tiny
+#: `dve_teach.teach.explorers`, it is read at each call). The lesson problems are tiny
 #: (P ~ 100): on 2 cores shared with other work (load ~8), two threads' OpenMP waits made a Retrain
 #: ~20x slower than one thread (6-8 s vs 0.3-0.5 s); on idle cores the two are alike.
 THREADS: Optional[int] = 1
@@ -167,7 +167,7 @@ class OrderModel:
     def spread(self) -> np.ndarray:
         """Final mean test loss of the shuffles with seeds 0..n_orders-1: [n_orders]."""
         if self._spread is None:
-            from .orders import final_test_losses
+            from ..training.orders import final_test_losses
             p = self.problem
             orders = [order_for(p, "shuffle", r) for r in range(self.n_orders)]
             self._spread = _mean_test(final_test_losses(p.model, p.train, p.test, orders, p.lr, loss=p.loss,
@@ -220,8 +220,8 @@ class RemovalModel:
     @_threads
     def update(self) -> dict:
         """{"divergence": [T+1], "tsloo": [n_test]} for the current choice (cached)."""
-        from .counterfactual import divergence
-        from .loo import exact_loo
+        from ..influence.counterfactual import divergence
+        from ..influence.loo import exact_loo
         key = (self.point, self.step, self.renormalize)
         if key not in self._cache:
             st = None if self.step is None else [self.step]
@@ -261,9 +261,9 @@ class LearningRateModel:
     @_threads
     def update(self) -> dict:
         """{"exact", "estimate": [len(points)], "spearman", "traj"} at the current lr (cached)."""
-        from .loo import exact_loo
-        from .metrics import fidelity
-        from .unroll import sgd_influence
+        from ..influence.loo import exact_loo
+        from ..influence.metrics import fidelity
+        from ..influence.unroll import sgd_influence
         lo, hi = self.lr_range
         if not lo <= self.lr <= hi:
             raise ValueError(f"lr {self.lr:g} is outside {lo:g}..{hi:g}, the range this problem trains in")
@@ -294,7 +294,7 @@ class DigitModel:
     @_threads
     def __init__(self, traj: Optional[Trajectory] = None, test=None, test_index: int = 0, k: int = 5,
                  images: Optional[tuple] = None, **dve_kwargs):
-        from .embedding import DataValueEmbedding
+        from ..influence.embedding import DataValueEmbedding
         if traj is None:
             p = Problem.digits()
             traj, test, images = p.fit(order_for(p, "shuffle", p.seed)), p.test, p.images

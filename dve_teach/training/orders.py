@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from torch.func import grad, vmap
 
-from .data import DataLike, as_data
+from ..data.container import DataLike, as_data
 from .functional import FlatModel, LossLike, Objective
 from .schedule import Schedule
-from .training import LR, resolve_lrs
+from .loop import LR, resolve_lrs
 from .trajectory import sgd_update
 
 __all__ = ["train_orders", "final_test_losses"]

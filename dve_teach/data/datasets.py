@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import Data, Split
+from .container import Data, Split
 
 __all__ = ["digits", "moons", "blobs", "linear_regression"]
 

@@ -22,9 +22,9 @@ from typing import Iterator, Optional, Sequence, Union
 import torch
 from torch.func import grad, vmap
 
-from .data import Data, DataLike
-from .functional import Measure
-from .trajectory import Trajectory, sgd_update
+from ..data.container import Data, DataLike
+from ..training.functional import Measure
+from ..training.trajectory import Trajectory, sgd_update
 
 __all__ = ["exact_loo"]
 

@@ -2,8 +2,8 @@
 
 - ``check``: versions, device, threads, and whether the lesson packages import.
 - ``demo``: train a small model, exact LOO for a seeded draw of points, every estimator, one
-  fidelity table (``--json`` for machines, ``--plot PATH`` for a scatter grid). See `dve_teach.demo`.
-- ``bench``: the core-library benchmark (ratios, peak memory, fidelity). See `dve_teach.bench`.
+  fidelity table (``--json`` for machines, ``--plot PATH`` for a scatter grid). See `dve_teach.cli.demo`.
+- ``bench``: the core-library benchmark (ratios, peak memory, fidelity). See `dve_teach.cli.bench`.
 
 ``DVE_TEACH_FAST=1`` shrinks every problem so that it runs in seconds.
 """
@@ -44,7 +44,7 @@ def check_report() -> dict:
     import torch
 
     import dve_teach
-    from .config import fast_mode
+    from ..data.config import fast_mode
 
     cuda = torch.cuda.is_available()
     return {

@@ -15,10 +15,10 @@ from typing import Optional
 import torch
 from torch.func import hessian
 
-from .data import DataLike
-from .functional import Measure
-from .influence import Influence
-from .trajectory import Trajectory
+from ..data.container import DataLike
+from ..training.functional import Measure
+from .scores import Influence
+from ..training.trajectory import Trajectory
 from .unroll import _test_gradients
 
 __all__ = ["tracin", "grad_dot", "influence_function"]

@@ -19,9 +19,9 @@ from typing import Sequence
 import torch
 from torch.func import hessian
 
-from .data import Data
-from .schedule import Schedule
-from .trajectory import Trajectory, removal_directions
+from ..data.container import Data
+from ..training.schedule import Schedule
+from ..training.trajectory import Trajectory, removal_directions
 
 __all__ = ["MAX_EXPLICIT_P", "batch_hessian", "unrolled_product", "removal_direction", "with_copies"]
 
@@ -76,7 +76,7 @@ def removal_direction(traj: Trajectory, point: int, step: int, renormalize: bool
     """δ_{i,t} = θ'_{t+1} − θ_{t+1} when `point` is dropped at `step` (exact): Tensor[P].
 
     Zero-weight (η_t/b) g_i, or with ``renormalize=True`` η_t [g_i/(m−1) − S (1/(m−1) − 1/b)]
-    (`dve_teach.trajectory.removal_directions`). The point must be in that step's batch.
+    (`dve_teach.training.trajectory.removal_directions`). The point must be in that step's batch.
     """
     t = _check_step(traj, step)
     idx, X, y = traj.batch(t)

@@ -1,0 +1,17 @@
+"""Layer 3 of 5, **influence**: what one (point, step) did to the final model.
+
+Exact answers by replay (`loo.exact_loo`, `counterfactual`), the first-order unrolled estimate
+(`unroll.sgd_influence`, Hara et al. 2019), data value embeddings (`embedding.DataValueEmbedding`,
+Wang et al. 2025, §3–4) with their `projection`s, the `baselines` (TracIn, grad-dot, influence
+function), the result table `Influence` (`scores`), `metrics` and, for tiny models, the explicit
+matrices of `explain`. Imports only from the data and training layers.
+"""
+from . import baselines, counterfactual, explain, metrics, projection
+from .baselines import grad_dot, influence_function, tracin
+from .embedding import DataValueEmbedding
+from .loo import exact_loo
+from .scores import Influence
+from .unroll import sgd_influence
+
+__all__ = ["Influence", "exact_loo", "sgd_influence", "DataValueEmbedding", "tracin", "grad_dot",
+           "influence_function", "baselines", "counterfactual", "explain", "metrics", "projection"]

@@ -1,0 +1,271 @@
+"""Teaching widgets of lessons 01-05: thin ipywidgets 8 views that only wire controls to a plain
+model class (a model + view split, as in the jupyter-widgets tutorial). The problems and models live in `dve_teach.teach.explorers` (lessons
+01-04) and `dve_teach.teach.reorder` (lesson 05), which need no ipywidgets; their names are re-exported
+here (``from dve_teach.teach.widgets import ReorderModel`` works).
+
+Without a kernel every model and view works from plain Python: set a control's ``.value``,
+``.click()`` a button, or call the model (``ReorderExplorer().set_order(...)``, ``.retrain()``,
+``.result``, ``.figure()``). Figures come from `dve_teach.teach.plots` (the same ``figure()`` makes the
+static key figure above each widget). A view replaces its Output's content in one step (the
+effect of ``clear_output(wait=True)`` + display, no flicker) with the PNG of a non-pyplot figure
+that is then closed; a callback that fails writes its error to the view's log pane.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from typing import Callable, Optional, Sequence
+
+import ipywidgets as W
+import numpy as np
+
+from . import plots
+from .explorers import (PRESETS, DigitModel, LearningRateModel, OrderModel, Problem, RemovalModel,
+                        order_for)
+from .reorder import ReorderModel, ReorderResult
+from ..training.trajectory import Trajectory
+
+__all__ = ["Problem", "PRESETS", "order_for", "OrderModel", "RemovalModel", "LearningRateModel", "DigitModel",
+           "ReorderModel", "ReorderResult", "OrderExplorer", "RemovalExplorer", "LearningRateExplorer",
+           "DigitExplorer", "ReorderExplorer"]
+
+
+# ---- views: thin ipywidgets 8 wiring ---------------------------------------------------------------
+_WIDE = {"style": {"description_width": "initial"}}
+
+
+class _View(W.VBox):
+    """Control rows, a text readout, the figure Output and a collapsible log pane. Each control in
+    `controls` (name -> widget) sets ``model.<name>`` and redraws; callbacks run through `_call`
+    (the `busy` controls are disabled meanwhile, errors go to the log pane, never lost)."""
+
+    def __init__(self, model, controls: dict, rows: Optional[list] = None, extra: Sequence = (),
+                 height: str = "290px"):
+        self.model, self.controls, self._syncing, self.last_figure = model, controls, False, None
+        self.readout = W.HTML(layout=W.Layout(min_height="1.6em"))
+        self.out = W.Output(layout=W.Layout(height=height))
+        self.log_out = W.Output(layout=W.Layout(max_height="8em", overflow="auto"))
+        self.log_pane = W.Accordion(children=[self.log_out], titles=("log",))
+        self.busy = list(controls.values())
+        for name, w in controls.items():
+            w.observe(lambda ch, name=name: self._syncing or self._call(self._set, name, ch["new"]), names="value")
+        super().__init__((rows or [W.HBox(list(controls.values()))]) + [self.readout, self.out, *extra, self.log_pane])
+
+    def _set(self, name: str, value) -> None:
+        setattr(self.model, name, value)
+        self.refresh()
+
+    def _call(self, fn: Callable, *args) -> bool:
+        states = [(w, w.disabled) for w in self.busy]
+        for w, _ in states:
+            w.disabled = True
+        try:
+            fn(*args)
+            return True
+        except Exception as e:  # shown in the log pane (JupyterLab shows callback errors nowhere)
+            self.log_out.append_stderr(f"{type(e).__name__}: {e}\n")
+            self.log_pane.selected_index = 0
+            self.readout.value = f"<span style='color:#D55E00'>⚠ {html.escape(str(e))}</span>"
+            return False
+        finally:
+            for w, d in states:
+                w.disabled = d
+            self._enable()
+
+    def _enable(self) -> None:
+        """Disable the controls that do not apply in the current state (after every callback)."""
+
+    def _show(self, fig, out: Optional[W.Output] = None) -> None:
+        """Replace the Output's content by the figure's PNG in one step, then close the figure."""
+        import matplotlib.pyplot as plt
+        png = base64.b64encode(plots.to_png(fig)).decode("ascii")
+        (out or self.out).outputs = ({"output_type": "display_data", "metadata": {},
+                                      "data": {"image/png": png, "text/plain": "<Figure>"}},)
+        plt.close(fig)
+        if out is None:
+            self.last_figure = fig
+
+    def _button(self, description: str, tooltip: str, fn: Callable, *args, **kw) -> W.Button:
+        b = W.Button(description=description, tooltip=tooltip, layout=W.Layout(width="auto"), **kw)
+        b.on_click(lambda _: self._call(fn, *args))
+        return b
+
+    def refresh(self) -> None:
+        self._show(self.model.figure())
+        self.readout.value = html.escape(self.model.summary())
+
+
+class OrderExplorer(_View):
+    """Lesson 01: shuffle seed and curriculum preset -> decision boundary and test-loss readout."""
+
+    def __init__(self, problem: Optional[Problem] = None, **kw):
+        m = OrderModel(problem, **kw)
+        super().__init__(m, dict(
+            preset=W.Dropdown(options=PRESETS, value=m.preset, description="order", **_WIDE,
+                              tooltip="a random shuffle, or a curriculum (easy/hard first, sorted by class)"),
+            seed=W.IntSlider(m.seed, min=0, max=99, description="shuffle seed", continuous_update=False,
+                             tooltip="which random order (for the shuffle)", **_WIDE)))
+        self._call(self.refresh)
+
+    def _enable(self) -> None:
+        self.controls["seed"].disabled = self.model.preset != "shuffle"
+
+
+class RemovalExplorer(_View):
+    """Lesson 02: training point x removal step -> divergence curve and TSLOO readout."""
+
+    def __init__(self, traj: Optional[Trajectory] = None, test=None, **kw):
+        m = RemovalModel(traj, test, **kw)
+        super().__init__(m, dict(
+            point=W.IntSlider(m.point, min=0, max=m.traj.schedule.n - 1, description="training point",
+                              continuous_update=False, tooltip="the point to remove", **_WIDE),
+            step=W.Dropdown(description="removed at", tooltip="one step where it was used, or all", **_WIDE),
+            renormalize=W.Checkbox(m.renormalize, description="renormalize (divide by |B|−1)", **_WIDE,
+                                   tooltip="DataLoader-style: the mean over the batch's remaining points")))
+        self._steps()
+        self._call(self.refresh)
+
+    def _steps(self) -> None:
+        self._syncing = True  # new options reset the value: not the learner's choice
+        try:
+            w = self.controls["step"]
+            w.options = [("every occurrence", -1)] + [(f"step {t}", t) for t in self.model.steps()]
+            w.value = -1 if self.model.step is None else self.model.step
+        finally:
+            self._syncing = False
+
+    def _set(self, name: str, value) -> None:
+        setattr(self.model, name, None if name == "step" and value == -1 else value)
+        if name == "point":
+            self._steps()
+        self.refresh()
+
+
+class LearningRateExplorer(_View):
+    """Lesson 03: learning rate -> fidelity scatter of SGD-influence against exact LOO."""
+
+    def __init__(self, problem: Optional[Problem] = None, **kw):
+        m = LearningRateModel(problem, **kw)
+        lo, hi = m.lr_range
+        super().__init__(m, dict(lr=W.FloatLogSlider(
+            m.lr, base=10, min=np.log10(lo), max=np.log10(hi), step=0.05, description="learning rate",
+            continuous_update=False, readout_format=".3g", tooltip="the step size η of every SGD step", **_WIDE)))
+        self._call(self.refresh)
+
+
+class DigitExplorer(_View):
+    """Lesson 04: pick a test digit -> its most helpful and harmful training digits and when seen."""
+
+    def __init__(self, traj: Optional[Trajectory] = None, test=None, **kw):
+        m = DigitModel(traj, test, **kw)
+        super().__init__(m, dict(
+            test_index=W.IntSlider(m.test_index, min=0, max=len(m.test) - 1, description="test digit",
+                                   continuous_update=False, tooltip="the test image to explain", **_WIDE),
+            k=W.IntSlider(m.k, min=1, max=8, description="how many", continuous_update=False,
+                          tooltip="training digits shown per row", **_WIDE)))
+        self._call(self.refresh)
+
+
+class ReorderExplorer(_View):
+    """Lesson 05, the centrepiece: reorder the training data, Retrain, and watch the chosen point's
+    embedding move, its per-step influence and exact vs DVE; Play runs over the training steps.
+
+    ``ReorderExplorer()`` builds the default moons problem; it also takes a `Problem`, or a
+    `Trajectory` with `test` (see `ReorderModel`). Without a kernel: ``set_order(seq)``,
+    ``retrain()``, ``result``, ``figure()``; ``buttons[name].click()`` presses a button.
+    """
+
+    def __init__(self, source=None, test=None, **kw):
+        m = ReorderModel(source, test, **kw)
+        T, box = len(m.result.schedule), W.Layout(width="170px")
+        self.point = W.BoundedIntText(m.point, min=0, max=m.n - 1, description="point", layout=box, **_WIDE,
+                                      tooltip="the training point to follow and move")
+        self.occurrence = W.Dropdown(description="move", layout=W.Layout(width="220px"), **_WIDE,
+                                     tooltip="which of its occurrences the arrow buttons move")
+        self.seed = W.BoundedIntText(0, min=0, max=10**6, description="seed", layout=box, **_WIDE,
+                                     tooltip="seed of the shuffle")
+        self.preset = W.Dropdown(options=PRESETS[1:], description="curriculum", **_WIDE, tooltip="a curriculum")
+        self.drop = W.BoundedIntText(0, min=0, max=m.n - 1, description="leave out", layout=box, **_WIDE,
+                                     tooltip="a training point to leave out")
+        self.play = W.Play(value=T, min=1, max=T, interval=700, description="play", tooltip="play the steps")
+        self.step = W.IntSlider(T, min=1, max=T, description="step s", continuous_update=False, **_WIDE,
+                                tooltip="embeddings relative to the checkpoint at step s")
+        W.link((self.play, "value"), (self.step, "value"))
+        self.status, self.frame_out = W.HTML(), W.Output(layout=W.Layout(height="245px"))
+        b, occ = self._button, lambda: None if self.occurrence.value == -1 else self.occurrence.value
+        self.buttons = {
+            "first": b("first", "move it to the first step", lambda: self._edit(m.move_to, "first", occ()),
+                       icon="fast-backward"),
+            "earlier": b("earlier", "move it one step earlier", lambda: self._edit(m.move, -1, occ()),
+                         icon="chevron-left"),
+            "later": b("later", "move it one step later", lambda: self._edit(m.move, 1, occ()), icon="chevron-right"),
+            "last": b("last", "move it to the last step", lambda: self._edit(m.move_to, "last", occ()),
+                      icon="fast-forward"),
+            "shuffle": b("shuffle", "a random order from the seed", lambda: self._edit(m.shuffle, self.seed.value)),
+            "reverse": b("reverse", "visit the batches last to first", self._edit, m.reverse),
+            "curriculum": b("apply", "order by the curriculum", lambda: self._edit(m.curriculum, self.preset.value)),
+            "leave_out": b("leave out", "leave that point out", lambda: self._edit(m.leave_out, self.drop.value)),
+            "put_back": b("put all back", "put every left-out point back", self._edit, m.put_back),
+            "reset": b("reset", "back to the first order", self._edit, m.reset),
+            "retrain": b("Retrain", "train on this order and recompute (about a second)", self.retrain,
+                         button_style="primary", icon="refresh")}
+        self.retrain_button, bt = self.buttons["retrain"], self.buttons
+        rows = [W.HBox([self.point, self.occurrence] + [bt[k] for k in ("first", "earlier", "later", "last")]),
+                W.HBox([self.seed, bt["shuffle"], bt["reverse"], self.preset, bt["curriculum"]]),
+                W.HBox([self.drop, bt["leave_out"], bt["put_back"], bt["reset"], self.retrain_button, self.status])]
+        super().__init__(m, dict(point=self.point, step=self.step), rows, [W.HBox([self.play, self.step]),
+                                                                            self.frame_out])
+        self.busy = [self.retrain_button, self.play, self.step]
+        self._occurrences()
+        self._call(self.refresh)
+
+    @property
+    def result(self) -> ReorderResult:
+        return self.model.result
+
+    def set_order(self, seq) -> None:
+        self._edit(self.model.set_order, seq)
+
+    def figure(self):
+        return self.model.figure()
+
+    def retrain(self) -> Optional[ReorderResult]:
+        """What the Retrain button does (disabled while it runs); None if it failed (see the log)."""
+        return self.result if self._call(self._retrain) else None
+
+    def _retrain(self) -> None:
+        self.model.retrain()
+        T = len(self.result.schedule)
+        self._syncing = True
+        try:
+            self.play.max = self.step.max = T
+            self.play.value = self.step.value = min(self.step.value, T)
+        finally:
+            self._syncing = False
+        self.refresh()
+
+    def _set(self, name: str, value) -> None:
+        if name == "point":
+            self.occurrence.value = -1
+            self._edit(self.model.set_point, value)
+        else:
+            self._show(self.model.frame_figure(int(value)), self.frame_out)
+
+    def _edit(self, fn: Callable, *args) -> None:
+        fn(*args)
+        self._occurrences()
+
+    def _occurrences(self) -> None:
+        """Relist the point's occurrences (keeping the selected one) and show whether a Retrain is due."""
+        occ, keep = self.model.order.occurrences(self.model.point), self.occurrence.value
+        self.occurrence.options = [("every occurrence", -1)] + [(f"the one at step {t}", k) for k, t in enumerate(occ)]
+        self.occurrence.value = keep if keep is not None and keep < len(occ) else -1
+        stale = self.model.stale
+        self.status.value = ("<b style='color:#D55E00'>changed since the last Retrain: press Retrain</b>" if stale
+                             else "up to date")
+        self.retrain_button.button_style = "warning" if stale else "primary"
+
+    def refresh(self) -> None:
+        super().refresh()
+        self._occurrences()
+        self._set("step", self.step.value)
