@@ -3,7 +3,8 @@
 Figures are built with `matplotlib.figure.Figure` directly (not pyplot), so nothing is registered
 with pyplot: a notebook shows a figure only when a cell returns it, and widget callbacks cannot
 pile figures up. Colours: seaborn's colour-blind-safe "colorblind" palette, with marker shapes as
-a second encoding of class. Small by default: ``figsize=(9, 3.5)``, ``dpi=80``.
+a second encoding of class. Readable and small: ``figsize=(9, 3.5)``, ``dpi=110``; every panel has
+axis labels, classes a legend, shaded probabilities a colourbar.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ __all__ = ["COLORS", "MARKERS", "STYLE", "style", "new_figure", "to_png", "image
            "removal_figure", "lr_figure", "digit_figure", "reorder_figure", "reorder_frame"]
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
-FIGSIZE, DPI = (9.0, 3.5), 80
+FIGSIZE, DPI = (9.0, 3.5), 110
 #: seaborn's colour-blind-safe palette, ``sns.color_palette("colorblind").as_hex()`` (a test checks
 #: it against seaborn); written out so that drawing needs no seaborn/pandas import (seconds per kernel).
 COLORS = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
@@ -122,12 +123,14 @@ def _class_scatter(ax: Axes, X: np.ndarray, y: np.ndarray, s: float = 12, alpha:
 def decision_boundary(ax: Axes, source, data=None, *, step: Optional[int] = None,
                       theta: Optional[torch.Tensor] = None, grid: int = 100,
                       highlight: Sequence[int] = (), left_out: Sequence[int] = (),
-                      title: Optional[str] = None) -> Axes:
+                      title: Optional[str] = None, colorbar: bool = True, legend: bool = True) -> Axes:
     """Shade P(class 1) (two classes) or the predicted class over the plane of 2-D inputs.
 
     source: a `Trajectory` (drawn at θ_step, θ_T by default, or at the flat `theta` [P]) or a
     callable ``X [m, 2] -> logits [m, k]``. data: the points to scatter (`Data`; default the
     trajectory's training data). highlight: indices circled in black; left_out: crossed out.
+    colorbar: a colourbar for the shaded P(class 1) (two classes); legend: the classes' legend,
+    in the corner holding the fewest points.
     """
     if data is None:
         data = source.data
@@ -148,8 +151,12 @@ def decision_boundary(ax: Axes, source, data=None, *, step: Optional[int] = None
     if out.shape[1] == 2:
         z = np.exp(out - out.max(1, keepdims=True))
         z = (z[:, 1] / z.sum(1)).reshape(gx.shape)
-        ax.contourf(gx, gy, z, levels=np.linspace(0, 1, 11), cmap="cividis", alpha=0.35)
+        shade = ax.contourf(gx, gy, z, levels=np.linspace(0, 1, 11), cmap="cividis", alpha=0.35)
         ax.contour(gx, gy, z, levels=[0.5], colors="k", linewidths=1.0)
+        if colorbar:
+            bar = ax.figure.colorbar(shade, ax=ax, fraction=0.05, pad=0.02, ticks=[0, 0.5, 1])
+            bar.set_label("P(class 1)", fontsize=7)
+            bar.ax.tick_params(labelsize=6)
     else:
         ax.contourf(gx, gy, out.argmax(1).reshape(gx.shape), alpha=0.25, cmap="cividis")
     _class_scatter(ax, X, y)
@@ -163,6 +170,10 @@ def decision_boundary(ax: Axes, source, data=None, *, step: Optional[int] = None
     ax.set_ylim(lo[1], hi[1])
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel("input $x_1$")
+    ax.set_ylabel("input $x_2$")
+    if legend:
+        _legend(ax, X[:, 0], X[:, 1], fontsize=6, markerscale=0.8, framealpha=0.8)
     if title:
         ax.set_title(title)
     return ax
@@ -258,9 +269,11 @@ def embedding_map(ax: Axes, xy, labels=None, *, point: Optional[int] = None, old
             ax.scatter([q[0]], [q[1]], s=110, marker="*", facecolors="none", edgecolors="k", lw=0.8,
                        label="before")
             if np.linalg.norm(p - q) > 0:
-                ax.annotate("", xy=p, xytext=q, arrowprops=dict(arrowstyle="->", color="k", lw=1.5))
-        ax.scatter([p[0]], [p[1]], s=140, marker="*", c=[COLORS[3]], edgecolors="k", lw=0.8,
-                   zorder=5, label=f"point {int(point)}")
+                ax.annotate("", xy=p, xytext=q, zorder=6,
+                            arrowprops=dict(arrowstyle="-|>", color="k", lw=2.0, mutation_scale=14,
+                                            shrinkA=4, shrinkB=6))
+        ax.scatter([p[0]], [p[1]], s=220, marker="*", c=[COLORS[3]], edgecolors="k", lw=1.0,
+                   zorder=7, label=f"point {int(point)}")
     ax.axhline(0, color="0.8", lw=0.5)
     ax.axvline(0, color="0.8", lw=0.5)
     ax.set_xlabel("PC 1 of the embeddings")

@@ -1,0 +1,74 @@
+"""Automatic checks for the exercises inside the lessons.
+
+Each lesson NN has a module ``lessonNN`` of ``check_…(answer, ...)`` functions. A check recomputes
+the truth from the lesson's own objects with the library, compares, and returns a `Feedback`:
+"right", or what is wrong and a hint — never the answer itself. Every result is also appended to
+`HISTORY` (name, ok), which the tests read after feeding each solution in ``lessons/solutions/``
+to its check. ``None`` (the scaffold's placeholder) is "not answered yet", not an error.
+
+    from dve_teach.teach.exercises import lesson00 as ex
+    ex.check_most_helpful(my_answer, traj, split.test)
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["Feedback", "HISTORY", "right", "wrong", "not_yet", "exercise"]
+
+#: (check name, ok) of every check run in this process, oldest first.
+HISTORY: list[tuple[str, bool]] = []
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """The verdict of one check: ``ok``, the check's ``name`` and a ``message`` for the learner."""
+
+    name: str
+    ok: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        return f"{'✅ Right' if self.ok else '❌ Not yet'} ({self.name}): {self.message}"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        colour = "#029e73" if self.ok else "#d55e00"
+        head = "✅ Right" if self.ok else "❌ Not yet"
+        return (f'<div style="border-left:4px solid {colour};padding:2px 8px">'
+                f"<b>{head}</b> <small>({html.escape(self.name)})</small>: {html.escape(self.message)}</div>")
+
+
+def right(name: str, message: str) -> Feedback:
+    return Feedback(name, True, message)
+
+
+def wrong(name: str, problem: str, hint: str) -> Feedback:
+    return Feedback(name, False, f"{problem} Hint: {hint}")
+
+
+def not_yet(name: str, hint: str) -> Feedback:
+    return Feedback(name, False, f"replace the None with your answer. Hint: {hint}")
+
+
+def exercise(fn: Callable[..., Feedback]) -> Callable[..., Feedback]:
+    """Decorator for a check: records its verdict in `HISTORY` and turns a learner's answer that
+    cannot even be compared (wrong type, wrong shape) into feedback instead of a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(answer: Any, *args: Any, **kwargs: Any) -> Feedback:
+        try:
+            out = fn(answer, *args, **kwargs)
+        except (TypeError, ValueError, IndexError, KeyError) as err:
+            out = Feedback(fn.__name__, False, f"your answer could not be checked ({err}). Hint: see "
+                                               f"the exercise text for what kind of value is asked for.")
+        HISTORY.append((out.name, out.ok))
+        return out
+
+    return run

@@ -1,0 +1,62 @@
+"""Every lesson's solutions pass its own exercise checks, without touching the lesson's variables.
+
+For each lesson the notebook is run top to bottom in a fresh kernel (fast mode), then its solutions
+file (``lessons/solutions/NN_name_solutions.py``) is run in the same namespace with ``%run -i``.
+Every check of the lesson's `dve_teach.teach.exercises.lessonNN` module must then have said
+"right", and no variable the lesson defined may have been rebound by the solutions.
+Also: the checks say "not yet" (never raise) for the scaffold's None and for a wrong answer.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+LESSONS = Path(__file__).resolve().parents[1] / "lessons"
+PATHS = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
+
+BEFORE = """\
+import dve_teach.teach.exercises as _ex
+_ex.HISTORY.clear()
+_before = {k: id(v) for k, v in globals().items() if not k.startswith('_') and k not in ('In', 'Out')}"""
+AFTER = """\
+import json as _json
+_rebound = sorted(k for k, i in _before.items() if k not in globals() or id(globals()[k]) != i)
+print('RESULT' + _json.dumps({'history': _ex.HISTORY, 'rebound': _rebound}))"""
+
+
+def _checks(number: str) -> set[str]:
+    module = importlib.import_module(f"dve_teach.teach.exercises.lesson{number}")
+    return {name for name, fn in inspect.getmembers(module, inspect.isfunction)
+            if name.startswith("check_") and fn.__module__ == module.__name__}
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_solutions_pass_their_checks(path, monkeypatch):
+    number = path.name[:2]
+    checks = _checks(number)
+    assert len(checks) >= 2, f"lesson {number} needs at least two exercises with automatic checks"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    solution = f"solutions/{path.stem}_solutions.py"
+    nb.cells += [nbformat.v4.new_code_cell(BEFORE), nbformat.v4.new_code_cell(f"%run -i {solution}"),
+                 nbformat.v4.new_code_cell(AFTER)]
+    monkeypatch.setenv("DVE_TEACH_FAST", "1")
+    monkeypatch.setenv("DVE_TEACH_SEED", "0")
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(LESSONS)}}).execute()
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    result = json.loads(text.split("RESULT", 1)[1])
+    said = {name: ok for name, ok in result["history"]}
+    assert checks <= set(said), f"{solution} does not call {sorted(checks - set(said))}"
+    wrong = sorted(name for name, ok in result["history"] if not ok)
+    assert not wrong, f"{solution}: the checks {wrong} say 'not yet' to the solution"
+    assert not result["rebound"], f"{solution} overwrites the lesson's variables {result['rebound']}"
