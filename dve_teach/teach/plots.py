@@ -155,7 +155,7 @@ def decision_boundary(ax: Axes, source, data=None, *, step: Optional[int] = None
         ax.contour(gx, gy, z, levels=[0.5], colors="k", linewidths=1.0)
         if colorbar:
             bar = ax.figure.colorbar(shade, ax=ax, fraction=0.05, pad=0.02, ticks=[0, 0.5, 1])
-            bar.set_label("P(class 1)", fontsize=7)
+            bar.ax.set_title("P(class 1)", fontsize=6, loc="left")
             bar.ax.tick_params(labelsize=6)
     else:
         ax.contourf(gx, gy, out.argmax(1).reshape(gx.shape), alpha=0.25, cmap="cividis")

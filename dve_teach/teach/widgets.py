@@ -23,10 +23,11 @@ from . import plots
 from .explorers import (PRESETS, DigitModel, LearningRateModel, OrderModel, Problem, RemovalModel,
                         order_for)
 from .reorder import ReorderModel, ReorderResult
+from .tour import PointModel
 from ..training.trajectory import Trajectory
 
 __all__ = ["Problem", "PRESETS", "order_for", "OrderModel", "RemovalModel", "LearningRateModel", "DigitModel",
-           "ReorderModel", "ReorderResult", "OrderExplorer", "RemovalExplorer", "LearningRateExplorer",
+           "ReorderModel", "ReorderResult", "PointModel", "PointExplorer", "OrderExplorer", "RemovalExplorer", "LearningRateExplorer",
            "DigitExplorer", "ReorderExplorer"]
 
 
@@ -93,6 +94,24 @@ class _View(W.VBox):
     def refresh(self) -> None:
         self._show(self.model.figure())
         self.readout.value = html.escape(self.model.summary())
+
+
+class PointExplorer(_View):
+    """Lesson 00: pick a training point -> when it was used, exact TSLOO vs DVE, a reading of the sign.
+    Buttons jump to the worst-fit point and to the most helpful / most harmful by the exact replay."""
+
+    def __init__(self, traj: Trajectory, test, **kw):
+        m = PointModel(traj, test, **kw)
+        point = W.IntSlider(m.point, min=0, max=m.traj.schedule.n - 1, description="training point",
+                            continuous_update=False, tooltip="the training point to read", **_WIDE)
+        jumps = [("worst fit", "the point the final model fits worst",
+                  lambda: int(m.traj.test_losses(m.traj.data).argmax())),
+                 ("most helpful", "largest exact TSLOO", lambda: int(m.exact_.argmax())),
+                 ("most harmful", "smallest (most negative) exact TSLOO", lambda: int(m.exact_.argmin()))]
+        buttons = [self._button(d, t, lambda f=f: setattr(point, "value", f())) for d, t, f in jumps]
+        super().__init__(m, dict(point=point), rows=[W.HBox([point, *buttons])], height="370px")
+        self.busy += buttons
+        self._call(self.refresh)
 
 
 class OrderExplorer(_View):

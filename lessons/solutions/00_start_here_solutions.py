@@ -1,45 +1,27 @@
 # Solutions to lesson 00 (start here). Load into a cell with
 #   %load solutions/00_start_here_solutions.py
-# or run on its own from lessons/: python solutions/00_start_here_solutions.py
-# (set DVE_TEACH_FAST=1 for smaller problems). Reuses the lesson's run when it exists.
-import torch
-
+# after running the lesson: it uses the lesson's `traj`, `split`, `schedule`, `influence`, `exact_all`
+# and `p`, and defines only new names (sol_...), so the lesson's own variables stay as they were.
 import dve_teach as dt
 from dve_teach import plots
-from dve_teach import DataValueEmbedding
+from dve_teach.teach.exercises import lesson00 as sol_ex
 
-torch.set_num_threads(1)
-try:
-    split, schedule, traj, influence, p  # noqa: B018, F821  (defined in the lesson)
-except NameError:
-    split = dt.datasets.moons(n_train=dt.config.sized(200, 100), n_test=dt.config.sized(100, 50), seed=0)
-    schedule = dt.Schedule.shuffled(len(split.train), batch_size=16, epochs=3, seed=0)
-    traj = dt.train(dt.models.mlp((2, 16, 2), seed=0), split.train, schedule, lr=0.2)
-    influence = DataValueEmbedding().fit(traj).influence(split.test)
-    p = int(traj.test_losses(split.train).argmax())
+# Exercise A: the most helpful point by the exact replay (the largest exact TSLOO).
+sol_most_helpful = int(exact_all.argmax())                                   # noqa: F821
+print(sol_ex.check_most_helpful(sol_most_helpful, traj, split.test))         # noqa: F821
 
-# 1. The most helpful point according to the DVE, checked by the exact replay.
-best = int(influence.total().mean(1).argmax())
-exact_best = float(dt.exact_loo(traj, split.test, [best])[0].mean())
-print(f"1. most helpful by DVE: point {best} (label {int(split.train.y[best])}), "
-      f"DVE {influence.total()[best].mean():+.4f}, exact {exact_best:+.4f}")
+# Exercise B: point p removed only at its last occurrence.
+sol_last_step = schedule.occurrences(p)[-1]                                  # noqa: F821
+sol_last_only = dt.exact_loo(traj, split.test, [p], [sol_last_step]).mean()  # noqa: F821
+sol_everywhere = dt.exact_loo(traj, split.test, [p]).mean()                  # noqa: F821
+print(sol_ex.check_last_occurrence(sol_last_only, traj, split.test, p))      # noqa: F821
+print(f"the last step alone: {float(sol_last_only):+.5f}; every occurrence: {float(sol_everywhere):+.5f}")
+# The share carried by the last step differs from point to point and run to run: compare a few
+# points with the widget's middle panel (removed at one step only).
 
-# 2. Remove p only at its last occurrence.
-last_step = schedule.occurrences(p)[-1]
-once = dt.exact_loo(traj, split.test, [p], [last_step])[0]
-everywhere = dt.exact_loo(traj, split.test, [p])[0]
-dve_once = influence.at([p], [last_step])[0]
-print(f"2. point {p} at step {last_step} only: exact {once.mean():+.4f}, DVE {dve_once.mean():+.4f}; "
-      f"every occurrence: exact {everywhere.mean():+.4f} -> the last step carries "
-      f"{float(once.mean() / everywhere.mean()):.0%} of it")
-# Most of the effect comes from the last occurrence: earlier kicks are largely absorbed by the steps
-# after them (lesson 02 measures this).
-
-# 1 (continued). Where does the most helpful point sit? (The figure shows when this is the last
-# line of a notebook cell.)
+# Exercise 1: where the most helpful and the most harmful points sit.
 with plots.style():
-    fig, ax = plots.new_figure(1, figsize=(4, 3.3))
-    plots.decision_boundary(ax[0, 0], traj, highlight=[best], title=f"most helpful point: {best}")
-# It usually sits close to the decision boundary, on its own class's side: a point the model still
-# had to learn from in the last epoch, and one that agrees with the test points near it.
-fig  # noqa: B018
+    sol_fig, sol_ax = plots.new_figure(1, figsize=(4.5, 3.3))
+    plots.decision_boundary(sol_ax[0, 0], traj, highlight=[sol_most_helpful, int(exact_all.argmin())],  # noqa: F821
+                            title="most helpful and most harmful, circled")
+sol_fig  # noqa: B018

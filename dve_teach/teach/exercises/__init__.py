@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 __all__ = ["Feedback", "HISTORY", "right", "wrong", "not_yet", "exercise"]
 
-#: (check name, ok) of every check run in this process, oldest first.
+#: (check function name, ok) of every check run in this process, oldest first.
 HISTORY: list[tuple[str, bool]] = []
 
 
@@ -68,7 +68,7 @@ def exercise(fn: Callable[..., Feedback]) -> Callable[..., Feedback]:
         except (TypeError, ValueError, IndexError, KeyError) as err:
             out = Feedback(fn.__name__, False, f"your answer could not be checked ({err}). Hint: see "
                                                f"the exercise text for what kind of value is asked for.")
-        HISTORY.append((out.name, out.ok))
+        HISTORY.append((fn.__name__, out.ok))
         return out
 
     return run
