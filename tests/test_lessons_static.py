@@ -149,9 +149,21 @@ def test_sections_in_order(path):
         assert hits, f"{path.name}: no heading matching {pattern!r} among {headings}"
         return hits[0]
 
-    goals, learned, exercises = first(r"goal"), first(r"what you learned"), first(r"exercise")
+    goals, learned, exercises = first(r"goal"), first(r"what you learned"), first(r"^exercises\b")
     assert goals < learned < exercises, (
         f"{path.name}: sections should run goals -> What you learned -> exercises")
+
+
+@lesson
+def test_exercises_inside_the_lesson(path):
+    """At least two exercise cells with an automatic check before "What you learned"."""
+    cells = _read(path).cells
+    end = next(k for k, c in enumerate(cells) if c.cell_type == "markdown"
+               and re.search(r"^#+\s*what you learned", c.source, re.I | re.M))
+    scaffolds = [c for c in cells[:end] if c.cell_type == "code" and re.search(r"\bex\.check_\w+\(", c.source)
+                 and "TODO" in c.source]
+    assert len(scaffolds) >= 2, (f"{path.name}: needs at least two exercise cells inside the lesson (a TODO "
+                                 f"scaffold followed by ex.check_...(answer, ...)), found {len(scaffolds)}")
 
 
 @lesson
