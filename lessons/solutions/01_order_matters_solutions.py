@@ -1,77 +1,68 @@
 # Solutions to lesson 01 (order matters). Load into a cell with
 #   %load solutions/01_order_matters_solutions.py
-# or run on its own from lessons/: python solutions/01_order_matters_solutions.py
-# (set DVE_TEACH_FAST=1 for smaller problems). Reuses the lesson's data and model when they exist.
-import numpy as np
+# after running the lesson: it uses the lesson's variables (split, model, n, epochs, lr, R, shuffles,
+# loss_per_order, curriculum_loss, i, steps) and defines only new names (sol_...).
 import torch
 
 import dve_teach as dt
+from dve_teach.teach.exercises import lesson01 as sol_ex
 from dve_teach.training.orders import final_test_losses
 
-torch.set_num_threads(1)
-try:
-    split, model, epochs  # noqa: B018, F821  (defined in the lesson)
-except NameError:
-    split = dt.datasets.moons(n_train=200, n_test=dt.config.sized(200, 100), seed=0)
-    model = dt.models.mlp((2, 16, 2), seed=0)
-    epochs = dt.config.sized(10, 5)
-n, lr, R = len(split.train), 1.0, 64
+# Exercise A: shuffles that end lower than the easy→hard curriculum.
+sol_below = int((loss_per_order < curriculum_loss[0]).sum())                       # noqa: F821
+print(sol_ex.check_shuffles_below(sol_below, loss_per_order, curriculum_loss[0]))  # noqa: F821
 
-# 1. Batch size: smaller batches mean more steps (more places where the order enters) and noisier
-#    steps; larger batches average over more points per step, so each step depends less on the order.
-spread = {}
-for b in (5, 20, 50):
-    shuffles_b = [dt.Schedule.shuffled(n, b, epochs, seed=r) for r in range(R)]
-    loss = final_test_losses(model, split.train, split.test, shuffles_b, lr).mean(1)
-    spread[b] = float(loss.std())
-    print(f"1. batch {b:2d}: T = {len(shuffles_b[0]):3d} steps, test loss {loss.mean():.3f} ± {loss.std():.3f} "
-          f"(range {loss.min():.3f} to {loss.max():.3f})")
-print(f"   widest spread with batch size {max(spread, key=spread.get)}")
+# Exercise B: six correctly labelled copies; the one seen at the last step.
+sol_data, sol_schedule = dt.explain.with_copies(split.train, shuffles[0], i, steps)   # noqa: F821
+sol_traj = dt.train(model, sol_data, sol_schedule, lr)                                 # noqa: F821
+sol_copies = list(range(n, n + len(steps)))                                            # noqa: F821
+sol_tsloo = dt.exact_loo(sol_traj, split.test, sol_copies, steps).mean(1)              # noqa: F821
+print(sol_ex.check_correct_copy_last(sol_tsloo[-1], model, split.train, shuffles[0], i, steps, lr,  # noqa: F821
+                                     split.test))                                                   # noqa: F821
+for sol_s, sol_e in zip(steps, sol_tsloo):                                             # noqa: F821
+    print(f"B. correctly labelled copy seen at step {sol_s:3d}: exact TSLOO {sol_e:+.5f}")
+# Compare with the mislabelled copies: a point the model already fits well has a small gradient, so
+# these values are much smaller; whether they still depend on the step, and their sign, the printout says.
 
-# 2. Two steps that do not commute: from θ = θ_{T−2}, batches a = B_{T−2} then b = B_{T−1} versus the
-#    other way round: θ(a→b) − θ(b→a) ≈ η² (H_b g_a − H_a g_b), all at θ.
-base = dt.Schedule.shuffled(n, 20, epochs, seed=0)
-T = len(base)
-run = dt.train(model, split.train, base, lr)
-theta, obj = run.params(T - 2), run.objective
-(_, Xa, ya), (_, Xb, yb) = run.batch(T - 2), run.batch(T - 1)
-w, div = torch.ones(20, dtype=theta.dtype), torch.tensor(20.0, dtype=theta.dtype)
-g_a, g_b = obj.batch_grad(theta, Xa, ya, w, div), obj.batch_grad(theta, Xb, yb, w, div)
-Hb_ga, Ha_gb = obj.hvp(theta, Xb, yb, 20, g_a[None])[0], obj.hvp(theta, Xa, ya, 20, g_b[None])[0]
-for eta in (1.0, 0.3, 0.1):
-    ab = theta - eta * obj.batch_grad(theta, Xa, ya, w, div)      # plain SGD steps (λ = 0 here)
-    ab = ab - eta * obj.batch_grad(ab, Xb, yb, w, div)
-    ba = theta - eta * obj.batch_grad(theta, Xb, yb, w, div)
-    ba = ba - eta * obj.batch_grad(ba, Xa, ya, w, div)
-    actual, predicted = ab - ba, eta ** 2 * (Hb_ga - Ha_gb)
-    print(f"2. η {eta:3.1f}: |θ(a→b) − θ(b→a)| {actual.norm():.2e}, predicted {predicted.norm():.2e}, "
-          f"relative error {(actual - predicted).norm() / actual.norm():.3f}")
-# The relative error falls roughly in proportion to η: the first neglected term is O(η³).
-print(f"   and the full runs differ too: |θ_T − θ_T(swapped)| = "
-      f"{(run.final - dt.train(model, split.train, base.swap(T - 2, T - 1), lr).final).norm():.2e}")
+# Exercise 1: batch size and the spread of final test losses over R shuffles.
+sol_spread = {}
+for sol_b in (5, 20, 50):
+    sol_orders = [dt.Schedule.shuffled(n, sol_b, epochs, seed=r) for r in range(R)]           # noqa: F821
+    sol_loss = final_test_losses(model, split.train, split.test, sol_orders, lr).mean(1)      # noqa: F821
+    sol_spread[sol_b] = float(sol_loss.std())
+    print(f"1. batch {sol_b:2d}: T = {len(sol_orders[0]):3d} steps, test loss {sol_loss.mean():.3f} ± {sol_loss.std():.3f}")
+print(f"   widest spread with batch size {max(sol_spread, key=sol_spread.get)}: smaller batches mean more "
+      "steps (more places where the order enters) and noisier ones")
 
-# 3a. A left-to-right curriculum (by the first coordinate).
-shuffles = [dt.Schedule.shuffled(n, 20, epochs, seed=r) for r in range(R)]
-losses = final_test_losses(model, split.train, split.test, shuffles + [
-    dt.Schedule.curriculum(split.train.X[:, 0], 20, epochs)], lr).mean(1)
-print(f"3a. left→right: test loss {losses[-1]:.3f}; {int((losses[:R] < losses[-1]).sum())} of {R} shuffles end lower")
+# Exercise 2: two steps that do not commute. From θ = θ_{T−2}: a = B_{T−2} then b = B_{T−1}, and back.
+sol_run = dt.train(model, split.train, shuffles[0], lr)                                   # noqa: F821
+sol_T = len(shuffles[0])                                                                  # noqa: F821
+sol_theta, sol_obj = sol_run.params(sol_T - 2), sol_run.objective
+(_, sol_Xa, sol_ya), (_, sol_Xb, sol_yb) = sol_run.batch(sol_T - 2), sol_run.batch(sol_T - 1)
+sol_b = shuffles[0].batch_size                                                            # noqa: F821
+sol_w, sol_div = torch.ones(sol_b, dtype=sol_theta.dtype), torch.tensor(float(sol_b), dtype=sol_theta.dtype)
 
-# 3b. Six copies of a class-0 point, labelled correctly, each seen once at a different step.
-reference = dt.train(model, split.train, shuffles[0], lr)
-i = int(reference.predict(split.train.X).softmax(1)[:, 0].argmax())
-K = 6
-steps = np.linspace(0, T - 1, K).round().astype(int).tolist()
-copies = list(range(n, n + K))
-data = dt.Data(torch.cat([split.train.X, split.train.X[i].repeat(K, 1)]),
-               torch.cat([split.train.y, torch.zeros(K, dtype=torch.int64)]))   # correct label: 0
-batches = [list(batch) for batch in shuffles[0].batches]
-for copy, s in zip(copies, steps):
-    batches[s].append(copy)
-traj = dt.train(model, data, dt.Schedule(batches, 20, n + K), lr)
-tsloo = dt.exact_loo(traj, split.test, copies, steps).mean(1)
-for s, e in zip(steps, tsloo):
-    print(f"3b. correctly labelled copy seen at step {s:3d}: exact TSLOO {e:+.5f}")
-# A point the model already fits well has a small gradient, so these values are tiny next to the
-# mislabelled copies'. They still depend on the step (in the runs we tried the first and the last
-# steps matter most), and with another problem size the sign can flip: a value belongs to a
-# (point, moment) pair, not to the point alone.
+
+def sol_grad(theta, X, y):
+    return sol_obj.batch_grad(theta, X, y, sol_w, sol_div)
+
+
+sol_ga, sol_gb = sol_grad(sol_theta, sol_Xa, sol_ya), sol_grad(sol_theta, sol_Xb, sol_yb)
+sol_Hb_ga = sol_obj.hvp(sol_theta, sol_Xb, sol_yb, sol_b, sol_ga[None])[0]
+sol_Ha_gb = sol_obj.hvp(sol_theta, sol_Xa, sol_ya, sol_b, sol_gb[None])[0]
+for sol_eta in (1.0, 0.3, 0.1):
+    sol_ab = sol_theta - sol_eta * sol_ga
+    sol_ab = sol_ab - sol_eta * sol_grad(sol_ab, sol_Xb, sol_yb)
+    sol_ba = sol_theta - sol_eta * sol_gb
+    sol_ba = sol_ba - sol_eta * sol_grad(sol_ba, sol_Xa, sol_ya)
+    sol_actual, sol_pred = sol_ab - sol_ba, sol_eta ** 2 * (sol_Hb_ga - sol_Ha_gb)
+    print(f"2. η {sol_eta:3.1f}: |θ(a→b) − θ(b→a)| {sol_actual.norm():.2e}, predicted {sol_pred.norm():.2e}, "
+          f"relative error {(sol_actual - sol_pred).norm() / sol_actual.norm():.3f}")
+# The first neglected term is O(η³), so the relative error should shrink about in proportion to η:
+# read it off the three lines above.
+
+# Exercise 3: a left-to-right curriculum (by the first coordinate).
+sol_lr_order = dt.Schedule.curriculum(split.train.X[:, 0], shuffles[0].batch_size, epochs)   # noqa: F821
+sol_lr_loss = final_test_losses(model, split.train, split.test, [sol_lr_order], lr).mean()   # noqa: F821
+print(f"3. left→right: test loss {sol_lr_loss:.3f}; {int((loss_per_order < sol_lr_loss).sum())} of {R} "  # noqa: F821
+      "shuffles end lower")

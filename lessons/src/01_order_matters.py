@@ -18,14 +18,18 @@
 # %%
 # %matplotlib inline
 # %config InlineBackend.figure_formats = ['png']
+import warnings
+
 import numpy as np
 import torch
 
 import dve_teach as dt
 from dve_teach import plots, widgets
+from dve_teach.teach.exercises import lesson01 as ex
 from dve_teach.training.orders import final_test_losses
 
-np.random.seed(0); torch.manual_seed(0)   # seed everything (the orders below have their own seeds)
+SEED = dt.config.seed()                   # DVE_TEACH_SEED (default 0): every seed below derives from it
+np.random.seed(SEED); torch.manual_seed(SEED)   # seed everything (the orders below have their own seeds)
 torch.set_num_threads(1)                  # tiny models: one thread is fastest (and fair to other users)
 sized = dt.config.sized                   # sized(full, fast): smaller problems when DVE_TEACH_FAST=1
 
@@ -43,8 +47,8 @@ sized = dt.config.sized                   # sized(full, fast): smaller problems 
 # size is our $\eta_t/b$, paper §2.)
 
 # %%
-split = dt.datasets.moons(n_train=200, n_test=sized(200, 100), seed=0)   # 2-D, two classes
-model = dt.models.mlp((2, 16, 2), seed=0)     # a 2-16-2 tanh network: the same θ_0 for every run
+split = dt.datasets.moons(n_train=200, n_test=sized(200, 100), seed=SEED)   # 2-D, two classes
+model = dt.models.mlp((2, 16, 2), seed=SEED)  # a 2-16-2 tanh network: the same θ_0 for every run
 batch_size, epochs, lr = 20, sized(10, 5), 1.0
 n = len(split.train)
 T = epochs * n // batch_size
@@ -60,7 +64,7 @@ print(f"{n} training points, {epochs} epochs of {n // batch_size} steps: T = {T}
 
 # %%
 R = 64
-shuffles = [dt.Schedule.shuffled(n, batch_size, epochs, seed=r) for r in range(R)]
+shuffles = [dt.Schedule.shuffled(n, batch_size, epochs, seed=1000 * SEED + r) for r in range(R)]
 losses = final_test_losses(model, split.train, split.test, shuffles, lr)   # Tensor[R, n_test]
 loss_per_order = losses.mean(1)
 best, worst = int(loss_per_order.argmin()), int(loss_per_order.argmax())
@@ -85,8 +89,10 @@ with plots.style():
 fig
 
 # %% tags=["nbval-check-output"]
+spread = (loss_per_order.max() - loss_per_order.min()) / loss_per_order.mean()
 print("orders trained:", R, "| one test loss per order:", tuple(loss_per_order.shape))
-print("same data, same start, different final models:", bool(loss_per_order.max() - loss_per_order.min() > 1e-3))
+print("same data, same start: best and worst order differ by more than 10% of the mean test loss:",
+      bool(spread > 0.1))
 
 # %% [markdown]
 # ### Why SGD remembers its order
@@ -132,12 +138,17 @@ with plots.style():
         plots.decision_boundary(a, dt.train(model, split.train, schedule, lr), title=f"{name}: test loss {loss:.3f}")
 fig
 
+# %% tags=["nbval-check-output"]
+print("each curriculum ends worse than more than half of the shuffles:",
+      all(int((loss_per_order < loss).sum()) > R // 2 for loss in curriculum_loss))
+
 # %% [markdown]
-# On this problem all three curricula end worse than (nearly) every shuffle. The **last** batches of
-# each epoch pull hardest on the final model: class-sorted training ends every epoch on class 1 only,
-# and the boundary is dragged up into class 0; easy→hard ends every epoch on the hardest points, those
-# near the boundary and across it. An order is a choice with consequences — and a good data value should
-# be able to say *when* a point helped.
+# On this problem each of the three curricula ends worse than most shuffles (how many, above, varies
+# with the seed). Each curriculum ends every epoch on the same kind of points: class-sorted on class 1
+# only, easy→hard on the hardest points. If the **last** batches pull hardest on the final model, that
+# is what such an order should cost — the six-copies experiment below measures exactly how much a
+# point's moment matters. An order is a choice with consequences, and a good data value should be able
+# to say *when* a point helped.
 
 # %% [markdown]
 # ## One number per point, or one per moment?
@@ -171,35 +182,94 @@ for copy, s in zip(copies, steps):
     batches[s].append(copy)                                           # copy k is seen once, at step s_k
 traj = dt.train(model, data, dt.Schedule(batches, batch_size, n + K), lr)
 
-if_score = dt.influence_function(traj, split.test, damping=0.2)[copies].mean(1)
-tsloo = dt.exact_loo(traj, split.test, copies, steps).mean(1)         # removed at its one step
-for s, a, e in zip(steps, if_score, tsloo):
-    print(f"copy seen at step {s:3d}:  influence function {a:+.4f}   exact TSLOO {e:+.4f}")
+tsloo = dt.exact_loo(traj, split.test, copies, steps).mean(1)         # removed at its one step: η/b scale
+for s, e in zip(steps, tsloo):
+    print(f"copy seen at step {s:3d}:  exact TSLOO {e:+.5f}")
+
+# %% tags=["nbval-check-output"]
+others = tsloo[:-1].abs()
+print("the exact TSLOO differs between the identical copies:", bool(tsloo.max() - tsloo.min() > 1e-4))
+print("the copy seen at the last step matters most (largest |TSLOO|):", int(tsloo.abs().argmax()) == K - 1)
+print("... by more than twice the median of the other copies:", bool(tsloo[-1].abs() > 2 * others.median()))
+
+# %% [markdown]
+# The last copy matters most, by a wide margin, in every run we tried — the final model still carries
+# its kick, and nothing comes after it to undo it. Its **sign** is another matter: a mislabelled copy
+# usually hurts, yet a last-step kick can also happen to lower the test loss (try other seeds: set
+# `DVE_TEACH_SEED`). The earlier copies are far smaller, and their pattern varies from run to run: in
+# some runs the very first copy counts more than those in the middle of training — points seen early
+# and late matter more than those in between, the **phases of influence** of paper §5.3 (lesson 06 is
+# about them) — in others it does not. Compare the first and the middle values above.
+#
+# ### What an influence function says about the same copies
+#
+# The influence function uses only $\theta_T$ and needs $(H + \mu I)^{-1}$. At $\theta_T$ SGD has
+# stopped far from a minimum of a non-convex loss and $H$ is **not** positive definite (its smallest
+# eigenvalue $\lambda_{\min}$ is printed below), so the inverse needs damping $\mu > |\lambda_{\min}|$. We
+# take $\mu = 2|\lambda_{\min}|$, and also show the library's default $\mu = 10^{-3}$, which is too
+# small here (the library warns).
+
+# %%
+H = torch.func.hessian(lambda th: traj.objective.losses(th, data.X, data.y).mean())(traj.final)
+lam_min = float(torch.linalg.eigvalsh(H)[0])
+damping = 2 * abs(lam_min)
+if_score = dt.influence_function(traj, split.test, damping=damping)[copies].mean(1)   # 1/n scale
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")                                   # "H + damping·I is not positive definite"
+    if_default = dt.influence_function(traj, split.test)[copies].mean(1)
+print(f"smallest eigenvalue of H at θ_T: {lam_min:.3f}; damping μ = {damping:.3f}")
+print(f"influence function of each copy: {if_score[0]:+.5f} (μ = {damping:.3f}), {if_default[0]:+.5f} (μ = 0.001)")
+
+# %% tags=["nbval-check-output"]
+print("H has a negative eigenvalue at θ_T:", lam_min < 0)
+print("the influence function gives all six copies the same score:", bool(if_score.max() - if_score.min() < 1e-9))
+print("its value moves by more than half between μ = 0.001 and μ = 2|λ_min|:",
+      bool((if_default[0] - if_score[0]).abs() > 0.5 * if_score[0].abs()))
 
 # %%
 with plots.style():
-    fig, ax = plots.new_figure(1, figsize=(6.5, 3))
-    a = ax[0, 0]
-    a.plot(steps, tsloo, "o-", color=plots.COLORS[0], label="exact TSLOO (removed at its step)")
-    a.plot(steps, if_score, "s--", color=plots.COLORS[1], label="influence function (final model)")
-    a.axhline(0, color="0.5", lw=0.6)
-    a.set(xlabel="step at which the copy was seen", ylabel="Δ mean test loss if removed",
-          title="six identical mislabelled copies")
-    a.legend(loc="lower left")
+    fig, ax = plots.new_figure(2, figsize=(9, 3.1))
+    ax[0, 0].plot(steps, tsloo, "o-", color=plots.COLORS[0])
+    ax[0, 0].axhline(0, color="0.5", lw=0.6)
+    ax[0, 0].set(xlabel="step at which the copy was seen", ylabel="Δ mean test loss if removed",
+                 title="exact TSLOO: one value per copy (η/b scale)")
+    ax[0, 1].bar([f"μ = {damping:.2f}", "μ = 0.001"], [float(if_score[0]), float(if_default[0])],
+                 color=[plots.COLORS[1], plots.COLORS[7]])
+    ax[0, 1].axhline(0, color="0.5", lw=0.6)
+    ax[0, 1].set(xlabel="damping", ylabel="IF score of every copy (1/n scale)",
+                 title="influence function: one value for all six")
 fig
-
-# %% tags=["nbval-check-output"]
-print("the influence function gives all six copies the same score:", bool(if_score.max() - if_score.min() < 1e-9))
-print("the exact TSLOO differs between the copies:", bool(tsloo.max() - tsloo.min() > 1e-4))
-print("the copy seen at the last step is the most harmful:", int(tsloo.argmin()) == K - 1)
 
 # %% [markdown]
 # The copies are identical, so their gradients at $\theta_T$ are identical and the influence function
 # *must* score them alike — whatever the order (paper §1 makes exactly this point about duplicates).
-# The replay disagrees: a label error seen at the last step is still in the final model, while one seen
-# early has been mostly overwritten by the steps after it. Note also the damping $\mu = 0.2$: at
-# $\theta_T$ the Hessian $H$ is not positive definite (SGD stopped far from a minimum of a non-convex
-# loss), another assumption of the influence function that the run does not meet.
+# The two panels have different scales on purpose: the IF estimates removing a point from the *mean*
+# objective (a $1/n$ effect), the single-step TSLOO removing one occurrence ($\eta/b$), so only their
+# shapes compare, not their heights. And the IF's one number is not even stable: it depends on a
+# damping that the run does not fix.
+
+# %% [markdown]
+# ## Try it: two exercises with automatic checks
+#
+# Replace each `None`; the check says *right*, or what is wrong and a hint.
+#
+# **Exercise A — where does a curriculum land?** How many of the 64 shuffles end with a lower final
+# test loss than the *easy→hard* curriculum (`curriculum_loss[0]`)?
+
+# %%
+shuffles_below = None   # TODO: an int
+ex.check_shuffles_below(shuffles_below, loss_per_order, curriculum_loss[0])
+
+# %% [markdown]
+# **Exercise B — correctly labelled copies.** Redo the six-copies experiment with the copies labelled
+# *correctly* (class 0): `dt.explain.with_copies(split.train, shuffles[0], i, steps)` returns the data
+# and the schedule with six exact copies of point `i` added at `steps` (indices `n`, …, `n + 5`). Train on
+# them (`dt.train(model, ..., lr)`) and give the mean exact TSLOO of the copy seen at the **last** step.
+# Before you run it: do you expect it to help or hurt?
+
+# %%
+correct_copy_last = None   # TODO: a number
+ex.check_correct_copy_last(correct_copy_last, model, split.train, shuffles[0], i, steps, lr, split.test)
 
 # %% [markdown]
 # ## Explore: `OrderExplorer`
@@ -218,20 +288,39 @@ explorer
 
 # %% [markdown]
 # Things to try: find the seed with the lowest test loss (is its boundary visibly different?), then
-# switch to *class-sorted* and watch the boundary slide toward one class. The readout counts how many of
-# the 64 shuffles end lower than the current order.
+# switch to *class-sorted*. The readout counts how many of the 64 shuffles end lower than the current
+# order.
+#
+# **Predict, then check.** Before you pick *class-sorted*: will it end better or worse than most of the
+# shuffles — and will its boundary look like a shuffle's?
+#
+# <details><summary>Answer</summary>
+#
+# Worse than most shuffles, as every curriculum above (the cell below asks the widget's own model). Each
+# epoch of class-sorted training ends on a run of class-1 batches, and the final model is the one those
+# last batches leave behind.
+# </details>
+
+# %%
+class_sorted = widgets.OrderModel(problem, preset="class-sorted", n_orders=R)   # what the widget computes
+below = int((class_sorted.spread() < class_sorted.update()["test_loss"]).sum())
+print(class_sorted.summary())
+
+# %% tags=["nbval-check-output"]
+print("class-sorted ends worse than more than half of the widget's shuffles:", below > R // 2)
 
 # %% [markdown]
 # ## What you learned
 #
 # - Same data, same initialisation, same step sizes: a different order gives a different model. Over 64
-#   shuffles the final test loss has a visible spread, and batched training (`dve_teach.training.orders`) makes
-#   such experiments cheap.
+#   shuffles the final test loss spreads by more than a tenth of its mean, and batched training
+#   (`dve_teach.training.orders`) makes such experiments cheap.
 # - SGD steps do not commute: swapping two steps moves the result by $\eta^2(H_b g_a - H_a g_b)$, and
-#   the effects compound over a run. A curriculum can end far from every random order.
-# - An influence function, computed from $\theta_T$ alone, gives a point one number wherever it was seen.
-#   The exact trajectory-specific leave-one-out gives one number per **(point, moment)**: the same label
-#   error costs far more when it is seen late.
+#   the effects compound over a run. Each curriculum here ended worse than most random orders.
+# - An influence function, computed from $\theta_T$ alone, gives a point one number wherever it was seen
+#   — and here that number hinged on the damping. The exact trajectory-specific leave-one-out gives one
+#   number per **(point, moment)**: identical copies of a label error got different values, and the
+#   copy seen at the last step mattered most.
 #
 # ## Exercises
 #
@@ -242,12 +331,10 @@ explorer
 #    and 0.1. Compare the difference with $\eta^2(H_b g_a - H_a g_b)$ (`traj.objective.batch_grad` and
 #    `traj.objective.hvp` give $g$ and $Hv$). How does the relative error scale with $\eta$?
 # 3. **Your own curriculum.** Order the points from left to right (by their first coordinate) with
-#    `dt.Schedule.curriculum`. Where does it land among the shuffles? Then redo the six-copies
-#    experiment with the copies labelled *correctly* (class 0): does the exact TSLOO still depend on the
-#    step, and what is its sign?
+#    `dt.Schedule.curriculum`. Where does it land among the shuffles?
 #
-# Solutions: run `%load solutions/01_order_matters_solutions.py` in a new cell (it reuses this lesson's
-# variables when they exist).
+# Solutions: run `%load solutions/01_order_matters_solutions.py` in a new cell (after the lesson: it
+# uses the lesson's variables and defines only new ones).
 
 # %% [markdown]
 # ---

@@ -1,0 +1,55 @@
+"""Checks for the exercises inside lesson 01 (order matters)."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+from . import exercise, not_yet, right, wrong
+from ...influence.explain import with_copies
+from ...influence.loo import exact_loo
+from ...training.loop import train
+
+__all__ = ["check_shuffles_below", "check_correct_copy_last"]
+
+
+@exercise
+def check_shuffles_below(answer, loss_per_order: torch.Tensor, curriculum_loss: float):
+    """answer: how many of the shuffles end with a lower final test loss than the curriculum."""
+    name = "shuffles below the curriculum"
+    if answer is None:
+        return not_yet(name, "compare loss_per_order with the curriculum's loss and count the Trues (.sum()).")
+    if isinstance(answer, torch.Tensor):
+        answer = answer.item()
+    if isinstance(answer, bool) or not float(answer).is_integer():
+        return wrong(name, f"{answer!r} is not a count.", "a count is a whole number: int(...).")
+    truth = int((loss_per_order < float(curriculum_loss)).sum())
+    R = len(loss_per_order)
+    if int(answer) == truth:
+        return right(name, f"{truth} of {R} shuffles end lower than this curriculum.")
+    if int(answer) == R - truth:
+        return wrong(name, "that counts the shuffles that end higher.", "lower test loss = better: use <.")
+    return wrong(name, f"{int(answer)} is not the count.", "(loss_per_order < value).sum() counts the lower ones.")
+
+
+@exercise
+def check_correct_copy_last(answer, model, data, schedule, point: int, steps: Sequence[int], lr, test):
+    """answer: the mean Δ test loss of removing the *correctly labelled* copy seen at the last of
+    `steps` (copies made with `dt.explain.with_copies(data, schedule, point, steps)`)."""
+    name = "correctly labelled copy"
+    if answer is None:
+        return not_yet(name, "build the data with dt.explain.with_copies, train on it, and remove the last copy "
+                             "(index len(data) + len(steps) - 1) at its step.")
+    value = float(answer.mean()) if isinstance(answer, torch.Tensor) else float(answer)
+    new, sched = with_copies(data, schedule, point, steps)
+    traj = train(model, new, sched, lr)
+    n = len(data)
+    truth = float(exact_loo(traj, test, [n + len(steps) - 1], [steps[-1]]).mean())
+    if math.isclose(value, truth, rel_tol=1e-6, abs_tol=1e-12):
+        return right(name, f"the correctly labelled copy seen at step {steps[-1]}: {truth:+.5f}.")
+    every = float(exact_loo(traj, test, [n + len(steps) - 1]).mean())
+    if math.isclose(value, every, rel_tol=1e-6, abs_tol=1e-12) and len(sched.occurrences(n + len(steps) - 1)) > 1:
+        return wrong(name, "that removes the copy at every step.", "pass its step too.")
+    return wrong(name, "that is not the exact replay's value for the last copy.",
+                 "the copies get the indices n, n+1, ...; the last one is seen at steps[-1].")
