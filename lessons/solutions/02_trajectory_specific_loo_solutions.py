@@ -1,58 +1,50 @@
 # Solutions to lesson 02 (trajectory-specific leave-one-out). Load into a cell with
 #   %load solutions/02_trajectory_specific_loo_solutions.py
-# or run on its own from lessons/: python solutions/02_trajectory_specific_loo_solutions.py
-# (set DVE_TEACH_FAST=1 for smaller problems). Reuses the lesson's run when it exists.
+# after running the lesson: it uses the lesson's variables (split, model, traj, schedule, p, n,
+# batch_size, lr, points, steps, per_step) and defines only new names (sol_...).
 import torch
 
 import dve_teach as dt
 from dve_teach.influence.counterfactual import divergence
+from dve_teach.teach.exercises import lesson02 as sol_ex
 
-torch.set_num_threads(1)
-try:
-    split, model, traj, schedule, p  # noqa: B018, F821  (defined in the lesson)
-except NameError:
-    split = dt.datasets.moons(n_train=dt.config.sized(100, 60), n_test=dt.config.sized(100, 50), seed=0)
-    model = dt.models.mlp((2, 16, 2), seed=0)
-    schedule = dt.Schedule.shuffled(len(split.train), 10, 3, seed=0)
-    traj = dt.train(model, split.train, schedule, 0.5)
-    p = int(traj.test_losses(split.train).argmax())
-n, batch_size, lr, T = len(split.train), schedule.batch_size, 0.5, traj.T
+# Exercise A: the epoch whose removals have the largest mean |TSLOO|.
+sol_epoch = torch.tensor(steps) // (n // batch_size)                                   # noqa: F821
+sol_means = [float(per_step[sol_epoch == e].abs().mean()) for e in range(int(sol_epoch.max()) + 1)]  # noqa: F821
+print(sol_ex.check_dominant_epoch(sol_means.index(max(sol_means)) + 1, per_step, steps, n // batch_size))  # noqa: F821
 
-# 1. Which epoch matters most? Mean |TSLOO| of the occurrences in each epoch.
-points, steps = schedule.occurrence_pairs()
-per_step = dt.exact_loo(traj, split.test, points, steps).mean(1)
-epoch = torch.tensor(steps) // (n // batch_size)
-for e in range(int(epoch.max()) + 1):
-    print(f"1. epoch {e + 1}: mean |TSLOO| {per_step[epoch == e].abs().mean():.2e}")
-# The last epoch dominates, by far: its kicks have the fewest steps left to be absorbed (the
-# surviving fractions were largest there), and the test loss is measured right after them.
+# Exercise B: replayed steps for every (point, step): a removal at step s replays T - s steps.
+sol_replayed = sum(traj.T - s for s in schedule.occurrence_pairs()[1])                # noqa: F821
+print(sol_ex.check_replayed_steps(sol_replayed, schedule))                             # noqa: F821
 
-# 2a. The order of the points inside a batch does not matter: the step uses their sum.
-inside_reversed = dt.Schedule([batch[::-1] for batch in schedule.batches], batch_size, n)
-same = dt.train(model, split.train, inside_reversed, lr)
-print(f"2a. max |θ_T − θ_T(reversed inside batches)| = {(same.final - traj.final).abs().max():.1e}  (rounding only)")
+# Exercise 1: points whose single-step TSLOO changes sign between occurrences.
+sol_values = {}
+for sol_i, sol_v in zip(points, per_step.tolist()):                                    # noqa: F821
+    sol_values.setdefault(sol_i, []).append(sol_v)
+sol_flips = [i for i, v in sol_values.items() if min(v) < 0 < max(v)]
+print(f"1. {len(sol_flips)} points change sign between their occurrences, e.g. {sol_flips[:5]}")
 
-# 2b. Which batch a point is in does matter: move p's last occurrence to the nearest earlier batch
-#     that does not hold it (that batch gets b + 1 points, the old one b − 1), retrain, and compare.
-s_from = schedule.occurrences(p)[-1]
-s_to = next(t for t in range(s_from - 1, -1, -1) if p not in schedule.batches[t])
-moved = schedule.move(p, s_from, s_to)
-traj_moved = dt.train(model, split.train, moved, lr)
-before = float(dt.exact_loo(traj, split.test, [p], [s_from])[0].mean())
-after = float(dt.exact_loo(traj_moved, split.test, [p], [s_to])[0].mean())
-print(f"2b. point {p} removed at step {s_from}: TSLOO {before:+.2e}; after moving it to step {s_to}: {after:+.2e}")
-# Moving a point changes its value (and, slightly, every other point's): the trajectory is different.
+# Exercise 2a. The order of the points inside a batch does not matter: the step uses their sum.
+sol_inside = dt.Schedule([batch[::-1] for batch in schedule.batches], batch_size, n)  # noqa: F821
+sol_same = dt.train(model, split.train, sol_inside, lr)                                # noqa: F821
+print(f"2a. max |θ_T − θ_T(reversed inside batches)| = {(sol_same.final - traj.final).abs().max():.1e}")  # noqa: F821
 
-# 3. Learning rate and memory: the fraction of the kick left at each step after removing p at its
-#    first occurrence.
-s = schedule.occurrences(p)[0]
-for eta in (0.1, 0.5, 1.0):
-    run = traj if eta == lr else dt.train(model, split.train, schedule, eta)
-    d = divergence(run, p, s)
-    kick = d[s + 1]
-    print(f"3. lr {eta:3.1f}: ‖δ‖ = {kick:.2e}; fraction left at the end {d[-1] / kick:.2f}, "
-          f"smallest fraction along the way {(d[s + 1:] / kick).min():.2f}")
+# Exercise 2b. Which batch a point is in does matter: move p's last occurrence to the nearest
+# earlier batch that does not hold it, retrain, and compare its single-step TSLOO.
+sol_from = schedule.occurrences(p)[-1]                                                  # noqa: F821
+sol_to = next(t for t in range(sol_from - 1, -1, -1) if p not in schedule.batches[t])  # noqa: F821
+sol_moved = dt.train(model, split.train, schedule.move(p, sol_from, sol_to), lr)       # noqa: F821
+print(f"2b. point {p} at step {sol_from}: {float(dt.exact_loo(traj, split.test, [p], [sol_from]).mean()):+.2e}; "  # noqa: F821
+      f"moved to step {sol_to}: {float(dt.exact_loo(sol_moved, split.test, [p], [sol_to]).mean()):+.2e}")  # noqa: F821
+
+# Exercise 3. Learning rate and memory: the fraction of the kick left after removing p at its first step.
+sol_s = schedule.occurrences(p)[0]                                                      # noqa: F821
+for sol_eta in (0.1, 0.5, 1.0):
+    sol_run = dt.train(model, split.train, schedule, sol_eta)                          # noqa: F821
+    sol_d = divergence(sol_run, p, sol_s)                                               # noqa: F821
+    print(f"3. lr {sol_eta:3.1f}: ‖δ‖ = {sol_d[sol_s + 1]:.2e}; fraction left at the end "
+          f"{sol_d[-1] / sol_d[sol_s + 1]:.2f}")
 # Each step multiplies the gap by (I − η H̄_t): with a small η the factor is close to the identity,
-# so more of the (smaller, ∝ η) kick survives the same number of steps. A larger η contracts faster
-# along curved directions — as long as η h < 2; beyond that a direction would grow instead.
-# To plot: dve_teach.teach.plots.divergence_curve(ax, d / kick, [s]) for each learning rate.
+# so more of the (smaller, ∝ η) kick can survive; a larger η contracts faster along curved directions
+# as long as η h < 2. Compare with the printed fractions. To plot one:
+# dve_teach.teach.plots.divergence_curve(ax, sol_d / sol_d[sol_s + 1], [sol_s]).

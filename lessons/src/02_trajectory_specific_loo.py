@@ -27,8 +27,10 @@ import torch
 import dve_teach as dt
 from dve_teach import plots, widgets
 from dve_teach.influence.counterfactual import counterfactual_params, divergence, divergences
+from dve_teach.teach.exercises import lesson02 as ex
 
-np.random.seed(0); torch.manual_seed(0)   # seed everything (the order below has its own seed)
+SEED = dt.config.seed()                   # DVE_TEACH_SEED (default 0): every seed below derives from it
+np.random.seed(SEED); torch.manual_seed(SEED)   # seed everything (the order below has its own seed)
 torch.set_num_threads(1)                  # tiny models: one thread is fastest (and fair to other users)
 sized = dt.config.sized                   # sized(full, fast): smaller problems when DVE_TEACH_FAST=1
 
@@ -57,10 +59,10 @@ sized = dt.config.sized                   # sized(full, fast): smaller problems 
 # holds the whole trajectory fixed, so the only difference between the two runs is the point.
 
 # %%
-split = dt.datasets.moons(n_train=sized(100, 60), n_test=sized(100, 50), seed=0)
-model = dt.models.mlp((2, 16, 2), seed=0)
+split = dt.datasets.moons(n_train=sized(100, 60), n_test=sized(100, 50), seed=SEED)
+model = dt.models.mlp((2, 16, 2), seed=SEED)
 n, batch_size, epochs, lr = len(split.train), 10, 3, 0.5
-schedule = dt.Schedule.shuffled(n, batch_size, epochs, seed=0)
+schedule = dt.Schedule.shuffled(n, batch_size, epochs, seed=SEED)
 traj = dt.train(model, split.train, schedule, lr)
 T = traj.T
 p = int(traj.test_losses(split.train).argmax())        # the training point the final model fits worst
@@ -130,17 +132,33 @@ gaps = divergences(traj, points, steps)                              # [n_occurr
 kick = gaps[torch.arange(len(steps)), torch.tensor(steps) + 1]      # ‖δ‖, the jump at s+1
 survival = gaps[:, -1] / kick
 epoch = torch.tensor(steps) // (n // batch_size)
-for e in range(epochs):
-    print(f"removed in epoch {e + 1}: median surviving fraction {survival[epoch == e].median():.2f}")
+step_of = torch.tensor(steps)
+first, middle, last = step_of <= 1, (step_of > T // 3) & (step_of < 2 * T // 3), step_of >= T - 3
+for name, where in (("the first 2 steps", first), ("the middle third", middle), ("the last 3 steps", last)):
+    print(f"removed in {name:17s}: median surviving fraction {survival[where].median():.2f}")
 with plots.style():
     fig, ax = plots.new_figure(1, figsize=(6.5, 3))
-    ax[0, 0].scatter(steps, survival, s=6, alpha=0.5, color=plots.COLORS[0])
+    ax[0, 0].scatter(steps, survival, s=6, alpha=0.5, color=plots.COLORS[0], label="one (point, step)")
+    median = [float(survival[step_of == t].median()) for t in range(T)]
+    ax[0, 0].plot(range(T), median, color=plots.COLORS[3], lw=1.5, label="median per step")
     ax[0, 0].set(xlabel="removal step s", ylabel="‖θ'_T − θ_T‖ / ‖δ‖", title="what is left of the kick at the end")
+    ax[0, 0].legend(loc="upper left")
 fig
 
+# %% tags=["nbval-check-output"]
+print("late kicks survive best: the last 3 steps keep over twice what the middle third keeps:",
+      bool(survival[last].median() > 2 * survival[middle].median()))
+print("early kicks are not absorbed: the first 2 steps keep more than 15% (median):",
+      bool(survival[first].median() > 0.15))
+
 # %% [markdown]
-# The later the removal, the less training is left to absorb it — the recency effect of lesson 01. An
-# early kick is mostly absorbed, but not entirely: the run that follows is a different run.
+# The later the removal, the less training is left to absorb it: kicks from the last steps keep most of
+# their size. But the earliest kicks are **not** mostly absorbed — a sizeable fraction of them is still
+# there at the end (the printout gives the medians), while the middle of training keeps similar or
+# smaller fractions. Whether the very first steps keep *more* than the middle (a U-shape) varies from
+# run to run on this small problem; in larger models the paper finds a short early stretch of training
+# whose data matter more than the data of the long middle — the **phases of influence** (paper §5.3,
+# Figure 1; lesson 06 is about them). Either way the run after a removal is a different run.
 
 # %% [markdown]
 # ## One step or every occurrence?
@@ -169,6 +187,15 @@ fig
 print("single-step TSLOO add up to the every-occurrence TSLOO (Spearman > 0.95):", bool(agreement["spearman"] > 0.95))
 
 # %% [markdown]
+# **Exercise A — which epoch matters most?** `per_step` holds the mean single-step TSLOO of every
+# (point, step) in `steps`, and an epoch has `n // batch_size` steps. Which epoch (1, 2 or 3) has the
+# largest mean $|\mathrm{TSLOO}|$? Does it fit the surviving fractions above?
+
+# %%
+dominant_epoch = None   # TODO: 1, 2 or 3
+ex.check_dominant_epoch(dominant_epoch, per_step, steps, n // batch_size)
+
+# %% [markdown]
 # ## Zero-weight or renormalized?
 #
 # With $m = |B_s|$ points in the batch and $S = \sum_{j\in B_s}\nabla\ell(\theta_s, z_j)$, the first
@@ -186,7 +213,6 @@ print("single-step TSLOO add up to the every-occurrence TSLOO (Spearman > 0.95):
 # %%
 renorm = dt.exact_loo(traj, split.test, points, steps, renormalize=True).mean(1)
 offset = renorm - batch_size / (batch_size - 1) * per_step          # should be ≈ one number per step
-step_of = torch.tensor(steps)
 within = torch.stack([offset[step_of == t].std() for t in range(T)]).mean()
 across = torch.stack([offset[step_of == t].mean() for t in range(T)]).std()
 print(f"offset: spread within a batch {within:.1e}, spread between steps {across:.1e}")
@@ -206,21 +232,51 @@ print("renormalized ≈ b/(b-1) · zero-weight + one offset per batch:", bool(wi
 # ## The cost of doing it exactly
 #
 # One exact TSLOO value for $(z_i, s)$ is one replay of $T - s$ steps. Every (point, step) of a run
-# with $N$ points and $E$ epochs is $N E$ replays, about $N E\,T/2$ SGD steps — $N E/2$ times the cost
-# of training itself. Running many replays side by side (`exact_loo` vmaps them in chunks) only divides
-# this by a constant.
+# with $N$ points, $E$ epochs and batch size $b$ is $NE$ replays of on average about $T/2$ steps, with
+# $T = NE/b$: about $N^2E^2/(2b)$ SGD steps, **quadratic** in the number of points. Running many replays
+# side by side (`exact_loo` vmaps them in chunks) makes each replayed step cheaper; it does not change
+# how many there are. The cell below counts them for growing training sets and times the replays.
 
 # %%
-start = time.perf_counter()
-dt.train(model, split.train, schedule, lr)
-train_seconds = time.perf_counter() - start
-replayed = sum(T - s for s in steps)
-print(f"training: {T} steps in {train_seconds:.2f} s")
-print(f"exact TSLOO for all {len(points)} (point, step) pairs: {replayed} replayed steps "
-      f"({replayed / T:.0f} trainings' worth) in {seconds:.1f} s")
-N, b = 10**6, 1000
-print(f"one epoch over a million points with b = {b}: {N * (N // b) // 2:.1e} replayed steps "
-      f"= {N // 2:.0e} trainings")
+sizes = sized([20, 40, 80, 160], [20, 40, 80])                    # doubling, multiples of the batch size
+counts, times = [], []
+for N in sizes:
+    grown = dt.datasets.moons(n_train=N, n_test=20, seed=SEED)
+    run = dt.train(model, grown.train, dt.Schedule.shuffled(N, batch_size, epochs, seed=SEED), lr)
+    pts, sts = run.schedule.occurrence_pairs()
+    counts.append(sum(run.T - s for s in sts))
+    start = time.perf_counter()
+    dt.exact_loo(run, grown.test, pts, sts)
+    times.append(time.perf_counter() - start)
+for N, c, t in zip(sizes, counts, times):
+    print(f"N = {N:3d}: {N * epochs:4d} (point, step) pairs, {c:6d} replayed steps, {t:.2f} s")
+with plots.style():
+    fig, ax = plots.new_figure(2, figsize=(9, 3))
+    ax[0, 0].loglog(sizes, counts, "o-", color=plots.COLORS[0], label="replayed steps")
+    ax[0, 0].loglog(sizes, [counts[0] * (N / sizes[0]) ** 2 for N in sizes], "--", color="0.5", label="∝ N²")
+    ax[0, 0].set(xlabel="training points N", ylabel="SGD steps replayed", title="exact TSLOO of every (point, step)")
+    ax[0, 0].legend(loc="upper left")
+    ax[0, 1].loglog(sizes, times, "s-", color=plots.COLORS[1])
+    ax[0, 1].set(xlabel="training points N", ylabel="seconds (this machine)", title="measured time of those replays")
+fig
+
+# %% tags=["nbval-check-output"]
+growth = [c2 / c1 for c1, c2 in zip(counts, counts[1:])]
+print("doubling N multiplies the replayed steps by about 4 (3.5 to 4.5):", all(3.5 < g < 4.5 for g in growth))
+
+# %% [markdown]
+# On these toy sizes the seconds are small and partly fixed overhead, so read the count, not the clock:
+# a million points seen once with $b = 1000$ would mean about $N^2/(2b) = 5\cdot10^8$ replayed steps,
+# half a million trainings' worth.
+
+# %% [markdown]
+# **Exercise B — the cost of exactness.** How many SGD steps does the exact TSLOO of every (point, step)
+# of *this lesson's* run replay? (`schedule.occurrence_pairs()` gives every (point, step); `T` is the run
+# length.)
+
+# %%
+replayed_steps = None   # TODO: an int
+ex.check_replayed_steps(replayed_steps, schedule)
 
 # %% [markdown]
 # That is why lessons 03 and 04 replace the replays by one backward pass over the trajectory.
@@ -242,6 +298,26 @@ explorer
 # %% [markdown]
 # Things to try: a point removed in its first epoch vs its last; a point whose TSLOO changes sign between
 # its occurrences; the same removal with *renormalize* on — the curve's start changes, then what?
+#
+# **Predict, then check.** Pick any point and compare its removal at its first occurrence with its
+# removal at its last one. Which moves the mean test loss more — for most points?
+#
+# <details><summary>Answer</summary>
+#
+# The last one, for most points: a late kick has little training after it to absorb it. The cell below
+# counts, over all points, how often the last occurrence's |TSLOO| beats the first's. (Not for every
+# point: some points' first kick happens to matter more.)
+# </details>
+
+# %%
+by_point = {}
+for k, (i, t) in enumerate(zip(points, steps)):
+    by_point.setdefault(i, []).append(float(per_step[k]))
+late_wins = sum(abs(v[-1]) > abs(v[0]) for v in by_point.values()) / len(by_point)
+print(f"the last occurrence moves the test loss more than the first for {late_wins:.0%} of the points")
+
+# %% tags=["nbval-check-output"]
+print("for most points the last occurrence matters more than the first:", late_wins > 0.5)
 
 # %% [markdown]
 # ## What you learned
@@ -249,17 +325,17 @@ explorer
 # - $\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z)$: replay the recorded run with
 #   $w_i = 0$ at step $s$ (or at every occurrence), everything else fixed. Positive = the point helped.
 # - The counterfactual equals the run until the removal, jumps by exactly $\frac{\eta_s}{b}\nabla\ell(\theta_s, z_i)$,
-#   then evolves by $(I - \eta_t(\bar H_t+\lambda I))$ step after step: late kicks survive, early ones are
-#   largely absorbed.
+#   then evolves by $(I - \eta_t(\bar H_t+\lambda I))$ step after step: late kicks survive best, and even
+#   the earliest ones leave a sizeable fraction behind.
 # - Removing every occurrence ≈ the sum of single-step removals. Renormalizing ≈ rescaling by
 #   $b/(b-1)$ plus one offset per batch.
-# - Exact values cost one replay per (point, step): $\approx N E/2$ trainings for all of them.
+# - Exact values cost one replay per (point, step): the replayed steps grow with the square of the
+#   number of points, and vmapping the replays does not change their count.
 #
 # ## Exercises
 #
-# 1. **Which epoch matters most?** Use `per_step`, `steps` and `epoch` from above: average
-#    $|\mathrm{TSLOO}|$ over the occurrences of each epoch. Which epoch dominates, and how does that fit
-#    the surviving fractions?
+# 1. **Helpful early, harmful late?** Find a point whose single-step TSLOO changes sign between its
+#    occurrences (`per_step`, `points`, `steps`). Where does it sit (`plots.decision_boundary`)?
 # 2. **Inside a batch vs between batches.** (a) Reverse the order of the points *inside* every batch
 #    (`dt.Schedule(reversed_batches, batch_size, n)`) and check that $\theta_T$ does not change.
 #    (b) Move point $p$'s last occurrence to another batch (`schedule.move(p, s_from, s_to)`), retrain

@@ -1,0 +1,59 @@
+"""Checks for the exercises inside lesson 02 (trajectory-specific leave-one-out)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from . import exercise, not_yet, right, wrong
+
+__all__ = ["check_dominant_epoch", "check_replayed_steps"]
+
+
+def _whole(answer) -> int:
+    if isinstance(answer, torch.Tensor):
+        answer = answer.item()
+    if isinstance(answer, bool) or not float(answer).is_integer():
+        raise ValueError(f"{answer!r} is not a whole number")
+    return int(answer)
+
+
+@exercise
+def check_dominant_epoch(answer, per_step: torch.Tensor, steps: Sequence[int], steps_per_epoch: int):
+    """answer: the epoch (1, 2, ...) whose removals have the largest mean |TSLOO|."""
+    name = "which epoch matters most"
+    if answer is None:
+        return not_yet(name, "group per_step by epoch = step // steps_per_epoch and average the absolute values.")
+    answer = _whole(answer)
+    epoch = torch.as_tensor(list(steps)) // steps_per_epoch
+    E = int(epoch.max()) + 1
+    means = torch.stack([per_step[epoch == e].abs().mean() for e in range(E)])
+    truth = int(means.argmax()) + 1
+    if answer == truth:
+        return right(name, f"epoch {truth}: its removals move the test loss most on average "
+                           f"({float(means[truth - 1]):.2e} against {float(means.min()):.2e} for the least).")
+    if answer == truth - 1 and answer >= 0:
+        return wrong(name, "off by one.", "count epochs from 1 (epoch = step // steps_per_epoch + 1).")
+    if not 1 <= answer <= E:
+        return wrong(name, f"there are epochs 1..{E}.", "count epochs from 1.")
+    return wrong(name, f"epoch {answer} is not the one with the largest mean |TSLOO|.",
+                 "take the absolute value before averaging: helpful and harmful removals cancel otherwise.")
+
+
+@exercise
+def check_replayed_steps(answer, schedule):
+    """answer: how many SGD steps the exact TSLOO of every (point, step) of `schedule` replays."""
+    name = "the cost of exactness"
+    if answer is None:
+        return not_yet(name, "a removal at step s replays the steps s, s+1, ..., T-1: T - s of them.")
+    answer = _whole(answer)
+    points, steps = schedule.occurrence_pairs()
+    T = len(schedule)
+    truth = sum(T - s for s in steps)
+    if answer == truth:
+        return right(name, f"{truth} replayed steps: {truth / T:.0f} trainings' worth for {len(steps)} values.")
+    if answer == sum(T - s - 1 for s in steps):
+        return wrong(name, "one step short per removal.", "the replay starts AT step s (the step without the point).")
+    if answer == len(steps) * T:
+        return wrong(name, "that replays every removal from the start.", "steps before s need no replay.")
+    return wrong(name, f"{answer} is not the count.", "sum T - s over every (point, step) of the schedule.")
