@@ -50,3 +50,62 @@ def test_last_occurrence(moons_run):
     assert "first occurrence" in lesson00.check_last_occurrence(first, traj, split.test, p).message
     assert not lesson00.check_last_occurrence(torch.zeros(3), traj, split.test, p)   # wrong shape: feedback
     assert not lesson00.check_last_occurrence(None, traj, split.test, p)
+
+
+def test_lesson01_checks(moons_run):
+    from dve_teach.teach.exercises import lesson01
+    traj, split = moons_run
+    losses = torch.tensor([0.3, 0.1, 0.5, 0.2])
+    assert lesson01.check_shuffles_below(2, losses, 0.25)                       # 0.1 and 0.2 are lower
+    assert lesson01.check_shuffles_below(torch.tensor(3), losses, 0.4)
+    assert "end higher" in lesson01.check_shuffles_below(1, losses, 0.4).message   # 3 lower, 1 higher
+    assert "not the count" in lesson01.check_shuffles_below(0, losses, 0.4).message
+    assert not lesson01.check_shuffles_below(None, losses, 0.25)
+    model = dt.models.mlp((2, 8, 2), seed=0)
+    steps = [0, 5, 11]
+    data, sched = dt.explain.with_copies(split.train, traj.schedule, 4, steps)
+    run = dt.train(model, data, sched, 0.3)
+    last = dt.exact_loo(run, split.test, [60 + 2], [11])[0].mean()
+    assert lesson01.check_correct_copy_last(last, model, split.train, traj.schedule, 4, steps, 0.3, split.test)
+    first = dt.exact_loo(run, split.test, [60], [0])[0].mean()
+    assert not lesson01.check_correct_copy_last(first, model, split.train, traj.schedule, 4, steps, 0.3, split.test)
+
+
+def test_lesson02_checks(moons_run):
+    from dve_teach.teach.exercises import lesson02
+    traj, split = moons_run
+    pts, sts = traj.schedule.occurrence_pairs()
+    per_step = torch.tensor([(-1.0) ** k * (1 + s) for k, s in enumerate(sts)], dtype=torch.float64)
+    per = len(traj.schedule) // 2                                               # 2 epochs of equal length
+    assert lesson02.check_dominant_epoch(2, per_step, sts, per)                 # |values| grow with the step
+    assert "off by one" in lesson02.check_dominant_epoch(1, per_step, sts, per).message
+    assert not lesson02.check_dominant_epoch(7, per_step, sts, per)
+    T = len(traj.schedule)
+    replayed = sum(T - s for s in sts)
+    loop = 0
+    for s in sts:                                    # count the replayed steps one by one
+        for _t in range(s, T):
+            loop += 1
+    assert replayed == loop and lesson02.check_replayed_steps(loop, traj.schedule)
+    assert "one step short" in lesson02.check_replayed_steps(loop - len(sts), traj.schedule).message
+    assert "from the start" in lesson02.check_replayed_steps(len(sts) * T, traj.schedule).message
+    assert not lesson02.check_replayed_steps(None, traj.schedule)
+
+
+def test_lesson05_checks():
+    from types import SimpleNamespace
+
+    from dve_teach.teach.exercises import lesson05
+    r = SimpleNamespace(steps=[2, 9, 15], per_step_exact=[0.1, -0.4, 0.3], point=0,
+                        embeddings=torch.tensor([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [10.0, 9.0],
+                                                 [0.9, -0.1], [-1.0, 0.0], [3.0, 0.5]]))
+    assert lesson05.check_strongest_step(9, r)
+    assert "signed" in lesson05.check_strongest_step(15, r).message
+    assert "not used at step 4" in lesson05.check_strongest_step(4, r).message
+    # cosine with [1, 0]: points 1, 4, 6 are nearly parallel, 3 is long but at 42°, 2 orthogonal, 5 opposite
+    cos = torch.nn.functional.cosine_similarity(r.embeddings, r.embeddings[0][None], dim=1).tolist()
+    top = sorted(range(1, 7), key=lambda i: -cos[i])[:3]
+    assert lesson05.check_most_similar(top, r, k=3)
+    assert "dot product" in lesson05.check_most_similar([3, 6, 1], r, k=3).message
+    assert "itself" in lesson05.check_most_similar([0, 1, 4], r, k=3).message
+    assert not lesson05.check_most_similar([1, 1, 4], r, k=3)

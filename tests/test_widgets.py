@@ -404,3 +404,42 @@ def test_reorder_model_plain_python_and_user_trajectory(moons):
 
 def test_no_pyplot_figures_left_open():
     assert plt.get_fignums() == []
+
+
+def test_reorder_to_step_slider(reorder):
+    v, m = reorder, reorder.model
+    sizes = [len(b) for b in m.order.batches]
+    occ = m.order.occurrences(3)
+    assert v.to_step.value == occ[0] and v.to_step.max == len(m.order) - 1 and not v.to_step.continuous_update
+    v.occurrence.value = len(occ) - 1                # the slider now sits on the last occurrence
+    assert v.to_step.value == occ[-1]
+    target = next(t for t in range(len(m.order)) if t not in occ and 3 not in m.order.batches[t])
+    v.to_step.value = target
+    moved = m.order.occurrences(3)
+    assert target in moved and sorted(set(occ[:-1])) == sorted(set(moved) - {target})
+    assert [len(b) for b in m.order.batches] == sizes and m.stale
+    v.occurrence.value = -1                          # every occurrence: the earliest moves, the others shift
+    before = m.order.occurrences(3)
+    v.to_step.value = 0
+    after = m.order.occurrences(3)
+    assert after[0] == 0 and np.all(np.diff(after) == np.diff(before))
+    no_errors(v)
+
+
+def test_reorder_refuses_an_order_without_the_point(reorder):
+    m = reorder.model
+    with pytest.raises(ValueError, match="never uses the followed point 3"):
+        m.set_order([0, 1, 2])
+    with pytest.raises(ValueError, match="outside the run"):
+        m.move_occurrence_to(len(m.order))
+
+
+def test_reorder_frames_share_axes(reorder):
+    v, m = reorder, reorder.model
+    T = len(m.result.schedule)
+    (x0, x1), (y0, y1) = m.frame_limits()
+    for s in (max(1, T // 4), T):
+        xy = m.frame(s)
+        assert x0 < xy[:, 0].min() and xy[:, 0].max() < x1 and y0 < xy[:, 1].min() and xy[:, 1].max() < y1
+        ax = m.frame_figure(s).axes[0]
+        assert ax.get_xlim() == pytest.approx((x0, x1)) and ax.get_ylim() == pytest.approx((y0, y1))

@@ -431,10 +431,16 @@ def reorder_figure(r, q=None, labels=None, stale: bool = False) -> Figure:
     return fig
 
 
-def reorder_frame(xy, labels, point: int, left_out: Sequence[int], seen, batch_losses, s: int) -> Figure:
-    """Lesson 05's Play frame: embeddings relative to the checkpoint at step s | the loss curve."""
+def reorder_frame(xy, labels, point: int, left_out: Sequence[int], seen, batch_losses, s: int,
+                  limits=None) -> Figure:
+    """Lesson 05's Play frame: embeddings relative to the checkpoint at step s | the loss curve.
+    limits: ((x0, x1), (y0, y1)) shared by every frame, so the frames are on one scale."""
     with style():
         fig, ax = new_figure(2, figsize=(9, 3))
+        if limits is not None:
+            ax[0, 0].set_xlim(*limits[0])
+            ax[0, 0].set_ylim(*limits[1])
+            ax[0, 0].set_autoscale_on(False)
         embedding_map(ax[0, 0], xy, labels, point=point, left_out=left_out, seen=seen,
                       title=f"embeddings relative to the checkpoint at step {s}")
         loss_curve(ax[0, 1], batch_losses, s)

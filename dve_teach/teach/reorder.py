@@ -116,6 +116,10 @@ class ReorderModel:
         s = seq if isinstance(seq, Schedule) else Schedule.from_order(list(seq), self.order.batch_size, self.n)
         if s.n != self.n:
             raise ValueError(f"the order indexes {s.n} points but the training set has {self.n}")
+        if not s.occurrences(self.point):
+            raise ValueError(f"this order never uses the followed point {self.point}: its run would not depend "
+                             f"on it (exact TSLOO 0 by definition). Include point {self.point}, or follow "
+                             f"another point first (set_point)")
         self.order = s
 
     def shuffle(self, seed: int = 0) -> None:
@@ -170,6 +174,16 @@ class ReorderModel:
                 raise ValueError(f"every point of step {t + delta} is also in step {t}: nothing to swap with")
             src[pos], dst[dst.index(j)] = j, p
         self.order = Schedule(bs, self.order.batch_size, self.n)
+
+    def move_occurrence_to(self, step: int, occurrence: Optional[int] = None) -> None:
+        """Move the chosen point's k-th occurrence to `step` (None: the earliest one, the others by
+        the same shift), as far as the run allows; see `move`."""
+        occ = self.order.occurrences(self.point)
+        if not occ:
+            raise ValueError(f"point {self.point} is in no batch of the order; set an order that visits it")
+        if not 0 <= int(step) < len(self.order):
+            raise ValueError(f"step {step} is outside the run 0..{len(self.order) - 1}")
+        self.move(int(step) - occ[0 if occurrence is None else int(occurrence)], occurrence)
 
     def move_to(self, where: str, occurrence: Optional[int] = None) -> None:
         """Move to the "first" or "last" step (with every occurrence: the earliest one to step 0, or
@@ -247,8 +261,18 @@ class ReorderModel:
     def figure(self):
         return plots.reorder_figure(self.result, self.previous, self.labels, self.stale)
 
+    def frame_limits(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Axis limits (x, y) that hold every frame of the current run on the same scale, so that Play
+        shows the cloud growing instead of rescaling each frame (from the frames at T/4, T/2, 3T/4, T)."""
+        T = len(self.result.schedule)
+        xy = np.concatenate([self.frame(s) for s in sorted({max(1, T // 4), max(1, T // 2), max(1, 3 * T // 4), T})])
+        lo, hi = xy.min(0), xy.max(0)
+        pad = 0.08 * np.maximum(hi - lo, 1e-12)
+        return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+
     def frame_figure(self, s: int):
         xy, r = self.frame(s), self.result
         seen = np.zeros(self.n, bool)
         seen[[i for b in r.schedule.batches[:int(s)] for i in b]] = True
-        return plots.reorder_frame(xy, self.labels, r.point, sorted(r.left_out), seen, r.traj.batch_losses, int(s))
+        return plots.reorder_frame(xy, self.labels, r.point, sorted(r.left_out), seen, r.traj.batch_losses, int(s),
+                                   limits=self.frame_limits())

@@ -200,7 +200,10 @@ class ReorderExplorer(_View):
         self.point = W.BoundedIntText(m.point, min=0, max=m.n - 1, description="point", layout=box, **_WIDE,
                                       tooltip="the training point to follow and move")
         self.occurrence = W.Dropdown(description="move", layout=W.Layout(width="220px"), **_WIDE,
-                                     tooltip="which of its occurrences the arrow buttons move")
+                                     tooltip="which of its occurrences the arrow buttons and the slider move")
+        self.to_step = W.IntSlider(0, min=0, max=T - 1, description="to step", continuous_update=False, **_WIDE,
+                                   tooltip="move the selected occurrence (every occurrence: the earliest, the "
+                                           "others by the same shift) to this step")
         self.seed = W.BoundedIntText(0, min=0, max=10**6, description="seed", layout=box, **_WIDE,
                                      tooltip="seed of the shuffle")
         self.preset = W.Dropdown(options=PRESETS[1:], description="curriculum", **_WIDE, tooltip="a curriculum")
@@ -230,11 +233,15 @@ class ReorderExplorer(_View):
                          button_style="primary", icon="refresh")}
         self.retrain_button, bt = self.buttons["retrain"], self.buttons
         rows = [W.HBox([self.point, self.occurrence] + [bt[k] for k in ("first", "earlier", "later", "last")]),
+                W.HBox([self.to_step]),
                 W.HBox([self.seed, bt["shuffle"], bt["reverse"], self.preset, bt["curriculum"]]),
                 W.HBox([self.drop, bt["leave_out"], bt["put_back"], bt["reset"], self.retrain_button, self.status])]
         super().__init__(m, dict(point=self.point, step=self.step), rows, [W.HBox([self.play, self.step]),
                                                                             self.frame_out])
         self.busy = [self.retrain_button, self.play, self.step]
+        self.to_step.observe(lambda ch: self._syncing or self._call(
+            self._edit, m.move_occurrence_to, ch["new"], occ()), names="value")
+        self.occurrence.observe(lambda ch: self._syncing or self._call(self._occurrences), names="value")
         self._occurrences()
         self._call(self.refresh)
 
@@ -277,8 +284,15 @@ class ReorderExplorer(_View):
     def _occurrences(self) -> None:
         """Relist the point's occurrences (keeping the selected one) and show whether a Retrain is due."""
         occ, keep = self.model.order.occurrences(self.model.point), self.occurrence.value
-        self.occurrence.options = [("every occurrence", -1)] + [(f"the one at step {t}", k) for k, t in enumerate(occ)]
-        self.occurrence.value = keep if keep is not None and keep < len(occ) else -1
+        self._syncing = True  # relisting the options and placing the slider are not the learner's edits
+        try:
+            self.occurrence.options = [("every occurrence", -1)] + [(f"the one at step {t}", k) for k, t in enumerate(occ)]
+            self.occurrence.value = keep if keep is not None and keep < len(occ) else -1
+            self.to_step.max = len(self.model.order) - 1
+            if occ:
+                self.to_step.value = occ[0 if self.occurrence.value == -1 else self.occurrence.value]
+        finally:
+            self._syncing = False
         stale = self.model.stale
         self.status.value = ("<b style='color:#D55E00'>changed since the last Retrain: press Retrain</b>" if stale
                              else "up to date")

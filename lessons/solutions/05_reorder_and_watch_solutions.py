@@ -1,61 +1,46 @@
 # Solutions to lesson 05 (reorder and watch). Load into a cell with
 #   %load solutions/05_reorder_and_watch_solutions.py
-# or run on its own from lessons/: python solutions/05_reorder_and_watch_solutions.py
-# (set DVE_TEACH_FAST=1 for smaller problems). Reuses `model` from the lesson when it exists.
+# after running the lesson: it uses the lesson's `explorer`, `SEED` and `Problem`, and defines only
+# new names (sol_...); it trains its own ReorderModel, so the widget's state is left as it was.
+import numpy as np
 import torch
 
-import dve_teach as dt
+from dve_teach.teach.exercises import lesson05 as sol_ex
 from dve_teach.widgets import ReorderModel
 
-try:
-    model  # noqa: F821  (defined in the lesson)
-except NameError:
-    model = ReorderModel()
-model.reset()
-p = model.point
+# Exercise A: the step where removing the followed point alone matters most.
+sol_r = explorer.result                                                                   # noqa: F821
+sol_strongest = sol_r.steps[int(np.abs(sol_r.per_step_exact).argmax())]
+print(sol_ex.check_strongest_step(sol_strongest, sol_r))
 
-# 1. Early or late? Move every occurrence to the first steps, then to the last steps.
-runs = {}
-for where in ("first", "last"):
-    model.reset()
-    model.move_to(where)
-    runs[where] = model.retrain()
-    r = runs[where]
-    print(f"1. {where:5s} steps {r.steps}: exact {r.exact:+.2e}  DVE {r.estimate:+.2e}")
-bigger = max(runs, key=lambda w: abs(runs[w].exact))
-same_rank = (abs(runs["last"].exact) > abs(runs["first"].exact)) == (abs(runs["last"].estimate) > abs(runs["first"].estimate))
-print(f"   larger exact influence when seen {bigger}; DVE ranks the two orders the same way: {same_rank}")
-# Usually "last": a point seen late has little training left to wash its effect out.
+# Exercise B: the 5 most similar embeddings (cosine), then leave them out on a separate model.
+sol_cos = torch.nn.functional.cosine_similarity(sol_r.embeddings, sol_r.embeddings[sol_r.point][None], dim=1)
+sol_cos[sol_r.point] = -2.0
+sol_similar = sol_cos.argsort(descending=True)[:5].tolist()
+print(sol_ex.check_most_similar(sol_similar, sol_r))
+sol_model = ReorderModel(Problem.moons(seed=SEED), point=sol_r.point)                   # noqa: F821
+sol_model.set_order(sol_r.order)
+sol_with = sol_model.retrain()
+for sol_i in sol_similar:
+    sol_model.leave_out(sol_i)
+sol_without = sol_model.retrain()
+print(f"B. point {sol_r.point}: exact {sol_with.exact:+.2e} with its similar points, {sol_without.exact:+.2e} without")
 
-# 2. Soaking up: leave out the 5 points whose embeddings are most similar to the point's.
-model.reset()
-base = model.retrain()
-E = base.embeddings
-cos = torch.nn.functional.cosine_similarity(E, E[p][None, :], dim=1)
-cos[p] = -float("inf")
-similar = cos.topk(5).indices.tolist()
-for i in similar:
-    model.leave_out(i)
-alone = model.retrain()
-print(f"2. left out {similar}: exact {base.exact:+.2e} -> {alone.exact:+.2e}, "
-      f"DVE {base.estimate:+.2e} -> {alone.estimate:+.2e}")
-print(f"   magnitude {'grew' if abs(alone.exact) > abs(base.exact) else 'shrank'}")
-# Two effects compete. Points with similar gradients seen later soak up part of this point's
-# contribution (lesson 04's recursion, M += DVE g^T): without them that part stays, so the
-# magnitude tends to grow. But the run itself changes too: without its neighbours the model fits
-# that region differently, and this point's gradient, and the test loss it moves, change with it.
-# On the default problem the second effect can win; try leaving out only dissimilar points to compare.
-model.put_back()
-model.reset()
+# Exercise 1: early vs late for 10 random points.
+sol_gen = np.random.default_rng(SEED)                                                    # noqa: F821
+sol_late_wins, sol_agree = 0, 0
+for sol_p in sol_gen.choice(sol_model.n, 10, replace=False):
+    sol_m = ReorderModel(Problem.moons(seed=SEED), point=int(sol_p))                     # noqa: F821
+    sol_m.move_to("first"); sol_e = sol_m.retrain()
+    sol_m.move_to("last"); sol_l = sol_m.retrain()
+    sol_late_wins += abs(sol_l.exact) > abs(sol_e.exact)
+    sol_agree += (abs(sol_l.exact) > abs(sol_e.exact)) == (abs(sol_l.estimate) > abs(sol_e.estimate))
+print(f"1. late mattered more for {sol_late_wins} of 10 points; the DVE ranked the two placements the same "
+      f"way for {sol_agree} of 10")
 
-# 3. Your own run: blobs, a trajectory you trained, at two learning rates.
-split = dt.datasets.blobs(n_train=dt.config.sized(120, 60), n_test=30, seed=0)
-for lr in (0.1, 1.0):
-    order = dt.Schedule.shuffled(len(split.train), 12, epochs=2, seed=0)
-    traj = dt.train(dt.models.mlp((2, 16, 3), seed=0), split.train, order, lr=lr)
-    own = ReorderModel(traj, split.test)
-    r = own.result
-    print(f"3. lr {lr}: point {r.point}: exact {r.exact:+.2e}  DVE {r.estimate:+.2e}  "
-          f"(relative error {abs(r.estimate - r.exact) / max(abs(r.exact), 1e-12):.2f})")
-# The first-order picture holds while steps are small; with a large learning rate the run is far
-# from linear around the recorded trajectory and exact and DVE drift apart.
+# Exercise 2: the followed point's exact TSLOO over 10 shuffles.
+sol_values = []
+for sol_seed in range(10):
+    sol_model.put_back(); sol_model.shuffle(sol_seed)
+    sol_values.append(sol_model.retrain().exact)
+print(f"2. exact TSLOO over 10 shuffles: {min(sol_values):+.2e} to {max(sol_values):+.2e}")
