@@ -193,13 +193,13 @@ print("the copy seen at the last step matters most (largest |TSLOO|):", int(tslo
 print("... by more than twice the median of the other copies:", bool(tsloo[-1].abs() > 2 * others.median()))
 
 # %% [markdown]
-# The last copy matters most, by a wide margin, in every run we tried — the final model still carries
-# its kick, and nothing comes after it to undo it. Its **sign** is another matter: a mislabelled copy
-# usually hurts, yet a last-step kick can also happen to lower the test loss (try other seeds: set
-# `DVE_TEACH_SEED`). The earlier copies are far smaller, and their pattern varies from run to run: in
-# some runs the very first copy counts more than those in the middle of training — points seen early
-# and late matter more than those in between, the **phases of influence** of paper §5.3 (lesson 06 is
-# about them) — in others it does not. Compare the first and the middle values above.
+# The last copy matters most, by more than twice the others' median (checked above): the final model
+# still carries its kick, and nothing comes after it to undo it. Its **sign** is another matter: is a
+# label error's kick always harmful? Read it above, and try other seeds (`DVE_TEACH_SEED`). The
+# earlier copies are much smaller, and their pattern is not fixed either: sometimes the very first copy
+# counts more than those in the middle of training — points seen early and late mattering more than
+# those in between is what the paper calls the **phases of influence** (§5.3; lesson 06 is about them)
+# — and sometimes it does not. Compare the first and the middle values above.
 #
 # ### What an influence function says about the same copies
 #
