@@ -30,6 +30,7 @@ def test_confirmed_and_agreement_by_brute_force(run):
     traj, s = run
     m = DigitModel(traj, s.test, k=3)
     total = {n: [0.0, 0.0] for n in m.ESTIMATES}
+    fewest = {n: 3 for n in m.ESTIMATES}
     for j in range(len(s.test)):
         m.test_index = j
         r = m.update()
@@ -39,12 +40,13 @@ def test_confirmed_and_agreement_by_brute_force(run):
                 count = len(pick(m.methods[n][:, j]) & pick(m.methods["exact LOO"][:, j]))
                 assert r["confirmed"][n][side] == count
                 total[n][side] += count / len(s.test)
+                fewest[n] = min(fewest[n], count)
     m.test_index = 1
     agree = m.agreement()
     assert m.test_index == 1
     for n in m.ESTIMATES:
         assert agree[n]["helpful"] == pytest.approx(total[n][0]) and agree[n]["harmful"] == pytest.approx(total[n][1])
-        assert -1 <= agree[n]["spearman"] <= 1
+        assert -1 <= agree[n]["spearman"] <= 1 and agree[n]["fewest"] == fewest[n]
 
 
 def test_figure_has_a_labelled_row_per_method_and_side(run):

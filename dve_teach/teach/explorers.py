@@ -346,16 +346,19 @@ class DigitModel:
 
     def agreement(self) -> dict:
         """Over every test digit: {estimate: {"helpful", "harmful": mean number of its top k that
-        are in exact LOO's top k, "spearman": mean Spearman with exact}} (needs compare=True)."""
+        are in exact LOO's top k, "spearman": mean Spearman with exact, "fewest": the smallest such
+        number, over test digits and both sides}} (needs compare=True)."""
         if "exact LOO" not in self.methods:
             raise ValueError("agreement() compares with exact LOO: build the model with compare=True")
-        before, out = self.test_index, {n: dict(helpful=0.0, harmful=0.0, spearman=0.0) for n in self.ESTIMATES}
+        before = self.test_index
+        out = {n: dict(helpful=0.0, harmful=0.0, spearman=0.0, fewest=self.k) for n in self.ESTIMATES}
         try:
             for self.test_index in range(len(self.test)):
                 r = self.update()
                 for n in self.ESTIMATES:
                     for key, v in zip(("helpful", "harmful", "spearman"), (*r["confirmed"][n], r["spearman"][n])):
                         out[n][key] += v / len(self.test)
+                    out[n]["fewest"] = min(out[n]["fewest"], *r["confirmed"][n])
         finally:
             self.test_index = before
         return out

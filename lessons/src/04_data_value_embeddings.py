@@ -78,7 +78,9 @@ chance = 5 * 5 / len(digits.train)              # the overlap of two random top-
 print("Fisher: between 2 and 4.5 of the top 5 confirmed on average (helpful and harmful):",
       all(2 < fisher[side] < 4.5 for side in ("helpful", "harmful")))
 print("GGN confirms more than the Fisher (helpful and harmful):", all(ggn[s] > fisher[s] for s in ("helpful", "harmful")))
-print("both confirm more than 10 times what chance would:", min(fisher["harmful"], ggn["harmful"]) > 10 * chance)
+print("both confirm more than 10 times what chance would:", 
+      min(a[side] for a in (fisher, ggn) for side in ("helpful", "harmful")) > 10 * chance)
+print("for some test digit, each confirms at most 2 of 5 (helpful or harmful):", max(fisher["fewest"], ggn["fewest"]) <= 2)
 
 # %% [markdown]
 # So an embedding finds many of the truly most influential digits — far more than chance would —
@@ -205,13 +207,14 @@ copies.pivot(index="copies", columns="added", values=["exact", "dve"]).map("{:+.
 
 # %%
 with plots.style():
-    fig, ax = plots.new_figure(1, figsize=(5, 3))
+    fig, ax = plots.new_figure(1, figsize=(7.5, 3))
+    fig.subplots_adjust(right=0.68)                                  # room for the legend, outside the data
     for (label, grp), colour in zip(copies.groupby("added", sort=False), plots.COLORS):
         ax[0, 0].plot(grp.copies, grp.exact, "o-", color=colour, label=f"{label}: exact")
         ax[0, 0].plot(grp.copies, grp.dve, "s--", color=colour, label=f"{label}: DVE")
     ax[0, 0].set(xlabel="copies added after step t0", ylabel="influence on same-class test loss",
                  title=f"point {i} at step {t0}: later look-alikes soak up its influence")
-    ax[0, 0].legend()
+    ax[0, 0].legend(loc="upper left", bbox_to_anchor=(1.02, 1))
 fig
 
 # %% tags=["nbval-check-output"]
@@ -343,7 +346,7 @@ print("its Hessian at θ_T was not positive definite:", any("not positive defini
 #   epochs — and here its Hessian at $\theta_T$ is not even positive definite (SGD did not converge).
 #   It barely correlates with the truth, as the paper reports (§5.1).
 # * The embeddings trade some fidelity for being computed **once**, without any test point, and
-#   queried in milliseconds.
+#   queried with one matrix product (the times of section 5).
 #
 # ## The widget: a test digit → its most helpful and most harmful training digits
 #
@@ -356,18 +359,16 @@ print("its Hessian at θ_T was not positive definite:", any("not positive defini
 explorer
 
 # %% [markdown]
-# **Predict, then check.** Before you move the slider: for a test digit of class 3, what labels will
-# its most helpful training digits carry, and its most harmful ones? And will a harmful digit always be
-# of another class?
+# **Predict, then check.** Before you move the slider: what labels will a test digit's most helpful
+# training digits carry, and its most harmful ones? Will a harmful digit always be of another class?
 #
 # <details><summary>Answer (open after trying a few digits)</summary>
 #
 # Mostly its own class: over all test digits, more than three quarters of exact LOO's top five
 # helpful digits share the test digit's label, and more than three quarters of its top five harmful
-# ones carry another label (the cell below checks both). A harmful digit is typically one of another
-# class that looks like the test digit, so learning it pulled the model towards the wrong answer.
-# But not always: some harmful digits have the *same* label, written in an unusual way — look for
-# them in the bottom rows.
+# ones carry another label (the cell below checks both): learning a digit of another class pulled
+# the model towards that class. But not always: some harmful digits carry the test digit's *own*
+# label (checked too) — find one in the bottom rows and look at how it is written.
 # </details>
 
 # %% tags=["nbval-check-output"]
