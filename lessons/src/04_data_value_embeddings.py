@@ -226,9 +226,10 @@ print("8 copies of another digit change it by less than 5% (exact):", abs(ctrl.e
 print("without copies, the embedding's value is more than 10% off the exact one:", abs(base.dve / base.exact - 1) > 0.1)
 
 # %% [markdown]
-# The embedding sees the effect — its value falls with the number of look-alikes, as the exact one
-# does — but it does not get the size right: even without copies it is more than 10% off, in one
-# direction or the other depending on the run. That is the price of the Fisher in place of the
+# The embedding sees the effect — with 8 look-alikes its value is well below the one without, as the
+# exact value is (though in some runs it does not fall at every step on the way) — but it does
+# not get the size right: even without copies it is more than 10% off, in one direction or the other
+# depending on the run. That is the price of the Fisher in place of the
 # Hessian, the subject of the next section.
 
 # %% [markdown]
