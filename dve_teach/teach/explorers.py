@@ -370,7 +370,8 @@ class DigitModel:
     def summary(self) -> str:
         r, j = self.update(), self.test_index
         h, x = r["helpful"][0], r["harmful"][0]
-        text = (f"test digit {j} (label {int(self.test.y[j])}): Fisher's most helpful #{h} ({float(r['scores'][h]):+.2e}), "
+        text = (f"test digit {j} (label {int(self.test.y[j])}): "
+                f"Fisher's most helpful #{h} ({float(r['scores'][h]):+.2e}), "
                 f"most harmful #{x} ({float(r['scores'][x]):+.2e})")
         if "confirmed" in r:
             text += "; of exact LOO's top " + f"{self.k} helpful / harmful: " + ", ".join(

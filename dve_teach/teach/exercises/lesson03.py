@@ -97,6 +97,7 @@ def check_largest_error(answer, traj, test) -> Feedback:
     if (point, step) not in pairs:
         return wrong(name, f"point {point} is not in the batch of step {step}.",
                      "pick the pair from traj.schedule.occurrence_pairs().")
-    if pairs.index((point, step)) == int((est - exact).argmax()) or pairs.index((point, step)) == int((exact - est).argmax()):
+    if pairs.index((point, step)) in (int((est - exact).argmax()), int((exact - est).argmax())):
         return wrong(name, "that is the largest signed difference.", "take the absolute value first.")
-    return wrong(name, "another occurrence has a larger error.", "error = |estimate − exact|, averaged over test points first.")
+    return wrong(name, "another occurrence has a larger error.",
+                 "error = |estimate − exact|, averaged over test points first.")

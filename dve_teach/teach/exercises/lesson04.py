@@ -29,7 +29,8 @@ def check_second_to_last_step(answer, dve, traj) -> Feedback:
         raise ValueError("this exercise needs the unprojected embedding of the lesson (proj_dim=None)")
     t = traj.T - 2
     members = [int(i) for i in traj.schedule.batches[t]]
-    rows = {int(p): r for r, p in zip(torch.nonzero(dve.steps_ == t)[:, 0].tolist(), dve.points_[dve.steps_ == t].tolist())}
+    at_t = dve.steps_ == t
+    rows = {int(p): r for r, p in zip(torch.nonzero(at_t)[:, 0].tolist(), dve.points_[at_t].tolist())}
     truth = dve.embeddings_[[rows[i] for i in members]]
     answer = torch.as_tensor(answer, dtype=truth.dtype)
     if answer.shape != truth.shape:
@@ -65,7 +66,8 @@ def check_query(answer, dve, test, point: int) -> Feedback:
     if abs(value - truth) <= tol:
         return right(name, "one gradient and a few dot products: no replay, no sweep.")
     if abs(value + truth) <= tol:
-        return wrong(name, "right size, wrong sign.", "influence = embedding · gradient of the test loss, no minus sign.")
+        return wrong(name, "right size, wrong sign.",
+                     "influence = embedding · gradient of the test loss, no minus sign.")
     single = scores.per_occurrence[scores.points == int(point), 0]
     if any(abs(value - float(v)) <= 1e-6 * max(abs(float(v)), 1e-12) for v in single):
         return wrong(name, "this is one occurrence only.", "sum over every row of dve.embeddings_ for the point.")
