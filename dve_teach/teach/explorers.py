@@ -246,7 +246,8 @@ class RemovalModel:
 
 class LearningRateModel:
     """Lesson 03: learning rate -> exact LOO (every occurrence, mean test loss) of `points` against
-    SGD-influence (`dt.sgd_influence`), and the Spearman of every learning rate tried so far."""
+    SGD-influence (`dt.sgd_influence`), and the Spearman of every learning rate tried so far.
+    points: default a random sample (drawn from `problem.seed`) of 40 training points (fast mode 20)."""
 
     def __init__(self, problem: Optional[Problem] = None, lr: Optional[float] = None,
                  points: Optional[Sequence[int]] = None, lr_range=(0.01, 5.0)):
@@ -255,7 +256,7 @@ class LearningRateModel:
         self.schedule = order_for(self.problem, "shuffle", self.problem.seed)
         n = len(self.problem.train)
         self.points = list(points) if points is not None else sorted(
-            np.random.default_rng(0).choice(n, min(n, sized(40, 20)), replace=False).tolist())
+            np.random.default_rng(self.problem.seed).choice(n, min(n, sized(40, 20)), replace=False).tolist())
         self._cache: dict = {}
 
     @_threads
@@ -286,15 +287,28 @@ class LearningRateModel:
 
 
 class DigitModel:
-    """Lesson 04: pick a test digit -> its `k` most helpful and most harmful training digits by the
-    data value embedding (fitted once; a test point is then a dot product) and when each was seen.
-    images: (train, test) images to draw, rows of 64 pixels (default: the inputs; the default
-    problem passes its raw, unstandardised images)."""
+    """Lesson 04: pick a test digit -> its `k` most helpful and most harmful training digits, each
+    point's influence summed over its occurrences, by three methods side by side:
+
+    * ``"DVE (Fisher)"`` (`scores`, [n_train, n_test]): the data value embedding with the empirical
+      Fisher (paper §4.1), fitted once; a test digit is then a dot product;
+    * ``"DVE (GGN)"``: the same recursion with the generalised Gauss-Newton matrix;
+    * ``"exact LOO"``: the truth, every training point removed from every step where it was seen,
+      one replay each (`dt.exact_loo`; about a second for 600 digits).
+
+    ``compare=False`` keeps only the Fisher scores (no GGN fit, no replays). images: (train, test)
+    images to draw, rows of 64 pixels (default: the inputs; the default problem passes its raw,
+    unstandardised images). dve_kwargs go to both `DataValueEmbedding` fits (not ``hessian``)."""
+
+    ESTIMATES = ("DVE (Fisher)", "DVE (GGN)")
 
     @_threads
     def __init__(self, traj: Optional[Trajectory] = None, test=None, test_index: int = 0, k: int = 5,
-                 images: Optional[tuple] = None, **dve_kwargs):
+                 images: Optional[tuple] = None, compare: bool = True, **dve_kwargs):
         from ..influence.embedding import DataValueEmbedding
+        from ..influence.loo import exact_loo
+        if "hessian" in dve_kwargs:
+            raise ValueError("DigitModel fits both the Fisher and the GGN embeddings: drop hessian=")
         if traj is None:
             p = Problem.digits()
             traj, test, images = p.fit(order_for(p, "shuffle", p.seed)), p.test, p.images
@@ -302,15 +316,52 @@ class DigitModel:
             raise ValueError("pass the test data with the trajectory: DigitModel(traj, test)")
         self.traj, self.test, self.test_index, self.k = traj, traj.check_data(test), int(test_index), int(k)
         self.images = (traj.data.X, self.test.X) if images is None else images
-        self.scores = DataValueEmbedding(**dve_kwargs).fit(traj).influence(self.test).total()  # [n, n_test]
+        fit = lambda h: DataValueEmbedding(hessian=h, **dve_kwargs).fit(traj).influence(self.test).total()  # noqa: E731
+        self.scores = fit("fisher")                                                 # [n_train, n_test]
+        self.methods = {"DVE (Fisher)": self.scores}
+        if compare:
+            self.methods["DVE (GGN)"] = fit("ggn")
+            self.methods["exact LOO"] = exact_loo(traj, self.test, list(range(len(traj.data))), progress=False)
+
+    def _top(self, s: torch.Tensor) -> tuple[list, list]:
+        order = torch.argsort(s, descending=True).tolist()
+        return order[:self.k], order[::-1][:self.k]
 
     def update(self) -> dict:
-        """{"scores": [n_train], "helpful", "harmful": k training indices, strongest first}."""
+        """{"scores": [n_train] (Fisher), "helpful", "harmful": its k training indices, strongest
+        first, "top": {method: (helpful, harmful)} and, when compared, "confirmed": {estimate:
+        (how many of its k helpful are in exact's k helpful, the same for harmful)} and
+        "spearman": {estimate: Spearman with exact over all training points, this test digit}}."""
+        from scipy.stats import spearmanr
         if not 0 <= self.test_index < len(self.test):
             raise IndexError(f"test_index {self.test_index} is outside 0..{len(self.test) - 1}")
-        s = self.scores[:, self.test_index]
-        order = torch.argsort(s, descending=True).tolist()
-        return dict(scores=s, helpful=order[:self.k], harmful=order[::-1][:self.k])
+        j = self.test_index
+        top = {name: self._top(s[:, j]) for name, s in self.methods.items()}
+        out = dict(scores=self.scores[:, j], helpful=top["DVE (Fisher)"][0], harmful=top["DVE (Fisher)"][1], top=top)
+        if "exact LOO" in self.methods:
+            (h, x), ex = top["exact LOO"], self.methods["exact LOO"][:, j]
+            out["confirmed"] = {n: (len(set(top[n][0]) & set(h)), len(set(top[n][1]) & set(x))) for n in self.ESTIMATES}
+            out["spearman"] = {n: float(spearmanr(self.methods[n][:, j], ex)[0]) for n in self.ESTIMATES}
+        return out
+
+    def agreement(self) -> dict:
+        """Over every test digit: {estimate: {"helpful", "harmful": mean number of its top k that
+        are in exact LOO's top k, "spearman": mean Spearman with exact, "fewest": the smallest such
+        number, over test digits and both sides}} (needs compare=True)."""
+        if "exact LOO" not in self.methods:
+            raise ValueError("agreement() compares with exact LOO: build the model with compare=True")
+        before = self.test_index
+        out = {n: dict(helpful=0.0, harmful=0.0, spearman=0.0, fewest=self.k) for n in self.ESTIMATES}
+        try:
+            for self.test_index in range(len(self.test)):
+                r = self.update()
+                for n in self.ESTIMATES:
+                    for key, v in zip(("helpful", "harmful", "spearman"), (*r["confirmed"][n], r["spearman"][n])):
+                        out[n][key] += v / len(self.test)
+                    out[n]["fewest"] = min(out[n]["fewest"], *r["confirmed"][n])
+        finally:
+            self.test_index = before
+        return out
 
     def caption(self, i: int) -> str:
         steps = self.traj.schedule.occurrences(i)
@@ -319,11 +370,29 @@ class DigitModel:
     def summary(self) -> str:
         r, j = self.update(), self.test_index
         h, x = r["helpful"][0], r["harmful"][0]
-        return (f"test digit {j} (label {int(self.test.y[j])}): most helpful #{h} ({float(r['scores'][h]):+.2e}), "
+        text = (f"test digit {j} (label {int(self.test.y[j])}): "
+                f"Fisher's most helpful #{h} ({float(r['scores'][h]):+.2e}), "
                 f"most harmful #{x} ({float(r['scores'][x]):+.2e})")
+        if "confirmed" in r:
+            text += "; of exact LOO's top " + f"{self.k} helpful / harmful: " + ", ".join(
+                f"{n[5:-1]} has {a} / {b} (Spearman {r['spearman'][n]:.2f})" for n, (a, b) in r["confirmed"].items())
+        return text
 
     def figure(self):
-        r, j = self.update(), self.test_index
-        idx = r["helpful"] + r["harmful"]
+        r, j, k = self.update(), self.test_index, self.k
+        names = [n for n in ("exact LOO", *self.ESTIMATES) if n in self.methods]
+        idx, captions, colors, labels = [], [], [], []
+        for side, colour in ((0, plots.COLORS[2]), (1, plots.COLORS[3])):
+            truth = set(r["top"]["exact LOO"][side]) if "exact LOO" in r["top"] else None
+            for n in names:
+                row = r["top"][n][side]
+                ok = [truth is None or n == "exact LOO" or i in truth for i in row]
+                idx += row
+                captions += [f"#{i} ({int(self.traj.data.y[i])})" + (" ✓" if o and n != "exact LOO" and truth else "")
+                             + "\n" + ",".join(map(str, self.traj.schedule.occurrences(i))) for i, o in zip(row, ok)]
+                colors += [colour if o else plots.COLORS[7] for o in ok]
+                mark = "" if truth is None or n == "exact LOO" else f"\n{sum(ok)}/{k} ✓ by exact"
+                labels.append(f"{('helpful', 'harmful')[side]}\n{n}{mark}")
         return plots.digit_figure(self.images[1][j], f"test #{j}, label {int(self.test.y[j])}",
-                                  self.images[0][idx], [self.caption(i) for i in idx], self.k)
+                                  self.images[0][idx], captions, k, row_labels=labels, colors=colors,
+                                  title="captions: #index (label), the steps where it was seen" if truth else None)

@@ -220,9 +220,10 @@ def fidelity_scatter(ax: Axes, estimate, exact, label: str = "estimate") -> Axes
 
 
 def digit_grid(ax: Axes, images, captions: Sequence[str], ncols: int, shape=(8, 8),
-               colors: Optional[Sequence] = None, pad: int = 2) -> Axes:
+               colors: Optional[Sequence] = None, pad: int = 2, row_labels: Optional[Sequence[str]] = None) -> Axes:
     """Images (rows of `images` reshaped to `shape`) tiled row by row, `ncols` per row, in ONE axes
-    (fast to draw), each with its caption below and an optional frame colour."""
+    (fast to draw), each with its caption below, an optional frame colour and an optional label
+    left of each row."""
     imgs = _np(images).reshape(-1, *shape)
     h, w = shape
     nrows = -(-len(imgs) // ncols)
@@ -239,6 +240,8 @@ def digit_grid(ax: Axes, images, captions: Sequence[str], ncols: int, shape=(8, 
         if colors is not None:
             ax.add_patch(Rectangle((c * Wd - 0.9, r * H - 0.9), w + 0.8, h + 0.8, fill=False,
                                    edgecolor=colors[k], lw=2))
+    for r, label in enumerate(row_labels or ()):
+        ax.text(-2.5, r * H + h / 2, label, ha="right", va="center", fontsize=7.5)
     ax.set_xlim(-1.5, ncols * Wd - pad + 0.5)
     ax.set_ylim(nrows * H - pad, -1.5)
     ax.set_axis_off()
@@ -396,16 +399,34 @@ def lr_figure(estimate, exact, lrs: Sequence[float], spearmans: Sequence[float],
 
 
 def digit_figure(test_image, test_caption: str, images, captions: Sequence[str], k: int,
-                 shape=(8, 8)) -> Figure:
-    """Lesson 04: the test digit | k most helpful (top row, green) and k most harmful (bottom row,
-    red) training digits, each captioned (e.g. label and the steps where it was seen)."""
+                 shape=(8, 8), row_labels: Optional[Sequence[str]] = None,
+                 colors: Optional[Sequence] = None, title: Optional[str] = None) -> Figure:
+    """Lesson 04: the test digit | training digits, `k` per row, each captioned (e.g. label and the
+    steps where it was seen). Default: 2 rows, the k most helpful (top, green frames) and the k
+    most harmful (bottom, red). `row_labels` name the rows (e.g. the method that chose them) and
+    `colors` give one frame colour per image; the figure grows with the number of rows."""
+    nrows = -(-len(_np(images).reshape(-1, *shape)) // k)
+    if colors is None:
+        colors = [COLORS[2]] * k + [COLORS[3]] * k
     with style():
-        fig = Figure(figsize=FIGSIZE, dpi=DPI)
-        ax0 = fig.add_axes((0.01, 0.12, 0.17, 0.72))
+        if not row_labels:  # the two-row layout
+            fig = Figure(figsize=FIGSIZE, dpi=DPI)
+            ax0 = fig.add_axes((0.01, 0.12, 0.17, 0.72))
+            ax = fig.add_axes((0.21, 0.02, 0.78, 0.86))
+            digit_grid(ax, images, captions, k, shape, colors=colors)
+        else:  # one labelled row per method and side, wide gaps for the captions
+            height = 0.95 * nrows + 0.5
+            fig = Figure(figsize=(2.4 + 0.75 * k, height), dpi=DPI)
+            ax0 = fig.add_axes((0.01, 0.5 - 0.9 / height, 1.3 / fig.get_figwidth(), 1.8 / height))
+            left = 2.45 / fig.get_figwidth()
+            ax = fig.add_axes((left, 0.01, 0.99 - left, 1 - 0.55 / height))
+            digit_grid(ax, images, captions, k, shape, colors=colors, pad=4, row_labels=row_labels)
+            ax.set_anchor("W")
         digit_grid(ax0, _np(test_image)[None], [test_caption], 1, shape)
-        ax = fig.add_axes((0.21, 0.02, 0.78, 0.86))
-        digit_grid(ax, images, captions, k, shape, colors=[COLORS[2]] * k + [COLORS[3]] * k)
-        ax.set_title("most helpful (top row, green) and most harmful (bottom row, red) training digits")
+        ax.set_title(title or "most helpful (green frames) and most harmful (red frames) training digits")
+        if row_labels:
+            fig.suptitle("most helpful (green) and most harmful (red) training digits; grey: not in exact LOO's top "
+                         f"{k}", fontsize=9, x=0.01, ha="left", y=1 - 0.08 / height, va="top")
     return fig
 
 

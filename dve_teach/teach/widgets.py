@@ -173,7 +173,8 @@ class LearningRateExplorer(_View):
 
 
 class DigitExplorer(_View):
-    """Lesson 04: pick a test digit -> its most helpful and harmful training digits and when seen."""
+    """Lesson 04: pick a test digit -> its most helpful and harmful training digits and when seen,
+    chosen by exact LOO, the Fisher and the GGN embedding side by side (`DigitModel`)."""
 
     def __init__(self, traj: Optional[Trajectory] = None, test=None, **kw):
         m = DigitModel(traj, test, **kw)
@@ -181,7 +182,8 @@ class DigitExplorer(_View):
             test_index=W.IntSlider(m.test_index, min=0, max=len(m.test) - 1, description="test digit",
                                    continuous_update=False, tooltip="the test image to explain", **_WIDE),
             k=W.IntSlider(m.k, min=1, max=8, description="how many", continuous_update=False,
-                          tooltip="training digits shown per row", **_WIDE)))
+                          tooltip="training digits shown per row", **_WIDE)),
+            height="700px" if "exact LOO" in m.methods else "290px")
         self._call(self.refresh)
 
 

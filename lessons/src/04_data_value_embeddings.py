@@ -30,10 +30,12 @@ import torch
 
 import dve_teach as dt
 from dve_teach import explain, plots
+from dve_teach.teach.exercises import lesson04 as ex
 from dve_teach.widgets import DigitExplorer
 
-torch.manual_seed(0)
-np.random.seed(0)
+SEED = dt.config.seed()          # DVE_TEACH_SEED (default 0): every seed below is SEED + k
+torch.manual_seed(SEED)
+np.random.seed(SEED)
 torch.set_num_threads(1)         # tiny models: extra threads only add overhead
 sized = dt.config.sized          # sized(full, fast): smaller problems when DVE_TEACH_FAST=1
 print("dve_teach", dt.__version__, "| fast mode:", dt.config.fast_mode())
@@ -42,17 +44,50 @@ print("dve_teach", dt.__version__, "| fast mode:", dt.config.fast_mode())
 # ## The key figure
 #
 # A 64-16-10 network trained on 8×8 handwritten digits for three epochs of SGD. For one test digit
-# (left) the embeddings name the training digits whose removal would have hurt it most (top row,
-# "most helpful") and those whose removal would have helped (bottom row, "most harmful"), with the
-# steps at which each was seen. After one pass over the training run, every test digit is a dot product away.
+# (left): which training digits helped it most — removing them would have raised its loss (green
+# frames) — and which hurt it most (red frames)? Each block of three rows answers three ways:
+# **exact LOO**, the truth (one replay of training without that digit, for every training digit), and
+# this lesson's data value embedding with the **empirical Fisher** and with the **GGN** (section 4).
+# A ✓ and a coloured frame mark a digit that exact LOO's top five confirm; a grey frame, one they do
+# not. Captions give the index, the label and the steps at which the digit was seen. The embeddings
+# are fitted once, without any test point; after that every test digit is a dot product away.
 
 # %%
-digits = dt.datasets.digits(n_train=sized(600, 200), n_test=sized(100, 40), seed=0)
-model = dt.models.mlp((64, 16, 10), seed=0)
-schedule = dt.Schedule.shuffled(len(digits.train), batch_size=32, epochs=3, seed=0)
+digits = dt.datasets.digits(n_train=sized(600, 200), n_test=sized(100, 40), seed=SEED)
+model = dt.models.mlp((64, 16, 10), seed=SEED + 1)
+schedule = dt.Schedule.shuffled(len(digits.train), batch_size=32, epochs=3, seed=SEED + 2)
 traj = dt.train(model, digits.train, schedule, lr=0.5)
 explorer = DigitExplorer(traj, digits.test, test_index=0, images=digits.images)  # raw pixels for drawing
 explorer.model.figure()
+
+# %% [markdown]
+# How often do the lists agree? `agreement()` counts, for every test digit, how many of an estimate's
+# top five are also in exact LOO's top five, and averages; it also averages the Spearman correlation
+# with exact LOO over all training digits.
+
+# %%
+agree = explorer.model.agreement()
+for name, a in agree.items():
+    print(f"{name}: of exact LOO's top 5, {a['helpful']:.1f} helpful and {a['harmful']:.1f} harmful on average; "
+          f"Spearman {a['spearman']:.2f}")
+print(explorer.model.summary())
+
+# %% tags=["nbval-check-output"]
+fisher, ggn = agree["DVE (Fisher)"], agree["DVE (GGN)"]
+chance = 5 * 5 / len(digits.train)              # the overlap of two random top-5 lists, on average
+print("Fisher: between 2 and 4.5 of the top 5 confirmed on average (helpful and harmful):",
+      all(2 < fisher[side] < 4.5 for side in ("helpful", "harmful")))
+print("GGN confirms more than the Fisher (helpful and harmful):", all(ggn[s] > fisher[s] for s in ("helpful", "harmful")))
+print("both confirm more than 10 times what chance would:", 
+      min(a[side] for a in (fisher, ggn) for side in ("helpful", "harmful")) > 10 * chance)
+print("for some test digit, each confirms at most 2 of 5 (helpful or harmful):", max(fisher["fewest"], ggn["fewest"]) <= 2)
+
+# %% [markdown]
+# So an embedding finds many of the truly most influential digits — far more than chance would —
+# but its top-five list is not the truth's: with the Fisher, between two and four and a half of five
+# are confirmed on average (it varies with the seed and the size of the run), the GGN does better,
+# and for a single test digit either can miss most of them. Read an embedding's ranking as a
+# shortlist worth checking, not as a verdict. Section 6 measures the agreement over all training points.
 
 # %% [markdown]
 # ## 1. From the sweep to an embedding
@@ -124,6 +159,20 @@ print("Theorem 2 holds for the checked occurrence:", torch.allclose(dve.embeddin
 print("embedding dimension = number of parameters:", dve.embedding_dim_ == traj.flat.P == 1210)
 
 # %% [markdown]
+# ### Try it: two steps of the recursion by hand
+#
+# Compute the embeddings of the occurrences in the **second-to-last** step, $t = T-2$, from the
+# per-sample gradients alone: the last step's embeddings are $\frac{\eta}{b}g_{j,T-1}$ (nothing
+# follows them), and Theorem 2 subtracts their gradient-weighted sum. One row per member of the batch
+# `traj.schedule.batches[T - 2]`, in that order. Useful: `traj.batch(t)` gives `(indices, X, y)`,
+# `traj.objective.per_sample_grads(traj.params(t), X, y)` the gradients `[b, P]`, `traj.lrs[t]` the
+# learning rate and `traj.batch_size` the nominal $b$.
+
+# %%
+my_embeddings = None    # TODO: Tensor [b, P], the embeddings of the step-(T − 2) occurrences, by hand
+ex.check_second_to_last_step(my_embeddings, dve, traj)
+
+# %% [markdown]
 # ## 3. What the recursion means: later look-alikes soak up influence
 #
 # The sum subtracts from $i$'s own (scaled) gradient the embeddings of all **later** occurrences,
@@ -138,7 +187,7 @@ print("embedding dimension = number of parameters:", dve.embedding_dim_ == traj.
 # exact replay. As a control, we add copies of a digit of another class instead.
 
 # %%
-one_pass = dt.Schedule.shuffled(len(digits.train), batch_size=32, epochs=1, seed=0)
+one_pass = dt.Schedule.shuffled(len(digits.train), batch_size=32, epochs=1, seed=SEED + 3)
 T1 = len(one_pass)
 t0 = T1 // 3
 i = one_pass.batches[t0][0]                                  # the original, seen at step t0
@@ -158,20 +207,30 @@ copies.pivot(index="copies", columns="added", values=["exact", "dve"]).map("{:+.
 
 # %%
 with plots.style():
-    fig, ax = plots.new_figure(1, figsize=(5, 3))
+    fig, ax = plots.new_figure(1, figsize=(7.5, 3))
+    fig.subplots_adjust(right=0.68)                                  # room for the legend, outside the data
     for (label, grp), colour in zip(copies.groupby("added", sort=False), plots.COLORS):
         ax[0, 0].plot(grp.copies, grp.exact, "o-", color=colour, label=f"{label}: exact")
         ax[0, 0].plot(grp.copies, grp.dve, "s--", color=colour, label=f"{label}: DVE")
     ax[0, 0].set(xlabel="copies added after step t0", ylabel="influence on same-class test loss",
                  title=f"point {i} at step {t0}: later look-alikes soak up its influence")
-    ax[0, 0].legend()
+    ax[0, 0].legend(loc="upper left", bbox_to_anchor=(1.02, 1))
 fig
 
 # %% tags=["nbval-check-output"]
 base, dup = copies[copies.copies == 0].iloc[0], copies[(copies.copies == 8) & (copies.added == "copies of i")].iloc[0]
 ctrl = copies[(copies.copies == 8) & (copies.added != "copies of i")].iloc[0]
-print("8 later copies lower the original's influence — exact:", dup.exact < 0.8 * base.exact, "| DVE:", dup.dve < 0.8 * base.dve)
-print("8 copies of another digit change it by less than 5%:", abs(ctrl.exact / base.exact - 1) < 0.05)
+print("8 later copies lower the original's influence by more than 20% — exact:", dup.exact < 0.8 * base.exact,
+      "| DVE:", dup.dve < 0.8 * base.dve)
+print("8 copies of another digit change it by less than 5% (exact):", abs(ctrl.exact / base.exact - 1) < 0.05)
+print("without copies, the embedding's value is more than 10% off the exact one:", abs(base.dve / base.exact - 1) > 0.1)
+
+# %% [markdown]
+# The embedding sees the effect — with 8 look-alikes its value is well below the one without, as the
+# exact value is (though in some runs it does not fall at every step on the way) — but it does
+# not get the size right: even without copies it is more than 10% off, in one direction or the other
+# depending on the run. That is the price of the Fisher in place of the
+# Hessian, the subject of the next section.
 
 # %% [markdown]
 # ## 4. Fisher or Gauss–Newton?
@@ -205,7 +264,8 @@ print(f"GGN embeddings fitted in {time.perf_counter() - start:.2f} s (Fisher: {f
 # the whole trajectory again for every new query.
 
 # %%
-noisy = dt.Data(digits.test.X[:5] + 0.5 * torch.randn(5, 64, dtype=torch.float64), digits.test.y[:5])
+noise = torch.randn(5, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(SEED + 4))
+noisy = dt.Data(digits.test.X[:5] + 0.5 * noise, digits.test.y[:5])
 start = time.perf_counter()
 scores = dve.influence(noisy)                      # embeddings @ test gradients: [n_occurrences, 5]
 query_seconds = time.perf_counter() - start
@@ -214,6 +274,19 @@ sweep = dt.sgd_influence(traj, noisy)             # a new reverse sweep over all
 sweep_seconds = time.perf_counter() - start
 print(f"query by embeddings: {1000 * query_seconds:.1f} ms | new SGD-influence sweep: {1000 * sweep_seconds:.0f} ms")
 print(f"{scores.per_occurrence.shape[0]} occurrences scored on {scores.n_test} new images")
+
+# %% [markdown]
+# ### Try it: a query by hand
+#
+# Score training point `p` below on the first noisy image yourself: the gradient of that image's
+# loss at $\theta_T$ (`traj.objective.measure_grads(traj.final, noisy)` gives one row per image),
+# dotted with each of `p`'s embeddings (rows of `dve.embeddings_` where `dve.points_ == p`), summed
+# over its occurrences. Positive means the point helped that image.
+
+# %%
+p = int(dve.points_[0])     # the first point of the first batch
+my_score = None             # TODO: a float, point p's influence on noisy image 0, summed over its occurrences
+ex.check_query(my_score, dve, noisy, p)
 
 # %% [markdown]
 # ## 6. How good is it? Fidelity on digits
@@ -232,7 +305,7 @@ print(f"{scores.per_occurrence.shape[0]} occurrences scored on {scores.n_test} n
 # training points and averages them; sign agreement counts how often helpful/harmful is right.
 
 # %%
-sample = sorted(np.random.default_rng(0).choice(len(digits.train), sized(100, 40), replace=False).tolist())
+sample = sorted(np.random.default_rng(SEED + 5).choice(len(digits.train), sized(100, 40), replace=False).tolist())
 last = [traj.schedule.occurrences(p)[-1] for p in sample]                # each point's last-epoch step
 truth_every = dt.exact_loo(traj, digits.test, sample, progress=False)    # removed from every epoch
 truth_last = dt.exact_loo(traj, digits.test, sample, last, progress=False)
@@ -251,35 +324,72 @@ fidelity = pd.concat({"every epoch": pd.DataFrame(every).T, "last epoch": pd.Dat
 fidelity.drop(columns="n_test_used", level=1).round(3)
 
 # %% tags=["nbval-check-output"]
-sp = fidelity[("every epoch", "spearman")]
-print("SGD-influence ranks first:", sp.idxmax() == "SGD-influence")
+sp, sp_last = fidelity[("every epoch", "spearman")], fidelity[("last epoch", "spearman")]
+print("SGD-influence ranks first, with a Spearman above 0.95:", sp.idxmax() == "SGD-influence", sp["SGD-influence"] > 0.95)
 print("both embeddings beat TracIn and grad-dot:", min(sp["DVE (Fisher)"], sp["DVE (GGN)"]) > max(sp["TracIn"], sp["grad-dot"]))
 print("the GGN beats the empirical Fisher:", sp["DVE (GGN)"] > sp["DVE (Fisher)"])
-print("the influence function ranks last:", sp.idxmin() == "influence function")
+print("grad-dot and TracIn do better when only the last epoch is removed:",
+      all(sp_last[m] > sp[m] for m in ("grad-dot", "TracIn")))
+print("the influence function ranks last, with a Spearman below 0.2:", sp.idxmin() == "influence function",
+      sp["influence function"] < 0.2)
+print("its Hessian at θ_T was not positive definite:", any("not positive definite" in str(w.message) for w in caught))
 
 # %% [markdown]
 # Reading the table:
 #
 # * **SGD-influence** is nearly perfect: at this learning rate first order is enough, *if* the
 #   Hessians are exact. Everything the embeddings lose comes from replacing $H_k$.
-# * The **GGN** is closer to the real Hessian than the **empirical Fisher**, and costs more.
+# * The **GGN** is closer to the real Hessian than the **empirical Fisher**, and costs more to fit
+#   ($C = 10$ rank-one terms per example instead of one; compare the fit times of section 4).
 # * **grad-dot** and **TracIn** ignore what later training does to a removal; they do worse the more
 #   training follows a point (compare the "every epoch" and "last epoch" columns).
 # * The **influence function** gives the same scores in both protocols — it cannot see order or
 #   epochs — and here its Hessian at $\theta_T$ is not even positive definite (SGD did not converge).
 #   It barely correlates with the truth, as the paper reports (§5.1).
 # * The embeddings trade some fidelity for being computed **once**, without any test point, and
-#   queried in milliseconds.
+#   queried with one matrix product (the times of section 5).
 #
 # ## The widget: a test digit → its most helpful and most harmful training digits
 #
-# Pick a test digit. The model sums each training point's embedding over its occurrences and takes the
-# dot product with the test digit's gradient; captions give the label and the steps at which the
-# training digit was seen. Look for helpful digits of the same class and harmful look-alikes of
-# another class (or mislabelled-looking ones).
+# Pick a test digit. For each method the model sums a training point's influence over its occurrences
+# (for the embeddings: each embedding dotted with the test digit's gradient); the readout says how
+# many of each estimate's top digits exact LOO confirms, and the Spearman over all training digits.
+# "How many" sets the length of the lists.
 
 # %%
 explorer
+
+# %% [markdown]
+# **Predict, then check.** Before you move the slider: what labels will a test digit's most helpful
+# training digits carry, and its most harmful ones? Will a harmful digit always be of another class?
+#
+# <details><summary>Answer (open after trying a few digits)</summary>
+#
+# Mostly its own class: over all test digits, more than three quarters of exact LOO's top five
+# helpful digits share the test digit's label, and more than three quarters of its top five harmful
+# ones carry another label (the cell below checks both): learning a digit of another class pulled
+# the model towards that class. But not always: some harmful digits carry the test digit's *own*
+# label (checked too) — find one in the bottom rows and look at how it is written.
+# </details>
+
+# %% tags=["nbval-check-output"]
+truth, y_train, y_test = explorer.model.methods["exact LOO"], digits.train.y, digits.test.y
+top5 = truth.topk(5, dim=0).indices, (-truth).topk(5, dim=0).indices    # [5, n_test] each
+same = [float((y_train[idx] == y_test).double().mean()) for idx in top5]
+print("exact LOO's top 5 helpful share the test digit's label more than 3/4 of the time:", same[0] > 0.75)
+print("its top 5 harmful carry another label more than 3/4 of the time:", 1 - same[1] > 0.75)
+print("but some harmful digits share the label:", same[1] > 0)
+
+# %% [markdown]
+# ### Try it: agreement for one test digit
+#
+# Using `explorer.model.methods` (method → scores `[n_train, n_test]`), count how many of the **GGN**
+# embedding's five most helpful training digits for test digit 3 are also among exact LOO's five most
+# helpful. Then move the widget's slider to 3 and compare with its readout.
+
+# %%
+my_count = None     # TODO: an int from 0 to 5
+ex.check_confirmed(my_count, explorer.model, test_index=3, method="DVE (GGN)")
 
 # %% [markdown]
 # ## What you learned
@@ -292,6 +402,8 @@ explorer
 # * Later points with similar gradients soak up an earlier point's influence; dissimilar ones leave it alone.
 # * The empirical Fisher is cheap but cruder than the GGN; both beat TracIn and grad-dot here,
 #   while exact-Hessian SGD-influence is best and the influence function is far behind.
+# * An embedding's "most helpful / most harmful" list is a shortlist: far better than chance, but on
+#   average only part of it is in exact LOO's top five (the GGN's more than the Fisher's).
 # * Fit once, then any test point — even a new one — costs one gradient and a dot product.
 #
 # ## Exercises
@@ -305,7 +417,8 @@ explorer
 #    `s` at the end of each epoch, compute the mean influence of the first epoch's occurrences on the
 #    test loss *at that checkpoint* (paper §4.4, Figure 4). How does it evolve?
 #
-# Solutions: run `%load solutions/04_data_value_embeddings_solutions.py` in a new cell.
+# Solutions (of these and of the "Try it" exercises above): after running the lesson, run
+# `%run -i solutions/04_data_value_embeddings_solutions.py` in a new cell (or `%load` it to read it first).
 
 # %% [markdown]
 # **Next:** [Lesson 05 — Reorder and watch](05_reorder_and_watch.ipynb): move a training point
