@@ -31,7 +31,8 @@ import torch
 from ..data.container import DataLike
 from ..training.functional import Measure
 from .scores import Influence
-from .projection import Projection, ProjectionLike, make_projection
+from .pca import build_projection
+from .projection import Projection, ProjectionLike
 from .checkpointing import SegmentsLike, check_workers, segment_bounds, segmented_recursion
 from .recursion import ggn_factors, run_recursion  # noqa: F401  (ggn_factors: its old home)
 from ..training.trajectory import Trajectory
@@ -46,7 +47,10 @@ class DataValueEmbedding:
 
     hessian: ``"fisher"`` (empirical Fisher, the paper) or ``"ggn"`` (generalised Gauss–Newton).
     proj_dim, projection, seed: the projection R: R^P -> R^d (`dve_teach.influence.projection`); proj_dim=None
-      = no projection. projection: ``"gaussian"``, ``"orthogonal"``, ``"kronecker"`` or a Tensor [d, P].
+      = no projection. projection: ``"gaussian"``, ``"orthogonal"``, ``"kronecker"``, a Tensor [d, P], or
+      fitted to the run (`dve_teach.influence.pca`): ``"pca"`` (top principal directions of the
+      per-sample gradients of `pca_samples` training points, drawn with `seed`, at θ_{pca_step}) or
+      ``"kronecker_pca"`` (the factored Linear-layer variant: PCA of inputs and output gradients).
     layerwise: keep P = I − M block-diagonal per layer (the paper's per-layer recursion).
     renormalize: δ for the DataLoader-style removal (the batch divides by |B_t| − 1).
     block_rank: performance knob, the rank of pending updates kept before the d×d matrix is
@@ -68,10 +72,12 @@ class DataValueEmbedding:
     def __init__(self, hessian: str = "fisher", proj_dim: Optional[int] = None,
                  projection: ProjectionLike = "gaussian", layerwise: bool = False, seed: int = 0,
                  renormalize: bool = False, block_rank: Optional[int] = None,
-                 segments: SegmentsLike = 1, workers: int = 1, start_method: str = "spawn"):
+                 segments: SegmentsLike = 1, workers: int = 1, start_method: str = "spawn",
+                 pca_samples: int = 256, pca_step: int = 0):
         self.hessian, self.proj_dim, self.projection = hessian, proj_dim, projection
         self.layerwise, self.seed, self.renormalize, self.block_rank = layerwise, seed, renormalize, block_rank
         self.segments, self.workers, self.start_method = segments, workers, start_method
+        self.pca_samples, self.pca_step = pca_samples, pca_step
 
     # ---- fitting ------------------------------------------------------------------------
     def fit(self, traj: Trajectory) -> "DataValueEmbedding":
@@ -82,13 +88,14 @@ class DataValueEmbedding:
         if not isinstance(traj, Trajectory):
             raise TypeError("fit needs a dt.Trajectory (the result of dt.train)")
         traj.require_sgd("the data value embedding recursion")
-        proj = make_projection(traj.flat, self.proj_dim, self.projection, self.layerwise, self.seed,
-                               traj.dtype, traj.device)
+        proj = build_projection(traj, self.proj_dim, self.projection, self.layerwise, self.seed,
+                                self.pca_samples, self.pca_step)
         d = proj.dim
         if self.layerwise:
             if proj.blocks is None:
                 raise ValueError("layerwise=True needs a projection that keeps layers apart "
-                                 "(none, 'gaussian' or 'orthogonal' with layerwise, or 'kronecker')")
+                                 "(none, 'gaussian', 'orthogonal' or 'pca' with layerwise, or 'kronecker', "
+                                 "'kronecker_pca')")
             slices = proj.blocks
         else:
             slices = [slice(0, d)]
