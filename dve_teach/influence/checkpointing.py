@@ -137,8 +137,13 @@ def segmented_recursion(traj: Trajectory, proj: Projection, slices: list, cuts: 
                             f"pickle ({type(e).__name__}: {e}); define a custom loss at module level (not "
                             "a lambda), or use workers=1") from e
         threads = max(1, torch.get_num_threads() // workers)
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(start_method)) as pool:
-            results = list(pool.map(_segment_job, [job + (threads,) for job in jobs]))
+        try:
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(start_method)) as pool:
+                results = list(pool.map(_segment_job, [job + (threads,) for job in jobs]))
+        except cf.process.BrokenProcessPool as e:
+            raise RuntimeError(f"a worker process of DataValueEmbedding(workers={workers}) died. With "
+                               f"start_method={start_method!r} a script must guard its entry point with "
+                               "`if __name__ == '__main__':` (the workers import it); or use workers=1") from e
     local = [E.to(traj.device) for E, _ in results]
     props = [[Pi.to(traj.device) for Pi in Ps] for _, Ps in results]
     return compose_segments(local, props, slices), props
