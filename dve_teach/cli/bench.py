@@ -11,6 +11,9 @@ Problem: digits, MLP 64-32-10 tanh, lr 0.05, b 32, 3 epochs, 1000 train / 200 te
     peak RSS (VmHWM, reset through /proc/self/clear_refs), on CUDA ``max_memory_allocated``.
 (d) Fidelity of every estimator against exact LOO on 60 points (the first 60 of the 64 above).
 (e) The lesson-05 widget's Retrain (`widgets.ReorderModel`) on its default problem.
+(f)–(h) Scaling (`dve_teach.cli.scaling`): projections (random and data-fitted) at several d —
+    fidelity, seconds, × train, peak memory, points per second; influence checkpointing sequential
+    vs segmented (time, equality); float32 vs float64.
 
 Timings are medians of up to three repeats (fewer when one run takes long) after an untimed
 warm-up on a small case (the first torch.func call of each kind is slow). Section (d) times one
@@ -94,7 +97,7 @@ def _median_time(fn: Callable[[], object], device: torch.device, repeats: int,
 
 
 def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) -> dict:
-    """Run sections (a)-(d) and return the report as a JSON-ready dict (see the module doc)."""
+    """Run sections (a)-(h) and return the report as a JSON-ready dict (see the module doc)."""
     from ..influence.embedding import DataValueEmbedding
     from ..influence.loo import exact_loo
 
@@ -160,6 +163,10 @@ def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) 
     rows, _ = evaluate(traj, test, points[:n_fid], truth=truth[:n_fid], warmup=short)
     report["fidelity"] = {r["method"]: {k: v for k, v in r.items() if k != "method"} for r in rows}
     report["fidelity_points"] = n_fid
+
+    # (f)-(h) scaling: projections at several d, checkpointing, float32
+    from .scaling import run_scaling
+    report["scaling"] = run_scaling(traj, test, points[:n_fid], truth[:n_fid], t_train, dev, log)
 
     # (e) the lesson-05 widget's Retrain on its default problem (issue: "about a second")
     log("lesson 05 ReorderModel Retrain ...")
@@ -237,6 +244,9 @@ def format_bench(r: dict) -> str:
     out += ["", f"(e) lesson 05 ReorderModel.retrain() after a new order: {_num(w.get('seconds'), '.2f')} s"
             + (f" (median of {w['repeats']}, {w['n_train']} points, {w['steps']} steps; target {w['target']})"
                if "repeats" in w else f" ({w.get('error') or w.get('note')})")]
+    if "scaling" in r:
+        from .scaling import format_scaling
+        out += format_scaling(r["scaling"])
     return "\n".join(out)
 
 
