@@ -107,6 +107,7 @@ def test_bench_json_reports_the_ratio_fields():
     for r in ck:
         assert "error" not in r, r
         assert r["max_rel_difference"] < 1e-10 and r["speedup"] > 0
+    assert [len(c["segment_seconds"]) for c in out["scaling"]["checkpointing_critical_path"]] == [2, 4]
     f32 = out["scaling"]["float32"]
     assert f32["max_rel_score_difference"] < 1e-3 and -1 <= f32["spearman_float32"] <= 1
     text = format_bench(out)

@@ -158,4 +158,5 @@ class DataValueEmbedding:
         fitted = f", fitted: {tuple(self.embeddings_.shape)}" if hasattr(self, "embeddings_") else ""
         return (f"DataValueEmbedding(hessian={self.hessian!r}, proj_dim={self.proj_dim}, projection="
                 f"{'Tensor' if isinstance(self.projection, torch.Tensor) else repr(self.projection)}, "
-                f"layerwise={self.layerwise}, seed={self.seed}, renormalize={self.renormalize}{fitted})")
+                f"layerwise={self.layerwise}, seed={self.seed}, renormalize={self.renormalize}, "
+                f"segments={self.segments}, workers={self.workers}{fitted})")
