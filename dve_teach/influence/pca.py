@@ -28,7 +28,7 @@ import torch
 
 from ..training.trajectory import Trajectory
 from .projection import (DenseProjection, KroneckerProjection, Projection, ProjectionLike, _kron_shape,
-                         _linear_factors, allocate_dims, linear_io, make_projection)
+                         _linear_factors, allocate_dims, factored_grads, linear_io, make_projection)
 
 __all__ = ["pca_projection", "kronecker_pca_projection", "build_projection", "principal_directions",
            "FITTED"]
@@ -77,7 +77,8 @@ def pca_projection(traj: Trajectory, proj_dim: int, samples: int = 256, step: in
         if proj_dim > s:
             raise ValueError(f"projection='pca' finds at most pca_samples={s} principal directions, but "
                              f"proj_dim={proj_dim}: raise pca_samples to >= {proj_dim} or lower proj_dim")
-    G = traj.objective.per_sample_grads(theta, X, y).detach()
+    G = factored_grads(traj.objective, theta, X, y)
+    G = G if G is not None else traj.objective.per_sample_grads(theta, X, y).detach()
     parts = [(sl, principal_directions(G[:, sl], k).to(traj.device, traj.dtype)) for sl, k in zip(slices, dims)]
     return DenseProjection(parts, P, name="pca", layerwise=layerwise)
 
