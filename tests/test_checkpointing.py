@@ -35,6 +35,7 @@ def _run(weight_decay: float, schedule_lr: bool, checkpoint_every: int = 1):
 CASES = {
     "fisher": dict(),
     "ggn": dict(hessian="ggn"),
+    "sampled_fisher": dict(hessian="sampled_fisher", fisher_samples=2),
     "layerwise": dict(layerwise=True),
     "renormalize": dict(renormalize=True),
     "gaussian12": dict(proj_dim=12, projection="gaussian"),

@@ -14,7 +14,7 @@ import torch
 from dve_teach.cli import main
 from dve_teach.cli.bench import format_bench
 from dve_teach.cli.demo import METHODS
-from dve_teach.cli.scaling import PROJECTIONS
+from dve_teach.cli.scaling import ROWS
 
 FAST_ENV = {**os.environ, "DVE_TEACH_FAST": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 
@@ -96,7 +96,7 @@ def test_bench_json_reports_the_ratio_fields():
     # (f)-(h) scaling: every projection at four d, checkpointing equal to sequential, float32
     rows = out["scaling"]["projections"]["rows"]
     assert rows[0]["method"] == "none" and rows[0]["d"] == out["problem"]["parameters"]
-    assert {(r["method"], r["proj_dim"]) for r in rows[1:]} == {(m, d) for m in PROJECTIONS
+    assert {(r["method"], r["proj_dim"]) for r in rows[1:]} == {(m, d) for m in ROWS
                                                                 for d in {r["proj_dim"] for r in rows[1:]}}
     assert len({r["proj_dim"] for r in rows[1:]}) == 4
     for r in rows:

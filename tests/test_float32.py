@@ -28,6 +28,8 @@ ESTIMATORS = {
     "influence_function": lambda traj, test: dt.influence_function(traj, test, damping=1.0),
     "dve_fisher": lambda traj, test: dt.DataValueEmbedding().fit(traj).influence(test).per_occurrence,
     "dve_ggn": lambda traj, test: dt.DataValueEmbedding(hessian="ggn").fit(traj).influence(test).per_occurrence,
+    "dve_sampled_fisher": lambda traj, test: dt.DataValueEmbedding(hessian="sampled_fisher", fisher_samples=2)
+    .fit(traj).influence(test).per_occurrence,
     "dve_layerwise": lambda traj, test: dt.DataValueEmbedding(layerwise=True).fit(traj).influence(test).per_occurrence,
     "dve_segments": lambda traj, test: dt.DataValueEmbedding(segments=3).fit(traj).influence(test).per_occurrence,
 }

@@ -6,7 +6,8 @@ Problem: digits, MLP 64-32-10 tanh, lr 0.05, b 32, 3 epochs, 1000 train / 200 te
 (a) ``exact_loo`` for 64 removals (every occurrence) replayed together with ``vmap``
     (``chunk_size=64``) vs the same replays one at a time (``chunk_size=1``); target >= 10x.
 (b) ``DataValueEmbedding.fit`` vs plain ``dt.train`` on the same schedule, for Fisher
-    unprojected, GGN, Fisher layer-wise and Gaussian ``proj_dim=512``; target <= 3x unprojected.
+    unprojected, GGN, sampled-target Fisher, Fisher layer-wise, Gaussian and Kronecker
+    ``proj_dim=512``; target <= 3x unprojected.
 (c) Peak memory of each workload above the memory in use before it: on Linux CPU the process
     peak RSS (VmHWM, reset through /proc/self/clear_refs), on CUDA ``max_memory_allocated``.
 (d) Fidelity of every estimator against exact LOO on 60 points (the first 60 of the 64 above).
@@ -139,6 +140,7 @@ def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) 
 
     # (b) DataValueEmbedding.fit vs train
     configs = {"fisher": dict(hessian="fisher"), "ggn": dict(hessian="ggn"),
+               "sampled_fisher": dict(hessian="sampled_fisher"),
                "fisher_layerwise": dict(hessian="fisher", layerwise=True),
                f"fisher_gaussian_{proj_dim}": dict(hessian="fisher", proj_dim=proj_dim, projection="gaussian"),
                f"fisher_kronecker_{proj_dim}": dict(hessian="fisher", proj_dim=proj_dim, projection="kronecker")}

@@ -31,7 +31,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import pickle
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 import torch
 
@@ -105,24 +105,22 @@ def check_workers(workers: int, start_method: str) -> None:
 
 
 def _segment_job(args: tuple) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    traj, proj, slices, hessian, renormalize, block_rank, start, stop, threads = args
+    traj, proj, slices, options, start, stop, threads = args
     if threads is not None:
         torch.set_num_threads(threads)
-    return run_recursion(traj, proj, slices, hessian, renormalize, block_rank, start=start, stop=stop,
-                         propagate_first=True)
+    return run_recursion(traj, proj, slices, start=start, stop=stop, propagate_first=True, **options)
 
 
 def segmented_recursion(traj: Trajectory, proj: Projection, slices: list, cuts: list[int],
-                        hessian: str = "fisher", renormalize: bool = False,
-                        block_rank: Optional[int] = None, workers: int = 1,
-                        start_method: str = "spawn"
+                        workers: int = 1, start_method: str = "spawn", **options
                         ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
     """Run each segment [cuts[k], cuts[k+1]) of the recursion, in-process (workers=1) or in a pool of
-    `workers` processes, and compose them. Returns (E Tensor[n_occ, d] in step order, the
-    propagation matrices per segment and block)."""
+    `workers` processes, and compose them. options: those of `run_recursion` (hessian, renormalize,
+    block_rank, fisher_samples, seed). Returns (E Tensor[n_occ, d] in step order, the propagation
+    matrices per segment and block)."""
     check_workers(workers, start_method)
     K = len(cuts) - 1
-    jobs = [(traj, proj, slices, hessian, renormalize, block_rank, a, c) for a, c in zip(cuts[:-1], cuts[1:])]
+    jobs = [(traj, proj, slices, options, a, c) for a, c in zip(cuts[:-1], cuts[1:])]
     workers = min(workers, K)
     if workers == 1:
         results = [_segment_job(job + (None,)) for job in jobs]

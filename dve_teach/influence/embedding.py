@@ -8,6 +8,8 @@ With the update of DEVELOPERS.md, θ_{t+1} = θ_t − η_t((1/b) Σ_{i∈B_t} �
 
 δ_{i,t} = θ'_{t+1} − θ_{t+1} (`removal_directions`; (η_t/b) g_i zero-weight). H_k is replaced by
   - ``hessian="fisher"`` (the paper's choice, §4.1): (1/b) Σ_{j∈B_k} g_j g_jᵀ, the empirical Fisher;
+  - ``hessian="sampled_fisher"``: (1/b) Σ_j (1/S) Σ_s g̃_js g̃_jsᵀ with g̃ the gradient at a target drawn
+    from the model's predictive distribution, whose expectation is the GGN below;
   - ``hessian="ggn"``: (1/b) Σ_j J_jᵀ H_out,j J_j, the generalised Gauss–Newton (J_j the Jacobian
     of the model output, H_out,j the Hessian of ℓ in the outputs, factored by eigh into
     C signed rank-one terms k kᵀ), exact for least squares.
@@ -45,7 +47,10 @@ _MAX_MATRIX_BYTES = 8 * 2 ** 30
 class DataValueEmbedding:
     """Data value embeddings (paper §3.2 Eq. (2); recursion §4.1 Theorem 2; per layer §4.3).
 
-    hessian: ``"fisher"`` (empirical Fisher, the paper) or ``"ggn"`` (generalised Gauss–Newton).
+    hessian: ``"fisher"`` (empirical Fisher, the paper), ``"ggn"`` (generalised Gauss–Newton) or
+      ``"sampled_fisher"``: the Fisher at `fisher_samples` targets per point drawn from the model
+      (`recursion.sampled_targets`, seeded by `seed` and the step), an unbiased estimate of the GGN
+      at the cost of the Fisher (cross-entropy and mse losses).
     proj_dim, projection, seed: the projection R: R^P -> R^d (`dve_teach.influence.projection`); proj_dim=None
       = no projection. projection: ``"gaussian"``, ``"orthogonal"``, ``"kronecker"``, a Tensor [d, P], or
       fitted to the run (`dve_teach.influence.pca`): ``"pca"`` (top principal directions of the
@@ -73,18 +78,21 @@ class DataValueEmbedding:
                  projection: ProjectionLike = "gaussian", layerwise: bool = False, seed: int = 0,
                  renormalize: bool = False, block_rank: Optional[int] = None,
                  segments: SegmentsLike = 1, workers: int = 1, start_method: str = "spawn",
-                 pca_samples: int = 256, pca_step: int = 0):
+                 pca_samples: int = 256, pca_step: int = 0, fisher_samples: int = 1):
         self.hessian, self.proj_dim, self.projection = hessian, proj_dim, projection
         self.layerwise, self.seed, self.renormalize, self.block_rank = layerwise, seed, renormalize, block_rank
         self.segments, self.workers, self.start_method = segments, workers, start_method
-        self.pca_samples, self.pca_step = pca_samples, pca_step
+        self.pca_samples, self.pca_step, self.fisher_samples = pca_samples, pca_step, fisher_samples
 
     # ---- fitting ------------------------------------------------------------------------
     def fit(self, traj: Trajectory) -> "DataValueEmbedding":
         """Run the backward recursion over `traj` (reverse order of steps) and store the embeddings."""
-        if self.hessian not in ("fisher", "ggn"):
-            raise ValueError(f"hessian must be 'fisher' (empirical Fisher, the paper) or 'ggn' "
-                             f"(generalised Gauss-Newton), got {self.hessian!r}")
+        if self.hessian not in ("fisher", "ggn", "sampled_fisher"):
+            raise ValueError(f"hessian must be 'fisher' (empirical Fisher, the paper), 'ggn' (generalised "
+                             f"Gauss-Newton) or 'sampled_fisher' (its estimate from sampled targets), got "
+                             f"{self.hessian!r}")
+        if isinstance(self.fisher_samples, bool) or not isinstance(self.fisher_samples, int) or self.fisher_samples < 1:
+            raise ValueError(f"fisher_samples must be a positive int, got {self.fisher_samples!r}")
         if not isinstance(traj, Trajectory):
             raise TypeError("fit needs a dt.Trajectory (the result of dt.train)")
         traj.require_sgd("the data value embedding recursion")
@@ -106,11 +114,12 @@ class DataValueEmbedding:
                               "use proj_dim (e.g. 1024) or layerwise=True")
         cuts = segment_bounds(traj.T, self.segments)
         check_workers(self.workers, self.start_method)
+        options = dict(hessian=self.hessian, renormalize=self.renormalize, block_rank=self.block_rank,
+                       fisher_samples=self.fisher_samples, seed=self.seed)
         if len(cuts) == 2:
-            E, props = run_recursion(traj, proj, slices, self.hessian, self.renormalize, self.block_rank)[0], None
+            E, props = run_recursion(traj, proj, slices, **options)[0], None
         else:
-            E, props = segmented_recursion(traj, proj, slices, cuts, self.hessian, self.renormalize,
-                                           self.block_rank, self.workers, self.start_method)
+            E, props = segmented_recursion(traj, proj, slices, cuts, self.workers, self.start_method, **options)
         self.segment_bounds_, self.propagations_ = cuts, props
         self.embeddings_ = E
         pts, sts = traj.schedule.occurrence_pairs()

@@ -23,7 +23,7 @@ from ..training.functional import Objective
 from ..training.trajectory import Trajectory, removal_directions
 from .projection import Projection
 
-__all__ = ["ggn_factors", "run_recursion"]
+__all__ = ["ggn_factors", "sampled_targets", "run_recursion"]
 
 
 def ggn_factors(obj: Objective, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor):
@@ -118,14 +118,46 @@ class _Block:
         return YP
 
 
+def sampled_targets(obj: Objective, theta: torch.Tensor, X: torch.Tensor, samples: int, seed: int,
+                    step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Targets drawn from the model's own predictive distribution at θ, `samples` per row of X.
+
+    cross-entropy: ŷ ~ Categorical(softmax f(θ, x)), so E[∇ℓ(ŷ)∇ℓ(ŷ)ᵀ] = Jᵀ(diag p − p pᵀ)J;
+    mse (mean over K outputs): ŷ = f + √(K/2) ε, ε ~ N(0, I), so E[∇ℓ∇ℓᵀ] = (2/K) JᵀJ —
+    in both cases the GGN Jᵀ H_out J (the "true" Fisher; Kunstner et al. 2019). Returns
+    (X repeated, Tensor[samples·m, ...]; ŷ): rows s·m + i are draw s for row i. Drawn on the CPU
+    from a generator seeded by (seed, step), so any device and any segmentation give the same ŷ.
+    """
+    from ..training.functional import cross_entropy, mse
+    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
+    out = obj.flat.forward(theta, X).detach()
+    Xs = X.repeat(samples, *([1] * (X.ndim - 1)))
+    if obj.loss_fn is cross_entropy:
+        p = torch.softmax(out.double().cpu(), dim=1)
+        ys = torch.multinomial(p, samples, replacement=True, generator=gen).T.reshape(-1)
+        return Xs, ys.to(X.device)
+    if obj.loss_fn is mse:
+        o = out.reshape(out.shape[0], -1)
+        eps = torch.randn(samples, *o.shape, generator=gen, dtype=torch.float64)
+        ys = o.repeat(samples, 1) + (o.shape[1] / 2) ** 0.5 * eps.reshape(-1, o.shape[1]).to(o.device, o.dtype)
+        return Xs, ys
+    raise ValueError("hessian='sampled_fisher' draws targets from the model's predictive distribution, "
+                     "defined for loss='cross_entropy' and loss='mse'; for a custom loss use "
+                     "hessian='fisher' or hessian='ggn'")
+
+
 def run_recursion(traj: Trajectory, proj: Projection, slices: list, hessian: str = "fisher",
                   renormalize: bool = False, block_rank: Optional[int] = None, start: int = 0,
-                  stop: Optional[int] = None, propagate_first: bool = False
-                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                  stop: Optional[int] = None, propagate_first: bool = False, fisher_samples: int = 1,
+                  seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Embeddings of the occurrences of steps [start, stop) relative to θ_stop, and P per block.
 
     Returns E Tensor[n_rows, d] (rows in step order, batch order within a step) and the list of
     block matrices P_k [d_k, d_k] (d_k = size of ``slices[k]``) described in the module doc.
+    hessian: "fisher" (H_t = (1/b) Σ g gᵀ), "ggn" (`ggn_factors`) or "sampled_fisher"
+    (H_t = (1/b) Σ_i (1/S) Σ_s g̃_is g̃_isᵀ, g̃ the gradients at S = `fisher_samples` targets from
+    `sampled_targets`, seeded by `seed` and the step: an unbiased estimate of the GGN at the
+    Fisher's rank-(m·S) cost).
     block_rank: rank of pending updates kept before the d×d matrices are touched (None = automatic).
     """
     stop = traj.T if stop is None else stop
@@ -165,6 +197,9 @@ def run_recursion(traj: Trajectory, proj: Projection, slices: list, hessian: str
                 Kf, s = ggn_factors(obj, theta, X, y)
                 Kp = proj.project(Kf.detach())
                 upd = (Kp * s.unsqueeze(1), Kp)
+            elif hessian == "sampled_fisher" and alpha != 0.0:
+                Gs = proj.per_sample_grads(obj, theta, *sampled_targets(obj, theta, X, fisher_samples, seed, t))
+                upd = (Gs / fisher_samples, Gs)
             for blk, sl in zip(blocks, slices):
                 u = None if upd is None else (upd[0][:, sl], upd[1][:, sl])
                 blk.step(G[:, sl], alpha, beta, u)
