@@ -122,3 +122,19 @@ def test_bad_arguments_give_a_clear_error(capsys):
     if not torch.cuda.is_available():
         assert main(["demo", "--dataset", "moons", "--device", "cuda"]) == 2
         assert "--device cpu" in capsys.readouterr().err
+
+
+def test_gpu_check_script(tmp_path):
+    """scripts/gpu_check.sh runs the gpu-marked tests and the bench on CUDA; without CUDA it stops
+    at once with a clear message (and never reports success)."""
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+    text = script.read_text()
+    assert os.access(script, os.X_OK)
+    assert "pytest -q -m gpu" in text and "bench --device cuda" in text
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    if not torch.cuda.is_available():
+        r = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True,
+                           env=FAST_ENV, timeout=120)
+        assert r.returncode != 0 and "no CUDA device" in r.stderr + r.stdout
+        assert "GPU checks done" not in r.stdout
