@@ -14,6 +14,7 @@ import torch
 
 import dve_teach as dt
 from dve_teach.influence.pca import kronecker_pca_projection, pca_projection
+from dve_teach.influence.projection import make_projection
 
 
 def close(a, b, rtol=1e-10):
@@ -78,7 +79,7 @@ def test_eckart_young_on_the_sampled_gradients(blobs):
     R = proj.matrix()
     resid = float((G - G @ R.T @ R).norm())
     for seed in range(3):
-        Q = dt.DataValueEmbedding(proj_dim=d, projection="orthogonal", seed=seed).fit(traj.prefix(1)).projection_.matrix()
+        Q = make_projection(traj.flat, d, "orthogonal", seed=seed).matrix()
         assert resid <= float((G - G @ Q.T @ Q).norm()) + 1e-12
     Rall = pca_projection(traj, samples, samples=samples, step=3, seed=2).matrix()
     assert float((G - G @ Rall.T @ Rall).norm()) <= 1e-10 * float(G.norm())
@@ -88,7 +89,8 @@ def test_seeded_determinism_and_arguments(blobs):
     traj, _ = blobs
     a = pca_projection(traj, 8, samples=12, step=0, seed=5).matrix()
     assert torch.equal(a, pca_projection(traj, 8, samples=12, step=0, seed=5).matrix())
-    for other in (pca_projection(traj, 8, samples=12, step=0, seed=6), pca_projection(traj, 8, samples=12, step=4, seed=5),
+    for other in (pca_projection(traj, 8, samples=12, step=0, seed=6),
+                  pca_projection(traj, 8, samples=12, step=4, seed=5),
                   pca_projection(traj, 8, samples=20, step=0, seed=5)):
         assert float((other.matrix() - a).abs().max()) > 1e-6
     k1 = kronecker_pca_projection(traj, 12, samples=12, seed=5).matrix()

@@ -101,8 +101,8 @@ def test_sampler_follows_its_law():
     _, Xl, _ = lsq.batch(0)
     Xs, ys = sampled_targets(lsq.objective, th, Xl, S, seed=1, step=0)
     noise = (ys - lsq.flat.forward(th, Xs)).reshape(-1)
-    var = float(noise.var())
-    assert abs(var - 1.0) <= 5 * math.sqrt(2 / noise.numel()) and abs(float(noise.mean())) <= 5 / math.sqrt(noise.numel())
+    n = noise.numel()   # K = 2 outputs: variance K/2 = 1; 5 standard errors of the mean and variance
+    assert abs(float(noise.var()) - 1.0) <= 5 * math.sqrt(2 / n) and abs(float(noise.mean())) <= 5 / math.sqrt(n)
 
 
 def test_bad_settings_are_refused():

@@ -3,8 +3,9 @@
 (f) projections side by side: for d in (P/32, P/16, P/8, P/4) and each projection — random
     ``gaussian``, ``orthogonal``, ``kronecker`` (LoGra-style) and the data-fitted ``pca`` and
     ``kronecker_pca`` (`dve_teach.influence.pca`, fitted on max(200, d) training points at θ_0), and
-    ``pca`` with the sampled-target Fisher (``hessian="sampled_fisher"``) — the embedding's fidelity (Spearman against exact LOO, mean over test points, as in section d),
-    the share of the unprojected Spearman it keeps, fit seconds, × plain training, peak memory and
+    ``pca`` with the sampled-target Fisher (``hessian="sampled_fisher"``) — the embedding's fidelity
+    (Spearman against exact LOO, mean over test points, as in section d), the share of the
+    unprojected Spearman it keeps, fit seconds, × plain training, peak memory and
     occurrences stored per second. Target of the issue: ≥ 95% of the unprojected Spearman at
     d ≤ P/8 with a fit ≤ 3× training.
 (g) influence checkpointing (paper §4.4): the unprojected Fisher fit sequentially vs in K segments

@@ -3,9 +3,9 @@
 Exact answers by replay (`loo.exact_loo`, `counterfactual`), the first-order unrolled estimate
 (`unroll.sgd_influence`, Hara et al. 2019), data value embeddings (`embedding.DataValueEmbedding`,
 Wang et al. 2025, §3–4) with their `projection`s (random, or fitted to the run: `pca`), the
-backward `recursion` they share with influence `checkpointing` (§4.4), the `baselines` (TracIn, grad-dot, influence
-function), the result table `Influence` (`scores`), `metrics` and, for tiny models, the explicit
-matrices of `explain`. Imports only from the data and training layers.
+backward `recursion` they share with influence `checkpointing` (§4.4), the `baselines` (TracIn,
+grad-dot, influence function), the result table `Influence` (`scores`), `metrics` and, for tiny
+models, the explicit matrices of `explain`. Imports only from the data and training layers.
 """
 from . import baselines, checkpointing, counterfactual, explain, metrics, pca, projection, recursion
 from .baselines import grad_dot, influence_function, tracin

@@ -106,9 +106,12 @@ def check_workers(workers: int, start_method: str) -> None:
 
 def _segment_job(args: tuple) -> tuple[torch.Tensor, list[torch.Tensor]]:
     traj, proj, slices, options, start, stop, threads = args
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return run_recursion(traj, proj, slices, start=start, stop=stop, propagate_first=True, **options)
+    if threads is None:   # in this process
+        return run_recursion(traj, proj, slices, start=start, stop=stop, propagate_first=True, **options)
+    torch.set_num_threads(threads)
+    E, Ps = run_recursion(traj, proj, slices, start=start, stop=stop, propagate_first=True, **options)
+    # CUDA tensors sent between processes stay owned by the sender, and a pool worker exits: send CPU copies
+    return E.cpu(), [Pi.cpu() for Pi in Ps]
 
 
 def segmented_recursion(traj: Trajectory, proj: Projection, slices: list, cuts: list[int],
