@@ -11,7 +11,9 @@
 (g) influence checkpointing (paper §4.4): the unprojected Fisher fit sequentially vs in K segments
     (in this process, or in 2 worker processes started by "spawn" or "fork"): seconds, speed-up and
     the largest difference from the sequential embeddings (relative to their largest entry). Peak
-    memory is that of this process (the workers' own memory is not included). Also each segment
+    memory is that of this process, plus one line with the largest whole-process peak of any worker
+    (getrusage of finished children: torch itself included, and for "fork" the pages shared with
+    this process). Also each segment
     timed alone and the composition: the critical path on K free cores.
 (h) float32: the same run trained and embedded in float32 — fidelity against the float64 exact
     LOO, and the largest score difference from float64 (relative).
@@ -100,6 +102,7 @@ def run_scaling(traj, test, points, truth: torch.Tensor, train_seconds: float, d
         except Exception as e:
             ck.append({"segments": K, "workers": W, "start_method": sm, "error": f"{type(e).__name__}: {e}"})
     out["checkpointing"] = ck
+    out["checkpointing_worker_max_rss_mib"] = _children_max_rss_mib()
     out["checkpointing_critical_path"] = [_critical_path(traj, K, dev) for K in (2, 4)]
 
     # (h) float32
@@ -117,10 +120,20 @@ def run_scaling(traj, test, points, truth: torch.Tensor, train_seconds: float, d
     return out
 
 
+def _children_max_rss_mib():
+    """Largest peak RSS of any finished child process so far (whole process, torch included;
+    a forked child also counts the pages it shares with this one), or 'n/a'."""
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024   # KiB on Linux
+    except (ImportError, OSError):
+        return "n/a"
+
+
 def _critical_path(traj, K: int, dev: torch.device) -> dict:
-    """Seconds of each segment of the unprojected Fisher recursion run alone, and of composing
-    them: with K free cores the segmented fit takes about longest segment + composition (the
-    workers' start-up and transfers aside)."""
+    """Seconds of the unprojected Fisher recursion run sequentially, of each of its K segments run
+    alone, and of composing them, timed one after another: with K free cores the segmented fit takes
+    about longest segment + composition (the workers' start-up and transfers aside)."""
     from ..influence.checkpointing import compose_segments, segment_bounds
     from ..influence.projection import make_projection
     from ..influence.recursion import run_recursion
@@ -129,14 +142,15 @@ def _critical_path(traj, K: int, dev: torch.device) -> dict:
     proj = make_projection(traj.flat)
     slices = [slice(0, proj.dim)]
     cuts = segment_bounds(traj.T, K)
+    _, t_seq = timed(lambda: run_recursion(traj, proj, slices), dev)   # the sequential run, timed alongside
     parts, secs = [], []
     for a, c in zip(cuts[:-1], cuts[1:]):
         res, sec = timed(lambda: run_recursion(traj, proj, slices, start=a, stop=c, propagate_first=True), dev)
         parts.append(res)
         secs.append(sec)
     _, t_comp = timed(lambda: compose_segments([E for E, _ in parts], [Ps for _, Ps in parts], slices), dev)
-    return {"segments": K, "segment_seconds": secs, "compose_seconds": t_comp,
-            "critical_path_seconds": max(secs) + t_comp}
+    return {"segments": K, "sequential_seconds": t_seq, "segment_seconds": secs, "compose_seconds": t_comp,
+            "critical_path_seconds": max(secs) + t_comp, "ideal_speedup": t_seq / (max(secs) + t_comp)}
 
 
 def _num(v, fmt: str) -> str:
@@ -168,11 +182,13 @@ def format_scaling(s: dict) -> list[str]:
             continue
         out.append(head + f"{r['seconds']:>9.3f}{r['speedup']:>9.2f}x{r['max_rel_difference']:>14.1e}"
                    f"{_num(r['peak_mib'], '>10.1f')}")
-    seq = s["checkpointing"][0]["seconds"]
+    out.append(f"    largest whole-process peak RSS of a worker: {_num(s.get('checkpointing_worker_max_rss_mib'), '.0f')} MiB"
+               " (torch included; a forked worker also counts pages shared with the parent)")
     for c in s.get("checkpointing_critical_path", []):
-        out.append(f"    K={c['segments']}: segments alone {', '.join(f'{x:.3f}' for x in c['segment_seconds'])} s, "
-                   f"compose {c['compose_seconds']:.3f} s -> on K free cores about {c['critical_path_seconds']:.3f} s "
-                   f"({seq / c['critical_path_seconds']:.2f}x the sequential fit, before start-up and transfers)")
+        out.append(f"    K={c['segments']}: sequential {c['sequential_seconds']:.3f} s; segments alone "
+                   f"{', '.join(f'{x:.3f}' for x in c['segment_seconds'])} s, compose {c['compose_seconds']:.3f} s "
+                   f"-> on K free cores about {c['critical_path_seconds']:.3f} s ({c['ideal_speedup']:.2f}x, "
+                   "before start-up and transfers)")
     f = s["float32"]
     out += ["", "(h) float32 vs float64 (same run, unprojected Fisher embedding)",
             f"    spearman vs exact LOO: float32 {f['spearman_float32']:.4f}, float64 {f['spearman_float64']:.4f}; "

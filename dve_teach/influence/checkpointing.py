@@ -131,8 +131,8 @@ def segmented_recursion(traj: Trajectory, proj: Projection, slices: list, cuts: 
         if start_method == "fork" and traj.device.type == "cuda":
             raise ValueError("CUDA cannot be used in forked workers: use start_method='spawn' "
                              "(or workers=1)")
-        try:
-            pickle.dumps((traj, proj))
+        try:   # the parts that may not pickle (the data and checkpoints are tensors)
+            pickle.dumps((traj.loss, traj.model, proj))
         except Exception as e:
             raise TypeError(f"workers={workers} sends the trajectory to other processes, but it does not "
                             f"pickle ({type(e).__name__}: {e}); define a custom loss at module level (not "
