@@ -121,6 +121,9 @@ def test_bad_settings_are_refused():
                        ([5, 3], "increase strictly"), ([8], "increase strictly")]:
         with pytest.raises(ValueError, match=match):
             dt.DataValueEmbedding(segments=bad).fit(traj)
+    for bad in (2.0, True):
+        with pytest.raises(TypeError, match="segments must be an int"):
+            dt.DataValueEmbedding(segments=bad).fit(traj)
     with pytest.raises(ValueError, match="workers must be a positive int"):
         dt.DataValueEmbedding(segments=2, workers=0).fit(traj)
     with pytest.raises(ValueError, match="start_method"):

@@ -57,7 +57,11 @@ def segment_bounds(T: int, segments: SegmentsLike) -> list[int]:
             raise ValueError(f"segments={segments} must be between 1 and the number of steps T={T}")
         cuts = [round(k * T / segments) for k in range(segments + 1)]
     else:
-        inner = [int(s) for s in segments]
+        try:
+            inner = [int(s) for s in segments]
+        except TypeError:
+            raise TypeError(f"segments must be an int (number of segments) or a list of cut steps, "
+                            f"got {segments!r}") from None
         if any(not 0 < s < T for s in inner) or any(a >= b for a, b in zip(inner, inner[1:])):
             raise ValueError(f"segment cut points {list(segments)} must increase strictly within 1..{T - 1} "
                              f"(T = {T} steps), e.g. [{T // 2}] for two segments")

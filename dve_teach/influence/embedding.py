@@ -19,10 +19,13 @@ form, which also carries weight decay: P = I at the end; for t = T−1..0,
     DVE_i = P δ_i  (i ∈ B_t, all with the same P: points of one batch never affect each other),
     P ← (1 − η_t λ) P − η_t P H_t.
 
-Everything lives in the projected space R^d (`dve_teach.influence.projection`, §4.2–4.3); ``layerwise=True``
-keeps P block-diagonal per layer (§4.3). Cost O(T m d²) flops (m = batch size, times C for the GGN),
-memory O(d²); the d×d updates are batched over several steps (a compact product of low-rank
-factors) so they run as large matrix products.
+Everything lives in the projected space R^d (`dve_teach.influence.projection`, random, or
+`dve_teach.influence.pca`, fitted to the run; §4.2–4.3); ``layerwise=True`` keeps P block-diagonal
+per layer (§4.3). Cost O(T m d²) flops (m = batch size, times C for the GGN, times S + 1 for the
+sampled Fisher), memory O(d²); the d×d updates are batched over several steps (a compact product of
+low-rank factors) so they run as large matrix products (`dve_teach.influence.recursion`).
+``segments``/``workers`` split the steps for influence checkpointing (§4.4,
+`dve_teach.influence.checkpointing`): the same result, computed by segments in parallel.
 """
 from __future__ import annotations
 
