@@ -7,6 +7,7 @@ updates Z_t = (1 − η_t λ) I − (η_t/b) Σ g gᵀ built from a plain autogr
 from __future__ import annotations
 
 import functools
+import sys
 
 import pytest
 import torch
@@ -134,3 +135,21 @@ def test_bad_settings_are_refused():
     with pytest.raises(TypeError, match="module level"):
         dt.DataValueEmbedding(segments=2, workers=2).fit(lam)
     assert dt.DataValueEmbedding(segments=2).fit(lam).embeddings_.shape == (10, 3)   # in-process is fine
+
+
+def test_notebook_definitions_are_refused_for_spawned_workers(monkeypatch):
+    """In a notebook (a __main__ without a file) a model class defined there cannot reach a spawned
+    worker: a clear error, before any process starts. fork and workers=1 are fine."""
+    import types
+
+    from torch import nn
+    Local = type("NotebookNet", (nn.Module,), {"__module__": "__main__",
+                                               "__init__": lambda self: (nn.Module.__init__(self),
+                                                                         setattr(self, "lin", nn.Linear(2, 3)))[0],
+                                               "forward": lambda self, x: self.lin(x)})
+    split = dt.datasets.blobs(n_train=10, n_test=2, seed=0)
+    traj = dt.train(Local(), split.train, dt.Schedule.shuffled(10, 5, epochs=1, seed=0), 0.1)
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+    with pytest.raises(ValueError, match="NotebookNet .* defined in this notebook"):
+        dt.DataValueEmbedding(segments=2, workers=2).fit(traj)
+    assert dt.DataValueEmbedding(segments=2).fit(traj).embeddings_.shape == (10, 9)

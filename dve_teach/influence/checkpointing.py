@@ -31,6 +31,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import pickle
+import sys
 from typing import Sequence, Union
 
 import torch
@@ -108,6 +109,21 @@ def check_workers(workers: int, start_method: str) -> None:
         raise ValueError(f"start_method must be one of {START_METHODS}, got {start_method!r}")
 
 
+def _refuse_interactive_definitions(traj: Trajectory, start_method: str) -> None:
+    """A class or loss defined in a notebook (a __main__ without a file) cannot be imported by a
+    spawned worker; say so before the pool fails with an obscure unpickling error."""
+    if start_method == "fork" or getattr(sys.modules.get("__main__"), "__file__", None):
+        return
+    defined_here = [f"{type(m).__name__} (model layer)" for m in traj.model.modules()
+                    if type(m).__module__ == "__main__"]
+    if getattr(traj.loss, "__module__", None) == "__main__":
+        defined_here.append(f"{getattr(traj.loss, '__name__', 'loss')} (loss)")
+    if defined_here:
+        raise ValueError(f"workers with start_method={start_method!r} import the model and loss in new processes, "
+                         f"but {', '.join(defined_here)} is defined in this notebook/session; move it to a .py "
+                         "module, use start_method='fork' (Linux, CPU), or workers=1")
+
+
 def _segment_job(args: tuple) -> tuple[torch.Tensor, list[torch.Tensor]]:
     traj, proj, slices, options, start, stop, threads = args
     if threads is None:   # in this process
@@ -135,6 +151,7 @@ def segmented_recursion(traj: Trajectory, proj: Projection, slices: list, cuts: 
         if start_method == "fork" and traj.device.type == "cuda":
             raise ValueError("CUDA cannot be used in forked workers: use start_method='spawn' "
                              "(or workers=1)")
+        _refuse_interactive_definitions(traj, start_method)
         try:   # the parts that may not pickle (the data and checkpoints are tensors)
             pickle.dumps((traj.loss, traj.model, proj))
         except Exception as e:
