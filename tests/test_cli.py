@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from dve_teach.cli import main
+from dve_teach.cli.bench import format_bench
 from dve_teach.cli.demo import METHODS
+from dve_teach.cli.scaling import ROWS
 
 FAST_ENV = {**os.environ, "DVE_TEACH_FAST": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 
@@ -72,7 +74,7 @@ def test_demo_plot_writes_a_png(demo_run):
 
 
 def test_bench_json_reports_the_ratio_fields():
-    r = run_cli("bench", "--json", "--quiet", timeout=300)
+    r = run_cli("bench", "--json", "--quiet", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout)
     loo = out["exact_loo"]
@@ -91,6 +93,25 @@ def test_bench_json_reports_the_ratio_fields():
     assert all(isinstance(v, (int, float)) or v == "n/a" for v in mem.values())
     assert set(out["fidelity"]) == set(METHODS)
     assert "seconds" in out["widget_retrain"]
+    # (f)-(h) scaling: every projection at four d, checkpointing equal to sequential, float32
+    rows = out["scaling"]["projections"]["rows"]
+    assert rows[0]["method"] == "none" and rows[0]["d"] == out["problem"]["parameters"]
+    assert {(r["method"], r["proj_dim"]) for r in rows[1:]} == {(m, d) for m in ROWS
+                                                                for d in {r["proj_dim"] for r in rows[1:]}}
+    assert len({r["proj_dim"] for r in rows[1:]}) == 4
+    for r in rows:
+        assert "error" not in r, r
+        assert r["d"] <= r.get("proj_dim", r["d"]) and -1 <= r["spearman"] <= 1 and r["seconds"] > 0
+    ck = out["scaling"]["checkpointing"]
+    assert {(r["segments"], r["workers"]) for r in ck} >= {(1, 1), (2, 1), (4, 1), (2, 2), (4, 2)}
+    for r in ck:
+        assert "error" not in r, r
+        assert r["max_rel_difference"] < 1e-10 and r["speedup"] > 0
+    assert [len(c["segment_seconds"]) for c in out["scaling"]["checkpointing_critical_path"]] == [2, 4]
+    f32 = out["scaling"]["float32"]
+    assert f32["max_rel_score_difference"] < 1e-3 and -1 <= f32["spearman_float32"] <= 1
+    text = format_bench(out)
+    assert "(f) projections" in text and "(g) influence checkpointing" in text and "(h) float32" in text
 
 
 def test_bad_arguments_give_a_clear_error(capsys):
@@ -101,3 +122,19 @@ def test_bad_arguments_give_a_clear_error(capsys):
     if not torch.cuda.is_available():
         assert main(["demo", "--dataset", "moons", "--device", "cuda"]) == 2
         assert "--device cpu" in capsys.readouterr().err
+
+
+def test_gpu_check_script(tmp_path):
+    """scripts/gpu_check.sh runs the gpu-marked tests and the bench on CUDA; without CUDA it stops
+    at once with a clear message (and never reports success)."""
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+    text = script.read_text()
+    assert os.access(script, os.X_OK)
+    assert "pytest -q -m gpu" in text and "bench --device cuda" in text
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    if not torch.cuda.is_available():
+        r = subprocess.run(["bash", str(script), str(tmp_path / "out")], capture_output=True, text=True,
+                           env=FAST_ENV, timeout=120)
+        assert r.returncode != 0 and "no CUDA device" in r.stderr + r.stdout
+        assert "GPU checks done" not in r.stdout

@@ -299,3 +299,46 @@ def test_kronecker_factor_gradients_equal_projected_full_gradients(case):
     proj = make_projection(obj.flat, 12, "kronecker", seed=7)
     full = proj.project(obj.per_sample_grads(theta, X, y))
     close(proj.per_sample_grads(obj, theta, X, y), full, rtol=1e-12)
+
+
+# ---- per-sample gradients from Linear-layer factors ------------------------------------------
+def _factored_case(model, X, y, loss="cross_entropy"):
+    from dve_teach.influence.projection import factored_grads
+    from dve_teach.training.functional import FlatModel, Objective
+    obj = Objective(FlatModel(model.double()), loss)
+    theta = obj.flat.flatten()
+    return factored_grads(obj, theta, X, y), obj.per_sample_grads(theta, X, y)
+
+
+def test_factored_grads_equal_vmap_grads():
+    """∇ℓ_i from one forward/backward pass (activation × output gradient) equals vmap(grad), for
+    biases on and off and for a layer applied at several positions (S > 1)."""
+    torch.manual_seed(0)
+    X = torch.randn(7, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (7,))
+    for model in (nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)),
+                  nn.Sequential(nn.Linear(4, 5, bias=False), nn.Tanh(), nn.Linear(5, 3))):
+        got, want = _factored_case(model, X, y)
+        assert got is not None
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    seq = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(6, 3))   # input [m, 2, 2]
+    got, want = _factored_case(seq, X.reshape(7, 2, 2), y)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_factored_grads_decline_other_models():
+    X = torch.randn(5, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (5,))
+    got, _ = _factored_case(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 3)), X, y)
+    assert got is None   # LayerNorm's parameters are not Linear: vmap(grad) is used instead
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.out = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.out(torch.tanh(self.lin(torch.tanh(self.lin(x)))))
+    got, _ = _factored_case(Twice(), X, y)
+    assert got is None   # a layer used twice per forward pass

@@ -107,8 +107,15 @@ def test_checkpoint_every_replays_identically(blobs_mlp, k):
         order = list(range(full.T))[::-1] if rev else list(range(full.T))
         assert [t for t, _ in got] == [t for t, _ in want] == order
         assert all(torch.equal(a, b) for (_, a), (_, b) in zip(got, want))
+        for start, stop in [(2, 5), (0, 1), (4, 4), (1, full.T)]:   # a range of steps
+            part = list(sparse.iter_params(reverse=rev, start=start, stop=stop))
+            steps = list(range(start, stop))[::-1] if rev else list(range(start, stop))
+            assert [t for t, _ in part] == steps
+            assert all(torch.equal(a, full.params(t)) for t, a in part)
     with pytest.raises(IndexError, match="out of range"):
         sparse.params(full.T + 1)
+    with pytest.raises(IndexError, match="out of range"):
+        list(sparse.iter_params(start=3, stop=2))
     with pytest.raises(ValueError, match="checkpoint_every must be >= 1"):
         dt.train(p.model, p.train, p.schedule, p.lr, checkpoint_every=0)
 

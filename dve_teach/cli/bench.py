@@ -6,11 +6,15 @@ Problem: digits, MLP 64-32-10 tanh, lr 0.05, b 32, 3 epochs, 1000 train / 200 te
 (a) ``exact_loo`` for 64 removals (every occurrence) replayed together with ``vmap``
     (``chunk_size=64``) vs the same replays one at a time (``chunk_size=1``); target >= 10x.
 (b) ``DataValueEmbedding.fit`` vs plain ``dt.train`` on the same schedule, for Fisher
-    unprojected, GGN, Fisher layer-wise and Gaussian ``proj_dim=512``; target <= 3x unprojected.
+    unprojected, GGN, sampled-target Fisher, Fisher layer-wise, Gaussian and Kronecker
+    ``proj_dim=512``; target <= 3x unprojected.
 (c) Peak memory of each workload above the memory in use before it: on Linux CPU the process
     peak RSS (VmHWM, reset through /proc/self/clear_refs), on CUDA ``max_memory_allocated``.
 (d) Fidelity of every estimator against exact LOO on 60 points (the first 60 of the 64 above).
 (e) The lesson-05 widget's Retrain (`widgets.ReorderModel`) on its default problem.
+(f)–(h) Scaling (`dve_teach.cli.scaling`): projections (random and data-fitted) at several d —
+    fidelity, seconds, × train, peak memory, points per second; influence checkpointing sequential
+    vs segmented (time, equality); float32 vs float64.
 
 Timings are medians of up to three repeats (fewer when one run takes long) after an untimed
 warm-up on a small case (the first torch.func call of each kind is slow). Section (d) times one
@@ -94,7 +98,7 @@ def _median_time(fn: Callable[[], object], device: torch.device, repeats: int,
 
 
 def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) -> dict:
-    """Run sections (a)-(d) and return the report as a JSON-ready dict (see the module doc)."""
+    """Run sections (a)-(h) and return the report as a JSON-ready dict (see the module doc)."""
     from ..influence.embedding import DataValueEmbedding
     from ..influence.loo import exact_loo
 
@@ -136,6 +140,7 @@ def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) 
 
     # (b) DataValueEmbedding.fit vs train
     configs = {"fisher": dict(hessian="fisher"), "ggn": dict(hessian="ggn"),
+               "sampled_fisher": dict(hessian="sampled_fisher"),
                "fisher_layerwise": dict(hessian="fisher", layerwise=True),
                f"fisher_gaussian_{proj_dim}": dict(hessian="fisher", proj_dim=proj_dim, projection="gaussian"),
                f"fisher_kronecker_{proj_dim}": dict(hessian="fisher", proj_dim=proj_dim, projection="kronecker")}
@@ -160,6 +165,10 @@ def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) 
     rows, _ = evaluate(traj, test, points[:n_fid], truth=truth[:n_fid], warmup=short)
     report["fidelity"] = {r["method"]: {k: v for k, v in r.items() if k != "method"} for r in rows}
     report["fidelity_points"] = n_fid
+
+    # (f)-(h) scaling: projections at several d, checkpointing, float32
+    from .scaling import run_scaling
+    report["scaling"] = run_scaling(traj, test, points[:n_fid], truth[:n_fid], t_train, dev, log)
 
     # (e) the lesson-05 widget's Retrain on its default problem (issue: "about a second")
     log("lesson 05 ReorderModel Retrain ...")
@@ -237,6 +246,9 @@ def format_bench(r: dict) -> str:
     out += ["", f"(e) lesson 05 ReorderModel.retrain() after a new order: {_num(w.get('seconds'), '.2f')} s"
             + (f" (median of {w['repeats']}, {w['n_train']} points, {w['steps']} steps; target {w['target']})"
                if "repeats" in w else f" ({w.get('error') or w.get('note')})")]
+    if "scaling" in r:
+        from .scaling import format_scaling
+        out += format_scaling(r["scaling"])
     return "\n".join(out)
 
 

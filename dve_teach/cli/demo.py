@@ -26,8 +26,8 @@ __all__ = ["Problem", "DemoResult", "METHODS", "make_problem", "choose_points", 
            "evaluate", "run_demo", "timed", "plot_demo", "resolve_device"]
 
 #: Every estimator the demo compares, in table order.
-METHODS = ("sgd_influence", "dve_fisher", "dve_ggn", "dve_fisher_layerwise", "tracin", "grad_dot",
-           "influence_function")
+METHODS = ("sgd_influence", "dve_fisher", "dve_ggn", "dve_sampled_fisher", "dve_fisher_layerwise", "tracin",
+           "grad_dot", "influence_function")
 
 #: The training recipe of each demo problem (the core-library issue fixes the digits one).
 RECIPES = {
@@ -151,6 +151,7 @@ def estimators(proj_dim: Optional[int] = None) -> dict[str, Callable]:
         "sgd_influence": sgd_influence,
         "dve_fisher": dve(hessian="fisher"),
         "dve_ggn": dve(hessian="ggn"),
+        "dve_sampled_fisher": dve(hessian="sampled_fisher"),
         "dve_fisher_layerwise": dve(hessian="fisher", layerwise=True),
         "tracin": baseline("tracin"),
         "grad_dot": baseline("grad_dot"),

@@ -8,6 +8,8 @@ With the update of DEVELOPERS.md, θ_{t+1} = θ_t − η_t((1/b) Σ_{i∈B_t} �
 
 δ_{i,t} = θ'_{t+1} − θ_{t+1} (`removal_directions`; (η_t/b) g_i zero-weight). H_k is replaced by
   - ``hessian="fisher"`` (the paper's choice, §4.1): (1/b) Σ_{j∈B_k} g_j g_jᵀ, the empirical Fisher;
+  - ``hessian="sampled_fisher"``: (1/b) Σ_j (1/S) Σ_s g̃_js g̃_jsᵀ with g̃ the gradient at a target drawn
+    from the model's predictive distribution, whose expectation is the GGN below;
   - ``hessian="ggn"``: (1/b) Σ_j J_jᵀ H_out,j J_j, the generalised Gauss–Newton (J_j the Jacobian
     of the model output, H_out,j the Hessian of ℓ in the outputs, factored by eigh into
     C signed rank-one terms k kᵀ), exact for least squares.
@@ -17,159 +19,94 @@ form, which also carries weight decay: P = I at the end; for t = T−1..0,
     DVE_i = P δ_i  (i ∈ B_t, all with the same P: points of one batch never affect each other),
     P ← (1 − η_t λ) P − η_t P H_t.
 
-Everything lives in the projected space R^d (`dve_teach.influence.projection`, §4.2–4.3); ``layerwise=True``
-keeps P block-diagonal per layer (§4.3). Cost O(T m d²) flops (m = batch size, times C for the GGN),
-memory O(d²); the d×d updates are batched over several steps (a compact product of low-rank
-factors) so they run as large matrix products.
+Everything lives in the projected space R^d (`dve_teach.influence.projection`, random, or
+`dve_teach.influence.pca`, fitted to the run; §4.2–4.3); ``layerwise=True`` keeps P block-diagonal
+per layer (§4.3). Cost O(T m d²) flops (m = batch size, times C for the GGN, times S + 1 for the
+sampled Fisher), memory O(d²); the d×d updates are batched over several steps (a compact product of
+low-rank factors) so they run as large matrix products (`dve_teach.influence.recursion`).
+``segments``/``workers`` split the steps for influence checkpointing (§4.4,
+`dve_teach.influence.checkpointing`): the same result, computed by segments in parallel.
 """
 from __future__ import annotations
 
 from typing import Optional
 
 import torch
-from torch.func import hessian, jacrev, vmap
 
 from ..data.container import DataLike
-from ..training.functional import Measure, Objective
+from ..training.functional import Measure
 from .scores import Influence
-from .projection import Projection, ProjectionLike, make_projection
-from ..training.trajectory import Trajectory, removal_directions
+from .pca import build_projection
+from .projection import Projection, ProjectionLike
+from .checkpointing import SegmentsLike, check_workers, segment_bounds, segmented_recursion
+from .recursion import ggn_factors, run_recursion  # noqa: F401  (ggn_factors: its old home)
+from ..training.trajectory import Trajectory
 
 __all__ = ["DataValueEmbedding"]
 
 _MAX_MATRIX_BYTES = 8 * 2 ** 30
 
 
-def ggn_factors(obj: Objective, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor):
-    """Signed rank-one factors of the per-sample GGN: Jᵢᵀ H_out,i Jᵢ = Σ_r s_{ir} k_{ir} k_{ir}ᵀ.
-
-    J_i = ∂f(θ, x_i)/∂θ [C, P] (``vmap(jacrev)``), H_out,i = ∂²ℓ/∂f² [C, C] (``vmap(hessian)``),
-    H_out,i = U diag(w) Uᵀ (eigh), k_{ir} = √|w_r| J_iᵀ u_r, s_{ir} = sign(w_r).
-    Returns K [r, P] and s [r] (s = +1 for convex losses such as cross-entropy and MSE), r ≤ m·C:
-    rows with |w| ≤ 1e-13 max|w| (exact null directions, such as softmax's all-ones) are dropped.
-    """
-    flat = obj.flat
-
-    def out1(th, x):
-        return flat.forward(th, x.unsqueeze(0))[0]
-
-    def loss1(o, t):
-        return obj.loss_fn(o.unsqueeze(0), t.unsqueeze(0))[0]
-
-    m = X.shape[0]
-    outs = flat.forward(theta, X).detach()
-    J = vmap(jacrev(out1), in_dims=(None, 0))(theta, X).reshape(m, -1, flat.P)   # [m, C, P]
-    C = J.shape[1]
-    H = vmap(hessian(loss1))(outs, y).reshape(m, C, C)                            # [m, C, C]
-    w, U = torch.linalg.eigh(H)
-    K = (U.transpose(1, 2) @ J * w.abs().sqrt().unsqueeze(-1)).reshape(m * C, flat.P)  # [m·C, P]
-    w = w.reshape(m * C)
-    keep = w.abs() > 1e-13 * float(w.abs().max())   # null directions (e.g. softmax's 1) add nothing
-    return K[keep], torch.sign(w[keep])
-
-
-class _Block:
-    """P (d×d) of one block of coordinates, with pending updates kept as a compact product.
-
-    Within a run of steps, Q = Π Z_s (Z_s = β_s I − α_s W_sᵀ V_s, right-multiplied in processing
-    order) is stored as Q = γ I − Uᵀ V (U, V: stacked rows); Y_t = G_t Qᵀ is cheap, and only at a
-    flush are the embeddings Y Pᵀ and P ← P Q formed with large matrix products."""
-
-    def __init__(self, d: int, dtype, device):
-        self.P = torch.eye(d, dtype=dtype, device=device)
-        self._reset()
-
-    def _reset(self):
-        self.gamma, self.U, self.V, self.Y, self.ucoef = 1.0, [], [], [], []
-        self.rank = 0
-
-    def _applyQT(self, A: torch.Tensor) -> torch.Tensor:   # A Qᵀ = γ A − (A Vᵀ) U
-        if not self.U:
-            return self.gamma * A
-        U, V = torch.cat(self.U), torch.cat(self.V)
-        return torch.addmm(A, A @ V.T, U, beta=self.gamma, alpha=-1.0)
-
-    def step(self, G: torch.Tensor, alpha: float, beta: float, update: Optional[tuple]) -> None:
-        """Record Y = G Qᵀ (embeddings before this step's update), then Q ← Q (β I − α Wᵀ V).
-        update None: Fisher (W = V = G, so Q Wᵀ = Yᵀ is reused); else (W, V) for the GGN."""
-        Y = self._applyQT(G)
-        self.Y.append(Y)
-        if alpha == 0.0 and beta == 1.0:
-            self.ucoef.append(None)
-            return
-        # new factor α W Qᵀ with the current Q, then scale the old ones: Q Z = β Q − α (Q Wᵀ) V
-        Unew = alpha * Y if update is None else alpha * self._applyQT(update[0])
-        self.U = [u * beta for u in self.U]
-        self.ucoef = [None if c is None else (c[0], c[1] * beta) for c in self.ucoef]
-        self.U.append(Unew)
-        self.V.append(G if update is None else update[1])
-        self.ucoef.append((len(self.U) - 1, alpha) if update is None else None)
-        self.gamma *= beta
-        self.rank += self.V[-1].shape[0]
-
-    def flush(self) -> torch.Tensor:
-        """Embeddings Y Pᵀ of the pending steps (rows concatenated); then P ← P Q."""
-        YP = torch.cat(self.Y) @ self.P.T
-        if self.U:
-            # P Uᵀ: for Fisher steps U_s = c_s Y_s, so P U_sᵀ = c_s (Y_s Pᵀ)ᵀ is already in YP.
-            cols, row = [], 0
-            fisher_rows = {}
-            for y, c in zip(self.Y, self.ucoef):
-                if c is not None:
-                    fisher_rows[c[0]] = (row, y.shape[0], c[1])
-                row += y.shape[0]
-            for k, u in enumerate(self.U):
-                if k in fisher_rows:
-                    r0, n, coef = fisher_rows[k]
-                    cols.append(coef * YP[r0:r0 + n])
-                else:
-                    cols.append(u @ self.P.T)
-            PU = torch.cat(cols)                      # rows = (P Uᵀ)ᵀ = U Pᵀ
-            self.P.addmm_(PU.T, torch.cat(self.V), beta=self.gamma, alpha=-1.0)
-        elif self.gamma != 1.0:
-            self.P.mul_(self.gamma)
-        self._reset()
-        return YP
-
-
 class DataValueEmbedding:
     """Data value embeddings (paper §3.2 Eq. (2); recursion §4.1 Theorem 2; per layer §4.3).
 
-    hessian: ``"fisher"`` (empirical Fisher, the paper) or ``"ggn"`` (generalised Gauss–Newton).
+    hessian: ``"fisher"`` (empirical Fisher, the paper), ``"ggn"`` (generalised Gauss–Newton) or
+      ``"sampled_fisher"``: the Fisher at `fisher_samples` targets per point drawn from the model
+      (`recursion.sampled_targets`, seeded by `seed` and the step), an unbiased estimate of the GGN
+      at the cost of the Fisher (cross-entropy and mse losses).
     proj_dim, projection, seed: the projection R: R^P -> R^d (`dve_teach.influence.projection`); proj_dim=None
-      = no projection. projection: ``"gaussian"``, ``"orthogonal"``, ``"kronecker"`` or a Tensor [d, P].
+      = no projection. projection: ``"gaussian"``, ``"orthogonal"``, ``"kronecker"``, a Tensor [d, P], or
+      fitted to the run (`dve_teach.influence.pca`): ``"pca"`` (top principal directions of the
+      per-sample gradients of `pca_samples` training points, drawn with `seed`, at θ_{pca_step}) or
+      ``"kronecker_pca"`` (the factored Linear-layer variant: PCA of inputs and output gradients).
     layerwise: keep P = I − M block-diagonal per layer (the paper's per-layer recursion).
     renormalize: δ for the DataLoader-style removal (the batch divides by |B_t| − 1).
     block_rank: performance knob, the rank of pending updates kept before the d×d matrix is
       touched (None = automatic, 0 = every step); results agree to rounding.
+    segments: influence checkpointing (§4.4, `dve_teach.influence.checkpointing`): an int K (K nearly
+      even segments of steps) or the interior cut steps (e.g. [30, 70]); each segment runs the
+      recursion with P = I at its own end and the results are composed with the segments' d×d
+      propagation matrices (equal to the sequential run up to rounding). 1 = sequential.
+    workers: processes that run the segments (1 = this process); start_method: "spawn" (default,
+      safe with CUDA and threads), "fork" or "forkserver".
 
     Fitted state: ``embeddings_`` Tensor[n_occ, d] (rows in ``schedule.occurrence_pairs()`` order),
     ``points_``, ``steps_`` Tensor[n_occ] int64, ``projection_`` (`Projection`), ``embedding_dim_``,
-    ``trajectory_``. ``influence(test)`` = embeddings_ @ test_gradients(test)ᵀ.
+    ``trajectory_``, ``segment_bounds_`` (cut steps [0, …, T]) and ``propagations_`` (per segment, the
+    list of its block matrices Π_k; None for a sequential fit).
+    ``influence(test)`` = embeddings_ @ test_gradients(test)ᵀ.
     """
 
     def __init__(self, hessian: str = "fisher", proj_dim: Optional[int] = None,
                  projection: ProjectionLike = "gaussian", layerwise: bool = False, seed: int = 0,
-                 renormalize: bool = False, block_rank: Optional[int] = None):
+                 renormalize: bool = False, block_rank: Optional[int] = None,
+                 segments: SegmentsLike = 1, workers: int = 1, start_method: str = "spawn",
+                 pca_samples: int = 256, pca_step: int = 0, fisher_samples: int = 1):
         self.hessian, self.proj_dim, self.projection = hessian, proj_dim, projection
         self.layerwise, self.seed, self.renormalize, self.block_rank = layerwise, seed, renormalize, block_rank
+        self.segments, self.workers, self.start_method = segments, workers, start_method
+        self.pca_samples, self.pca_step, self.fisher_samples = pca_samples, pca_step, fisher_samples
 
     # ---- fitting ------------------------------------------------------------------------
     def fit(self, traj: Trajectory) -> "DataValueEmbedding":
         """Run the backward recursion over `traj` (reverse order of steps) and store the embeddings."""
-        if self.hessian not in ("fisher", "ggn"):
-            raise ValueError(f"hessian must be 'fisher' (empirical Fisher, the paper) or 'ggn' "
-                             f"(generalised Gauss-Newton), got {self.hessian!r}")
+        if self.hessian not in ("fisher", "ggn", "sampled_fisher"):
+            raise ValueError(f"hessian must be 'fisher' (empirical Fisher, the paper), 'ggn' (generalised "
+                             f"Gauss-Newton) or 'sampled_fisher' (its estimate from sampled targets), got "
+                             f"{self.hessian!r}")
+        if isinstance(self.fisher_samples, bool) or not isinstance(self.fisher_samples, int) or self.fisher_samples < 1:
+            raise ValueError(f"fisher_samples must be a positive int, got {self.fisher_samples!r}")
         if not isinstance(traj, Trajectory):
             raise TypeError("fit needs a dt.Trajectory (the result of dt.train)")
         traj.require_sgd("the data value embedding recursion")
-        proj = make_projection(traj.flat, self.proj_dim, self.projection, self.layerwise, self.seed,
-                               traj.dtype, traj.device)
+        proj = build_projection(traj, self.proj_dim, self.projection, self.layerwise, self.seed,
+                                self.pca_samples, self.pca_step)
         d = proj.dim
         if self.layerwise:
             if proj.blocks is None:
                 raise ValueError("layerwise=True needs a projection that keeps layers apart "
-                                 "(none, 'gaussian' or 'orthogonal' with layerwise, or 'kronecker')")
+                                 "(none, 'gaussian', 'orthogonal' or 'pca' with layerwise, or 'kronecker', "
+                                 "'kronecker_pca')")
             slices = proj.blocks
         else:
             slices = [slice(0, d)]
@@ -178,48 +115,15 @@ class DataValueEmbedding:
         if nbytes > _MAX_MATRIX_BYTES:
             raise MemoryError(f"the recursion needs {nbytes / 2**30:.1f} GiB for its d×d matrix (d = {d}): "
                               "use proj_dim (e.g. 1024) or layerwise=True")
-        block_rank = self.block_rank if self.block_rank is not None else min(128, max(sizes) // 4)
-        blocks = [_Block(k, traj.dtype, traj.device) for k in sizes]
-
-        obj, b, lam = traj.objective, traj.batch_size, traj.weight_decay
-        counts = [len(bt) for bt in traj.schedule.batches]
-        offsets = [0]
-        for c in counts:
-            offsets.append(offsets[-1] + c)
-        E = torch.empty(offsets[-1], d, dtype=traj.dtype, device=traj.device)
-        pending: list[tuple] = []   # (t, lr, m) of steps whose embeddings are not yet formed
-
-        def flush():
-            YPs = [blk.flush() for blk in blocks]
-            row = 0
-            for t, lr, m in pending:
-                A = torch.cat([yp[row:row + m] for yp in YPs], dim=1)
-                try:
-                    E[offsets[t]:offsets[t] + m] = removal_directions(A, lr, b, self.renormalize)
-                except ValueError as e:
-                    raise ValueError(f"step {t}: {e}") from e
-                row += m
-            pending.clear()
-
-        with torch.no_grad():
-            for t, theta in traj.iter_params(reverse=True):
-                _, X, y = traj.batch(t)
-                lr = float(traj.lrs[t])
-                G = proj.per_sample_grads(obj, theta, X, y)
-                last = t == 0   # the update at step 0 would only feed steps before 0
-                alpha, beta = (0.0, 1.0) if last else (lr / b, 1.0 - lr * lam)
-                upd = None
-                if self.hessian == "ggn" and not last and alpha != 0.0:
-                    Kf, s = ggn_factors(obj, theta, X, y)
-                    Kp = proj.project(Kf.detach())
-                    upd = (Kp * s.unsqueeze(1), Kp)
-                for blk, sl in zip(blocks, slices):
-                    u = None if upd is None else (upd[0][:, sl], upd[1][:, sl])
-                    blk.step(G[:, sl], alpha, beta, u)
-                pending.append((t, lr, X.shape[0]))
-                if last or blocks[0].rank >= block_rank:
-                    flush()
-
+        cuts = segment_bounds(traj.T, self.segments)
+        check_workers(self.workers, self.start_method)
+        options = dict(hessian=self.hessian, renormalize=self.renormalize, block_rank=self.block_rank,
+                       fisher_samples=self.fisher_samples, seed=self.seed)
+        if len(cuts) == 2:
+            E, props = run_recursion(traj, proj, slices, **options)[0], None
+        else:
+            E, props = segmented_recursion(traj, proj, slices, cuts, self.workers, self.start_method, **options)
+        self.segment_bounds_, self.propagations_ = cuts, props
         self.embeddings_ = E
         pts, sts = traj.schedule.occurrence_pairs()
         self.points_ = torch.as_tensor(pts, dtype=torch.int64)
@@ -266,4 +170,5 @@ class DataValueEmbedding:
         fitted = f", fitted: {tuple(self.embeddings_.shape)}" if hasattr(self, "embeddings_") else ""
         return (f"DataValueEmbedding(hessian={self.hessian!r}, proj_dim={self.proj_dim}, projection="
                 f"{'Tensor' if isinstance(self.projection, torch.Tensor) else repr(self.projection)}, "
-                f"layerwise={self.layerwise}, seed={self.seed}, renormalize={self.renormalize}{fitted})")
+                f"layerwise={self.layerwise}, seed={self.seed}, renormalize={self.renormalize}, "
+                f"segments={self.segments}, workers={self.workers}{fitted})")

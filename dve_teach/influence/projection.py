@@ -34,7 +34,7 @@ from torch import nn
 from ..training.functional import FlatModel
 
 __all__ = ["Projection", "IdentityProjection", "DenseProjection", "KroneckerProjection",
-           "make_projection", "allocate_dims", "ProjectionLike"]
+           "make_projection", "allocate_dims", "linear_io", "factored_grads", "ProjectionLike"]
 
 ProjectionLike = Union[str, torch.Tensor]
 
@@ -53,8 +53,10 @@ class Projection:
         raise NotImplementedError
 
     def per_sample_grads(self, obj, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """R ∇_θ ℓ(θ, z_i) for every row of the batch: Tensor[m, d] (full gradients, then projected)."""
-        return self.project(obj.per_sample_grads(theta, X, y).detach())
+        """R ∇_θ ℓ(θ, z_i) for every row of the batch: Tensor[m, d] (full gradients, then projected;
+        from the Linear layers' factors when the model allows it, `factored_grads`)."""
+        G = factored_grads(obj, theta, X, y)
+        return self.project(G if G is not None else obj.per_sample_grads(theta, X, y).detach())
 
     def matrix(self) -> torch.Tensor:
         """R as a dense Tensor[d, P] (for small models and tests)."""
@@ -150,37 +152,79 @@ class KroneckerProjection(Projection):
         has no batch norm). Then P_out G_i P_inᵀ = Σ_s (P_out δ_is)(P_in [a_is; 1])ᵀ, s over extra
         (e.g. sequence) positions: Tensor[m, d], equal to ``project(per-sample gradients)``. Falls back
         to full gradients if a layer is used more or less than once per forward pass."""
-        acts: dict = {}
-        outs: dict = {}
-
-        def recorder(name):
-            def hook(module, inputs, output):
-                acts.setdefault(name, []).append(inputs[0].detach())
-                outs.setdefault(name, []).append(output)
-            return hook
-
-        model = obj.flat.model
-        handles = [model.get_submodule(f["name"]).register_forward_hook(recorder(f["name"]))
-                   for f in self.factors]
-        try:
-            with torch.enable_grad():
-                th = theta.detach().requires_grad_(True)
-                losses = obj.losses(th, X, y)
-                if any(len(outs.get(f["name"], [])) != 1 for f in self.factors):
-                    return super().per_sample_grads(obj, theta, X, y)
-                deltas = torch.autograd.grad(losses.sum(), [outs[f["name"]][0] for f in self.factors])
-        finally:
-            for h in handles:
-                h.remove()
-        m, cols = X.shape[0], []
-        for f, delta in zip(self.factors, deltas):
-            a = acts[f["name"]][0].reshape(m, -1, f["inp"])
-            if f["bias"] is not None:
-                a = torch.cat([a, torch.ones_like(a[..., :1])], dim=-1)
-            left = delta.detach().reshape(m, -1, f["out"]) @ f["P_out"].T      # [m, S, k_o]
-            right = a @ f["P_in"].T                                             # [m, S, k_i]
-            cols.append(torch.einsum("msk,msj->mkj", left, right).reshape(m, -1))
+        io = linear_io(obj, theta, X, y, self.factors)
+        if io is None:
+            return super().per_sample_grads(obj, theta, X, y)
+        cols = []
+        for f, (a, delta) in zip(self.factors, io):
+            left = delta @ f["P_out"].T      # [m, S, k_o]
+            right = a @ f["P_in"].T          # [m, S, k_i]
+            cols.append(torch.einsum("msk,msj->mkj", left, right).reshape(X.shape[0], -1))
         return torch.cat(cols, dim=1)
+
+
+def linear_io(obj, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, factors: list) -> Optional[list]:
+    """Per-sample factors of every Linear layer's gradient: [(a, δ)] with a = [input; 1 if bias]
+    Tensor[m, S, in(+1)] and δ = ∂ℓ_i/∂output Tensor[m, S, out] (S: extra, e.g. sequence, positions),
+    so ∇_{[W|b]} ℓ_i = Σ_s δ_is a_isᵀ. One forward pass with hooks and one backward pass of Σ_i ℓ_i
+    (examples do not interact: the model has no batch norm). None if a layer is not used exactly
+    once per forward pass."""
+    acts: dict = {}
+    outs: dict = {}
+
+    def recorder(name):
+        def hook(module, inputs, output):
+            acts.setdefault(name, []).append(inputs[0].detach())
+            outs.setdefault(name, []).append(output)
+        return hook
+
+    model = obj.flat.model
+    handles = [model.get_submodule(f["name"]).register_forward_hook(recorder(f["name"])) for f in factors]
+    try:
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_(True)
+            losses = obj.losses(th, X, y)
+            if any(len(outs.get(f["name"], [])) != 1 for f in factors):
+                return None
+            deltas = torch.autograd.grad(losses.sum(), [outs[f["name"]][0] for f in factors])
+    finally:
+        for h in handles:
+            h.remove()
+    m, io = X.shape[0], []
+    for f, delta in zip(factors, deltas):
+        a = acts[f["name"]][0].reshape(m, -1, f["inp"])
+        if f["bias"] is not None:
+            a = torch.cat([a, torch.ones_like(a[..., :1])], dim=-1)
+        io.append((a, delta.detach().reshape(m, -1, f["out"])))
+    return io
+
+
+def factored_grads(obj, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> Optional[torch.Tensor]:
+    """Per-sample gradients Tensor[m, P] from one forward and one backward pass (paper §4.2's
+    activation × output-gradient decomposition): ∇_{[W|b]} ℓ_i = Σ_s δ_is [a_is; 1]ᵀ (`linear_io`),
+    the same numbers as ``vmap(grad)`` at a fraction of the cost. None when a trainable parameter
+    lives outside nn.Linear or a layer is not used exactly once per forward pass."""
+    flat = obj.flat
+    factors = getattr(flat, "_factor_cache", None)
+    if factors is None:
+        try:
+            factors = _linear_factors(flat)
+        except ValueError:
+            factors = []
+        flat._factor_cache = factors
+    if not factors:
+        return None
+    io = linear_io(obj, theta, X, y, factors)
+    if io is None:
+        return None
+    m = X.shape[0]
+    G = torch.empty(m, flat.P, dtype=theta.dtype, device=theta.device)
+    for f, (a, delta) in zip(factors, io):
+        W = torch.einsum("mso,msi->moi", delta, a)                  # [m, out, in(+1)]
+        G[:, f["weight"]] = W[..., :f["inp"]].reshape(m, -1)
+        if f["bias"] is not None:
+            G[:, f["bias"]] = W[..., f["inp"]]
+    return G
 
 
 def allocate_dims(total: int, sizes: Sequence[int]) -> list[int]:
@@ -282,8 +326,8 @@ def make_projection(flat: FlatModel, proj_dim: Optional[int] = None, projection:
                              "them: use projection='gaussian' with layerwise=True, or layerwise=False")
         return DenseProjection([(slice(0, P), R.detach().to(device, dtype))], P, name="matrix")
     if projection not in ("gaussian", "orthogonal", "kronecker"):
-        raise ValueError(f"unknown projection {projection!r}: use 'gaussian', 'orthogonal', 'kronecker' or "
-                         "a Tensor [d, P]")
+        raise ValueError(f"unknown projection {projection!r}: use 'gaussian', 'orthogonal', 'kronecker', "
+                         "a Tensor [d, P], or (fitted to a run, in DataValueEmbedding) 'pca', 'kronecker_pca'")
     if proj_dim is None:
         if projection != "gaussian":
             raise ValueError(f"projection={projection!r} needs proj_dim (the projected dimension, e.g. "

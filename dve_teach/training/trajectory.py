@@ -125,9 +125,13 @@ class Trajectory:
             theta = self.step(theta, s)
         return theta.detach()
 
-    def iter_params(self, reverse: bool = False):
-        """Yield (t, θ_t) for t = 0..T−1 (or T−1..0), replaying each segment once."""
-        steps = range(self.T - 1, -1, -1) if reverse else range(self.T)
+    def iter_params(self, reverse: bool = False, start: int = 0, stop: Optional[int] = None):
+        """Yield (t, θ_t) for t = start..stop−1 (or stop−1..start; default all T steps), replaying
+        each stretch between stored checkpoints once."""
+        stop = self.T if stop is None else stop
+        if not 0 <= start <= stop <= self.T:
+            raise IndexError(f"steps {start}..{stop} are out of range 0..{self.T}")
+        steps = range(stop - 1, start - 1, -1) if reverse else range(start, stop)
         cache: dict[int, torch.Tensor] = {}
         for t in steps:
             if t not in cache:
