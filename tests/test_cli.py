@@ -125,10 +125,10 @@ def test_bad_arguments_give_a_clear_error(capsys):
 
 
 def test_gpu_check_script(tmp_path):
-    """scripts/gpu_check.sh runs the gpu-marked tests and the bench on CUDA; without CUDA it stops
+    """.ci/gpu_check.sh runs the gpu-marked tests and the bench on CUDA; without CUDA it stops
     at once with a clear message (and never reports success)."""
     from pathlib import Path
-    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+    script = Path(__file__).resolve().parents[1] / ".ci" / "gpu_check.sh"
     text = script.read_text()
     assert os.access(script, os.X_OK)
     assert "pytest -q -m gpu" in text and "bench --device cuda" in text

@@ -1,5 +1,5 @@
 """Every estimator on CUDA agrees with the same estimator on the CPU (marked ``gpu``: skipped
-without CUDA; run with ``python -m pytest -m gpu`` or ``scripts/gpu_check.sh``).
+without CUDA; run with ``python -m pytest -m gpu`` or ``.ci/gpu_check.sh``).
 
 Oracle: the CPU result of the same run. In float64 the two differ only by the order of floating
 point operations (cuBLAS vs the CPU BLAS), ~1e-15 relative per operation, so we allow 1e-9 of the

@@ -3,7 +3,7 @@
 #   1. the tests marked `gpu` (every estimator on CUDA vs the CPU, float64 and float32);
 #   2. the benchmark on the GPU (`python -m dve_teach bench --device cuda`), fast mode first as a
 #      smoke test, then full mode (set GPU_CHECK_FULL=0 to skip it).
-# Usage: scripts/gpu_check.sh [output folder, default gpu_check_out]   (from the repository root)
+# Usage: .ci/gpu_check.sh [output folder, default gpu_check_out]   (from the repository root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-gpu_check_out}"
