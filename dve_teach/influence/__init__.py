@@ -4,9 +4,10 @@ Exact answers by replay (`loo.exact_loo`, `counterfactual`), the first-order unr
 (`unroll.sgd_influence`, Hara et al. 2019), data value embeddings (`embedding.DataValueEmbedding`,
 Wang et al. 2025, §3–4) with their `projection`s, the `baselines` (TracIn, grad-dot, influence
 function), the result table `Influence` (`scores`), `metrics` and, for tiny models, the explicit
-matrices of `explain`. Imports only from the data and training layers.
+matrices of `explain`; the per-step `phases` of influence (§5.3) and `curation` (mislabel
+detection, online data selection). Imports only from the data and training layers.
 """
-from . import baselines, counterfactual, explain, metrics, projection
+from . import baselines, counterfactual, curation, explain, metrics, phases, projection
 from .baselines import grad_dot, influence_function, tracin
 from .embedding import DataValueEmbedding
 from .loo import exact_loo
@@ -14,4 +15,5 @@ from .scores import Influence
 from .unroll import sgd_influence
 
 __all__ = ["Influence", "exact_loo", "sgd_influence", "DataValueEmbedding", "tracin", "grad_dot",
-           "influence_function", "baselines", "counterfactual", "explain", "metrics", "projection"]
+           "influence_function", "baselines", "counterfactual", "explain", "metrics", "projection",
+           "phases", "curation"]
