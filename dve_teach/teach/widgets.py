@@ -1,7 +1,7 @@
-"""Teaching widgets of lessons 01-06: thin ipywidgets 8 views that only wire controls to a plain
+"""Teaching widgets of lessons 01-07: thin ipywidgets 8 views that only wire controls to a plain
 model class (a model + view split, as in the jupyter-widgets tutorial). The problems and models live in `dve_teach.teach.explorers` (lessons
-01-04), `dve_teach.teach.reorder` (lesson 05) and `dve_teach.teach.phases` (lesson 06), which need no
-ipywidgets; their names are re-exported here (``from dve_teach.teach.widgets import ReorderModel`` works).
+01-04), `dve_teach.teach.reorder` (lesson 05), `dve_teach.teach.phases` (lesson 06) and
+`dve_teach.teach.selection` (lesson 07), which need no ipywidgets; their names are re-exported here (``from dve_teach.teach.widgets import ReorderModel`` works).
 
 Without a kernel every model and view works from plain Python: set a control's ``.value``,
 ``.click()`` a button, or call the model (``ReorderExplorer().set_order(...)``, ``.retrain()``,
@@ -24,11 +24,13 @@ from .explorers import (PRESETS, DigitModel, LearningRateModel, OrderModel, Prob
                         order_for)
 from .phases import SCHEDULES, PhaseModel
 from .reorder import ReorderModel, ReorderResult
+from .selection import SelectionModel
 from ..training.trajectory import Trajectory
 
 __all__ = ["Problem", "PRESETS", "order_for", "OrderModel", "RemovalModel", "LearningRateModel", "DigitModel",
            "ReorderModel", "ReorderResult", "OrderExplorer", "RemovalExplorer", "LearningRateExplorer",
-           "DigitExplorer", "ReorderExplorer", "PhaseModel", "PhaseExplorer"]
+           "DigitExplorer", "ReorderExplorer", "PhaseModel", "PhaseExplorer",
+           "SelectionModel", "SelectionExplorer"]
 
 
 # ---- views: thin ipywidgets 8 wiring ---------------------------------------------------------------
@@ -287,4 +289,19 @@ class PhaseExplorer(_View):
             epochs=W.IntSlider(m.epochs, min=1, max=30, description="epochs", continuous_update=False,
                                tooltip="run length: passes over the training data", **_WIDE)),
             height="270px")
+        self._call(self.refresh)
+
+
+class SelectionExplorer(_View):
+    """Lesson 07: two range sliders for the selection windows (fractions of the run) -> final test
+    loss and gradient cost, beside selecting never and always (`SelectionModel`)."""
+
+    def __init__(self, model: SelectionModel):
+        super().__init__(model, dict(
+            early=W.FloatRangeSlider(value=model.early, min=0.0, max=1.0, step=0.05, description="early window",
+                                     continuous_update=False, tooltip="select batches in this part of the run",
+                                     **_WIDE),
+            late=W.FloatRangeSlider(value=model.late, min=0.0, max=1.0, step=0.05, description="late window",
+                                    continuous_update=False, tooltip="and in this part", **_WIDE)),
+            height="250px")
         self._call(self.refresh)

@@ -293,5 +293,5 @@ PhaseExplorer(model=long)
 
 # %% [markdown]
 # ---
-# You reached the end of the course. Back to the [index of lessons](README.md) — or take the lessons
-# again with your own data.
+# Next: [07 · Data selection](07_data_selection.ipynb) — act on influence: find mislabelled digits, and
+# select training data only in some phases of the run.
