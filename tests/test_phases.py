@@ -148,3 +148,10 @@ def test_phase_levels():
         phases.phase_levels(torch.tensor([1.0, math.nan, 2.0]), bins=3)
     with pytest.raises(ValueError, match="1-D"):
         phases.phase_levels(torch.zeros(3, 2))
+
+
+def test_new_modules_are_public():
+    for name in ("lr", "phases", "curation"):
+        assert name in dt.__all__ and getattr(dt, name) is not None
+    assert dt.phases is phases and dt.curation.select_and_train and dt.lr.warmup_cosine
+    assert callable(dt.metrics.roc_auc) and callable(dt.metrics.precision_at_k)

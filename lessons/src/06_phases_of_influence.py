@@ -110,7 +110,7 @@ print("DVE (Fisher): its end is still above its basin:", dv["end_over_basin"] > 
 # %% [markdown]
 # We come back to that gap below. First, a short run.
 #
-# ## A short run has no basin
+# ## A short run: no high-impact start, no basin
 #
 # The same problem with a constant η = 0.2 for 3 epochs.
 
@@ -127,9 +127,11 @@ print("short run: the start stands out less than in the long run:", ss["start_ov
 print("short run: the end is above the basin:", ss["end_over_basin"] > 1)
 
 # %% [markdown]
-# In a run of a few dozen steps every batch has a similar amount of training after it, so there is
-# little to tell the first steps apart from the middle ones. The basin needs many later steps to do
-# the absorbing.
+# In a run of a few dozen steps the first steps do not stand out, so there is no basin between a
+# high start and a high end. A plausible reason, which the widget below lets you probe by dragging
+# the run length: both the high start and the basin are made by the *later* steps. Many later steps
+# stretch the first kicks and absorb the middle ones (measured in the next section), and a short run
+# does not have them.
 #
 # ## Why: large early gradients, and later steps absorbing influence
 #
@@ -253,7 +255,7 @@ PhaseExplorer(model=long)
 
 # %% [markdown]
 # Things to try:
-# - Drag the run length from 1 to 30 epochs. When does the basin appear?
+# - Drag the run length from 1 to 30 epochs. When do the high start and the basin appear?
 # - Use `step_decay`: η halves every quarter of the run. Does $c_t$ jump where η drops? Dividing by
 #   η_t removes the step's own size, but not the later steps' sizes inside $K_t$.
 # - A peak of 0.8: does the start get stronger or weaker?
