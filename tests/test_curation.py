@@ -60,7 +60,8 @@ def test_tracin_self_against_autograd(blobs_mlp):
 def test_influence_function_self_against_dense_solve(blobs_mlp):
     traj, n, damping = blobs_mlp.traj, blobs_mlp.traj.schedule.n, 0.5
     theta, X, y = traj.final, traj.data.X, traj.data.y
-    H = hessian(lambda th: traj.objective.losses(th, X, y).mean())(theta) + damping * torch.eye(len(theta), dtype=theta.dtype)
+    H = hessian(lambda th: traj.objective.losses(th, X, y).mean())(theta)
+    H = H + damping * torch.eye(len(theta), dtype=theta.dtype)
     G = traj.objective.per_sample_grads(theta, X, y)
     want = torch.einsum("ip,ip->i", G, torch.linalg.solve(H, G.T).T) / n
     assert torch.allclose(curation.detection_scores(traj, method="if_self", damping=damping), want, rtol=1e-8)

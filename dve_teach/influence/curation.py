@@ -164,7 +164,8 @@ def select_and_train(model: nn.Module, pool: DataLike, validation: DataLike, sch
     if not isinstance(schedule, Schedule):
         raise TypeError("schedule must be a dt.Schedule over the pool (e.g. dt.Schedule.shuffled(len(pool), 32))")
     if schedule.n != len(d):
-        raise ValueError(f"the schedule indexes {schedule.n} points but the pool has {len(d)}: build it with n={len(d)}")
+        raise ValueError(f"the schedule indexes {schedule.n} points but the pool has {len(d)}: "
+                         f"build it with n={len(d)}")
     if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
         raise ValueError(f"ratio must be an integer >= 1 (candidates per kept point), got {ratio!r}")
     b, T = schedule.batch_size, len(schedule)
@@ -215,5 +216,7 @@ def select_and_train(model: nn.Module, pool: DataLike, validation: DataLike, sch
     traj = Trajectory(net, d, used, lrs, weight_decay, loss, checkpoints, losses)
     traj.flat.load_into(net, theta)
     plain = sum(len(bt) for bt in schedule.batches)
-    test_loss = float(traj.test_losses(as_data(test, "test").to(device, dtype)).mean()) if test is not None else math.nan
+    test_loss = math.nan
+    if test is not None:
+        test_loss = float(traj.test_losses(as_data(test, "test").to(device, dtype)).mean())
     return Selection(traj, test_loss, selected, extra, (plain + extra) / plain, candidates)

@@ -96,9 +96,10 @@ class SelectionModel:
         r = self.update()
         gain = r["never"]["loss"] - r["always"]["loss"]
         share = (r["never"]["loss"] - r["current"]["loss"]) / gain if gain else float("nan")
-        return (f"select in {self.early[0]:.2f}–{self.early[1]:.2f} and {self.late[0]:.2f}–{self.late[1]:.2f} of the "
-                f"run: test loss {r['current']['loss']:.3f} ± {r['current']['spread']:.3f}, cost ×"
-                f"{r['current']['cost']:.2f}; {share:.0%} of always's gain (always ×{r['always']['cost']:.2f})")
+        (a, b), (c, d), cur = self.early, self.late, r["current"]
+        return (f"select in {a:.2f}–{b:.2f} and {c:.2f}–{d:.2f} of the run: test loss {cur['loss']:.3f} ± "
+                f"{cur['spread']:.3f}, cost ×{cur['cost']:.2f}; {share:.0%} of always's gain "
+                f"(always ×{r['always']['cost']:.2f})")
 
     def figure(self):
         r = self.update()
