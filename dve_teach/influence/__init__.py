@@ -5,9 +5,12 @@ Exact answers by replay (`loo.exact_loo`, `counterfactual`), the first-order unr
 Wang et al. 2025, §3–4) with their `projection`s (random, or fitted to the run: `pca`), the
 backward `recursion` they share with influence `checkpointing` (§4.4), the `baselines` (TracIn,
 grad-dot, influence function), the result table `Influence` (`scores`), `metrics` and, for tiny
-models, the explicit matrices of `explain`. Imports only from the data and training layers.
+models, the explicit matrices of `explain`; the per-step `phases` of influence (§5.3) and
+`curation` (mislabel detection, online data selection). Imports only from the data and training
+layers.
 """
-from . import baselines, checkpointing, counterfactual, explain, metrics, pca, projection, recursion
+from . import (baselines, checkpointing, counterfactual, curation, explain, metrics, pca, phases, projection,
+               recursion)
 from .baselines import grad_dot, influence_function, tracin
 from .embedding import DataValueEmbedding
 from .loo import exact_loo
@@ -15,5 +18,5 @@ from .scores import Influence
 from .unroll import sgd_influence
 
 __all__ = ["Influence", "exact_loo", "sgd_influence", "DataValueEmbedding", "tracin", "grad_dot",
-           "influence_function", "baselines", "checkpointing", "counterfactual", "explain", "metrics", "pca",
-           "projection", "recursion"]
+           "influence_function", "baselines", "checkpointing", "counterfactual", "curation", "explain",
+           "metrics", "pca", "phases", "projection", "recursion"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fidelity"]
+__all__ = ["fidelity", "roc_auc", "precision_at_k"]
 
 
 def _as_matrix(x: Any, name: str) -> np.ndarray:
@@ -65,3 +65,48 @@ def fidelity(estimate: Any, truth: Any) -> dict:
         "sign_agreement": float(np.mean(np.sign(est) == np.sign(tru))),
         "n_test_used": len(usable),
     }
+
+
+def _scores_and_labels(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """1-D float scores and 1-D {0, 1} labels of the same length, both with a clear error otherwise."""
+    try:
+        import torch
+        scores = scores.detach().cpu().double().numpy() if isinstance(scores, torch.Tensor) else scores
+        labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    if s.ndim != 1 or y.ndim != 1 or len(s) != len(y):
+        raise ValueError(f"scores and labels must be 1-D of the same length (one per point), got shapes "
+                         f"{s.shape} and {y.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores hold NaN or inf values; rank finite scores")
+    if y.dtype == bool:
+        y = y.astype(np.int64)
+    if not np.all(np.isin(y, (0, 1))):
+        raise ValueError("labels must be 0/1 (or booleans): 1 marks the points to find, e.g. the flipped ones")
+    return s, y.astype(np.int64)
+
+
+def roc_auc(scores: Any, labels: Any) -> float:
+    """Area under the ROC curve of ranking by `scores` (higher = more likely positive) against
+    0/1 `labels`, both 1-D [n]: the probability that a random positive outscores a random
+    negative (ties count ½). `sklearn.metrics.roc_auc_score` underneath; 0.5 = chance.
+    Raises ValueError when the labels hold only one class (the AUC is undefined)."""
+    from sklearn.metrics import roc_auc_score
+
+    s, y = _scores_and_labels(scores, labels)
+    if y.min() == y.max():
+        raise ValueError("labels hold only one class: the ROC-AUC needs positives and negatives")
+    return float(roc_auc_score(y, s))
+
+
+def precision_at_k(scores: Any, labels: Any, k: int) -> float:
+    """Fraction of positives among the `k` highest `scores` (1-D [n], higher = more likely
+    positive) — what a person inspecting the top k finds. Ties at the k-th score are broken by
+    the lower index first (a stable sort of −scores), so the result is deterministic."""
+    s, y = _scores_and_labels(scores, labels)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(s):
+        raise ValueError(f"k must be an integer in 1..{len(s)} (the number of points), got {k!r}")
+    top = np.argsort(-s, kind="stable")[: int(k)]
+    return float(y[top].mean())

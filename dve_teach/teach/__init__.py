@@ -5,4 +5,4 @@ without a kernel); `widgets` holds the thin ipywidgets views over them; `plots` 
 (matplotlib). Import the submodules on their own (``from dve_teach.teach import plots, widgets``):
 they need the ``lessons`` extra, so this package imports nothing at load time.
 """
-__all__ = ["explorers", "reorder", "widgets", "plots"]
+__all__ = ["explorers", "reorder", "phases", "selection", "widgets", "plots"]

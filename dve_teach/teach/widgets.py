@@ -1,7 +1,7 @@
-"""Teaching widgets of lessons 01-05: thin ipywidgets 8 views that only wire controls to a plain
+"""Teaching widgets of lessons 01-07: thin ipywidgets 8 views that only wire controls to a plain
 model class (a model + view split, as in the jupyter-widgets tutorial). The problems and models live in `dve_teach.teach.explorers` (lessons
-01-04) and `dve_teach.teach.reorder` (lesson 05), which need no ipywidgets; their names are re-exported
-here (``from dve_teach.teach.widgets import ReorderModel`` works).
+01-04), `dve_teach.teach.reorder` (lesson 05), `dve_teach.teach.phases` (lesson 06) and
+`dve_teach.teach.selection` (lesson 07), which need no ipywidgets; their names are re-exported here (``from dve_teach.teach.widgets import ReorderModel`` works).
 
 Without a kernel every model and view works from plain Python: set a control's ``.value``,
 ``.click()`` a button, or call the model (``ReorderExplorer().set_order(...)``, ``.retrain()``,
@@ -22,13 +22,16 @@ import numpy as np
 from . import plots
 from .explorers import (PRESETS, DigitModel, LearningRateModel, OrderModel, Problem, RemovalModel,
                         order_for)
+from .phases import SCHEDULES, PhaseModel
 from .reorder import ReorderModel, ReorderResult
+from .selection import SelectionModel
 from .tour import PointModel
 from ..training.trajectory import Trajectory
 
 __all__ = ["Problem", "PRESETS", "order_for", "OrderModel", "RemovalModel", "LearningRateModel", "DigitModel",
-           "ReorderModel", "ReorderResult", "PointModel", "PointExplorer", "OrderExplorer", "RemovalExplorer", "LearningRateExplorer",
-           "DigitExplorer", "ReorderExplorer"]
+           "ReorderModel", "ReorderResult", "PointModel", "PhaseModel", "SelectionModel", "PointExplorer",
+           "OrderExplorer", "RemovalExplorer", "LearningRateExplorer", "DigitExplorer", "ReorderExplorer",
+           "PhaseExplorer", "SelectionExplorer"]
 
 
 # ---- views: thin ipywidgets 8 wiring ---------------------------------------------------------------
@@ -304,3 +307,36 @@ class ReorderExplorer(_View):
         super().refresh()
         self._occurrences()
         self._set("step", self.step.value)
+
+
+class PhaseExplorer(_View):
+    """Lesson 06: learning-rate schedule, peak η and run length (epochs) -> the per-step influence
+    curve (SGD-influence and DVE, divided by η_t) with exact samples marked (`PhaseModel`).
+    Pass ``model=`` an existing `PhaseModel` to reuse its cached runs."""
+
+    def __init__(self, model: Optional[PhaseModel] = None, **kw):
+        m = model or PhaseModel(**kw)
+        super().__init__(m, dict(
+            schedule=W.Dropdown(options=SCHEDULES, value=m.schedule, description="schedule", **_WIDE,
+                                tooltip="the learning-rate schedule η_t (dt.lr)"),
+            peak=W.FloatSlider(m.peak, min=0.05, max=0.8, step=0.05, description="peak η", continuous_update=False,
+                               tooltip="the largest learning rate of the schedule", **_WIDE),
+            epochs=W.IntSlider(m.epochs, min=1, max=30, description="epochs", continuous_update=False,
+                               tooltip="run length: passes over the training data", **_WIDE)),
+            height="270px")
+        self._call(self.refresh)
+
+
+class SelectionExplorer(_View):
+    """Lesson 07: two range sliders for the selection windows (fractions of the run) -> final test
+    loss and gradient cost, beside selecting never and always (`SelectionModel`)."""
+
+    def __init__(self, model: SelectionModel):
+        super().__init__(model, dict(
+            early=W.FloatRangeSlider(value=model.early, min=0.0, max=1.0, step=0.05, description="early window",
+                                     continuous_update=False, tooltip="select batches in this part of the run",
+                                     **_WIDE),
+            late=W.FloatRangeSlider(value=model.late, min=0.0, max=1.0, step=0.05, description="late window",
+                                    continuous_update=False, tooltip="and in this part", **_WIDE)),
+            height="250px")
+        self._call(self.refresh)

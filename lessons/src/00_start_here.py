@@ -18,7 +18,7 @@
 #
 # ## Goals
 #
-# - Know what the six lessons cover, and in which order.
+# - Know what the lessons cover, and in which order.
 # - Check that your installation works (library, PyTorch, widgets).
 # - A 60-second tour: train a small network, pick a training point in a widget and read exactly what it
 #   was worth, next to its data value embedding's estimate — and how far apart the two are.
@@ -34,9 +34,13 @@
 # | 03 | [Unrolling SGD](03_unrolling_sgd.ipynb) | 25 | The first-order expansion $\prod(I-\eta H)$, Hessian-vector products, SGD-influence; where it breaks. |
 # | 04 | [Data value embeddings](04_data_value_embeddings.ipynb) | 30 | The backward recursion; compute once, query any test point; fidelity against other methods. |
 # | 05 | [Reorder and watch](05_reorder_and_watch.ipynb) | 25 | Move a point in time, retrain, and watch its embedding and influence change. |
+# | 06 | [Phases of influence](06_phases_of_influence.ipynb) | 25 | Which moments of a run matter most: a high-impact start, a low basin, a late ascent — checked by exact replay. |
+# | 07 | [Data selection](07_data_selection.ipynb) | 25 | Find mislabelled points; select data online, and whether selecting only early and late pays off here. |
 #
-# About 2¼ hours in all. Each lesson has the same shape: goals → a key figure → code that calls
-# `dve_teach` → an interactive widget → what you learned → 2–3 exercises with solutions in `solutions/`.
+# About three hours in all. Each lesson has the same shape: goals → a key figure → code that calls
+# `dve_teach` → an interactive widget and a question to predict, then check → exercises inside the
+# lesson with automatic checks → what you learned → more exercises with solutions in `solutions/`.
+# Every result a lesson states is checked by the cell after it, for any seed (`DVE_TEACH_SEED`).
 
 # %% [markdown]
 # ## Install check

@@ -240,5 +240,5 @@ ex.check_most_similar(most_similar, explorer.result)
 
 # %% [markdown]
 # ---
-# You reached the end of the course. Back to the [index of lessons](README.md) — or take the lessons
-# again with your own data.
+# Next: [06 · Phases of influence](06_phases_of_influence.ipynb) — from one point to every moment of
+# training: which steps of a run matter most, checked by exact replay.

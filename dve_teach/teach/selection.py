@@ -1,0 +1,123 @@
+"""Lesson 07's model: online data selection inside two windows of the run -> final test loss and
+selection cost, against selecting never and always (paper §5.3, Figure 1(b)). Plain Python (no
+ipywidgets); `dve_teach.teach.widgets.SelectionExplorer` is the thin view over it.
+
+Each setting is trained once per seed with `dt.curation.select_and_train` (seed k: the k-th
+shuffled order and the k-th candidate draws; the model's initialisation and the data are fixed),
+and the mean and spread over the seeds are reported.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from torch import nn
+
+from . import plots
+from ..data.container import Data
+from ..influence.curation import Selection, select_and_train
+from ..training import lr as lrs
+from ..training.schedule import Schedule
+from .explorers import _threads
+
+__all__ = ["SelectionModel", "STRATEGIES", "selection_figure"]
+
+#: The five timings of the lesson, as (early window, late window) fractions of the run.
+STRATEGIES = {"never": [], "always": [(0.0, 1.0)], "early only": [(0.0, 0.1)], "late only": [(0.7, 1.0)],
+              "early + late": [(0.0, 0.1), (0.7, 1.0)]}
+
+
+class SelectionModel:
+    """State: ``early`` and ``late`` windows, (start, stop) fractions of the T steps (stop
+    excluded; an empty window selects nothing). ``update()`` trains every seed with selection in
+    both windows (cached), ``summary()``, ``figure()``; ``run(windows)`` any list of windows.
+
+    model: the untrained network; pool: training data (possibly noisy); validation: the clean data
+    whose gradient the batches should align with; test: held-out data for the final loss.
+    epochs, batch_size, peak: the run (`dt.lr.warmup_cosine`, 10% warm-up); ratio: candidates per
+    kept point; val_batch_size: the validation batch of each selected step; seeds: the runs averaged.
+    """
+
+    def __init__(self, model: nn.Module, pool: Data, validation: Data, test: Data, *, epochs: int = 5,
+                 batch_size: int = 32, peak: float = 0.4, ratio: int = 4, val_batch_size: int = 32,
+                 seeds: Sequence[int] = (0, 1, 2), early=(0.0, 0.1), late=(0.7, 1.0)):
+        self.model, self.pool, self.validation, self.test = model, pool, validation, test
+        self.epochs, self.batch_size, self.peak, self.ratio = int(epochs), int(batch_size), float(peak), int(ratio)
+        self.val_batch_size, self.seeds = int(val_batch_size), [int(s) for s in seeds]
+        self.early, self.late = tuple(early), tuple(late)
+        self._cache: dict = {}
+
+    @property
+    def T(self) -> int:
+        return len(self._order(self.seeds[0]))
+
+    def _order(self, seed: int) -> Schedule:
+        return Schedule.shuffled(len(self.pool), self.batch_size, self.epochs, seed=seed)
+
+    def steps(self, windows: Sequence) -> list[tuple[int, int]]:
+        """Fractions -> steps: (round(a·T), round(b·T)); refuses fractions outside [0, 1]."""
+        out = []
+        for a, b in windows:
+            if not 0 <= a <= b <= 1:
+                raise ValueError(f"a window ({a}, {b}) must satisfy 0 <= start <= stop <= 1 (fractions of the run)")
+            out.append((int(round(a * self.T)), int(round(b * self.T))))
+        return [w for w in out if w[1] > w[0]]
+
+    @_threads
+    def run(self, windows: Sequence) -> list[Selection]:
+        """One `Selection` per seed for selection inside `windows` (fractions; cached by their steps)."""
+        key = tuple(self.steps(windows))
+        if key not in self._cache:
+            runs = []
+            for s in self.seeds:
+                order = self._order(s)
+                runs.append(select_and_train(self.model, self.pool, self.validation, order,
+                                             lrs.warmup_cosine(self.peak, len(order), warmup=len(order) // 10),
+                                             windows=list(key), ratio=self.ratio, val_batch_size=self.val_batch_size,
+                                             test=self.test, seed=s))
+            self._cache[key] = runs
+        return self._cache[key]
+
+    @staticmethod
+    def stats(runs: list[Selection]) -> dict:
+        """{"loss": mean final test loss, "spread": its standard deviation over the seeds,
+        "losses": per seed, "cost": relative gradient cost (the same for every seed)}."""
+        losses = np.array([r.test_loss for r in runs])
+        return {"loss": float(losses.mean()), "spread": float(losses.std()), "losses": losses,
+                "cost": float(np.mean([r.relative_cost for r in runs]))}
+
+    def update(self) -> dict:
+        """{"current", "never", "always"}: `stats` of the current windows and the two references."""
+        return {"current": self.stats(self.run([self.early, self.late])),
+                "never": self.stats(self.run(STRATEGIES["never"])),
+                "always": self.stats(self.run(STRATEGIES["always"]))}
+
+    def summary(self) -> str:
+        r = self.update()
+        gain = r["never"]["loss"] - r["always"]["loss"]
+        share = (r["never"]["loss"] - r["current"]["loss"]) / gain if gain else float("nan")
+        (a, b), (c, d), cur = self.early, self.late, r["current"]
+        return (f"select in {a:.2f}–{b:.2f} and {c:.2f}–{d:.2f} of the run: test loss {cur['loss']:.3f} ± "
+                f"{cur['spread']:.3f}, cost ×{cur['cost']:.2f}; {share:.0%} of always's gain "
+                f"(always ×{r['always']['cost']:.2f})")
+
+    def figure(self):
+        r = self.update()
+        return selection_figure({"never": r["never"], "these windows": r["current"], "always": r["always"]},
+                                f"windows {self.early} and {self.late} of the run")
+
+
+def selection_figure(rows: dict, title: str = ""):
+    """Bars of mean final test loss (error bar: spread over the seeds), the relative cost under
+    each name; rows = {label: `SelectionModel.stats`}."""
+    with plots.style():
+        fig, ax = plots.new_figure(1, figsize=(6.5, 3))
+        a = ax[0, 0]
+        names = list(rows)
+        loss = [rows[k]["loss"] for k in names]
+        a.bar(range(len(names)), loss, yerr=[rows[k]["spread"] for k in names], capsize=4,
+              color=[plots.COLORS[k % 10] for k in range(len(names))])
+        a.set_xticks(range(len(names)), [f"{name}\ncost ×{rows[name]['cost']:.2f}" for name in names])
+        lo = min(loss) - 2 * max(rows[k]["spread"] for k in names)
+        a.set(ylabel="final test loss (mean over seeds)", title=title, ylim=(max(0.0, lo * 0.9), max(loss) * 1.08))
+    return fig

@@ -1,0 +1,299 @@
+# %% [markdown]
+# # 06 · Phases of influence
+#
+# *About 25 minutes. Lessons 02–04 come first: exact trajectory-specific leave-one-out (TSLOO),
+# SGD-influence and data value embeddings (DVE).*
+#
+# So far we asked how much **one point** mattered. Now we ask how much each **moment of training**
+# mattered. Average the influence of the points of each batch and plot it against the step: the paper
+# (§5.3, Figure 1(a)) finds three regimes in the pretraining of a 410M-parameter language model:
+#
+# 1. a **short, very influential start**;
+# 2. a **low basin** through early and middle training;
+# 3. a **gradual ascent** at the end: the later a batch, the more it matters.
+#
+# Here we measure the same curve on 8×8 digits, where we can check it against exact replay. Some of
+# it carries over to this toy, and some of it changes.
+#
+# ## Goals
+#
+# - Compute the per-step curve: the mean over each batch of |influence on the mean test loss|,
+#   divided by the learning rate η_t (`Influence.by_step("mean_abs", per_lr=True)`).
+# - See which of the three regimes a short run and a longer warm-up + cosine run have. Check the curve
+#   against exact TSLOO for a sample of (point, step) pairs.
+# - Test the explanations: large early gradients, later training absorbing earlier influence, and late
+#   steps having little training after them.
+# - See where the data value embedding's Fisher approximation flattens the curve.
+# - Run the duplicate experiment: the same point seen in the basin and seen late.
+
+# %%
+# %matplotlib inline
+# %config InlineBackend.figure_formats = ['png']
+import numpy as np
+import torch
+from scipy import stats
+
+import dve_teach as dt
+from dve_teach import plots
+from dve_teach.influence.counterfactual import divergences
+from dve_teach.teach.phases import PhaseModel
+from dve_teach.widgets import PhaseExplorer, Problem
+
+seed = dt.config.seed()                   # DVE_TEACH_SEED (default 0): every seed below derives from it
+np.random.seed(seed); torch.manual_seed(seed)
+torch.set_num_threads(1)                  # tiny models: one thread is fastest
+sized = dt.config.sized                   # sized(full, fast): smaller problems when DVE_TEACH_FAST=1
+problem = Problem.digits(n_train=sized(600, 400), n_test=sized(200, 100), batch_size=32, seed=seed)
+print(f"{len(problem.train)} training digits, {len(problem.test)} test digits, batch size {problem.batch_size}")
+
+# %% [markdown]
+# ## The curve, and why it is divided by η_t
+#
+# For every (point, step) occurrence we have an estimate of $\mathrm{TSLOO}(z_i, t)$: how much the mean
+# test loss rises if $z_i$ is left out of step $t$ only. To first order it is
+# $\frac{\eta_t}{b}\,\nabla L_{\text{test}}(\theta_T)^\top K_t\,\nabla\ell(\theta_t, z_i)$ with
+# $K_t = \prod_{k>t}(I - \eta_k H_k)$ (lesson 03). The factor $\eta_t$ in front only says how big the
+# step was. The paper divides each batch's influence by its learning rate "for a fair comparison". We
+# also take the magnitude, because within a batch helpful and harmful points cancel. The curve is
+#
+# $$c_t = \frac{1}{\eta_t}\cdot\frac{1}{|B_t|}\sum_{i\in B_t}\big|\mathrm{TSLOO}(z_i, t)\big|.$$
+#
+# `PhaseModel` trains the digits problem with a learning-rate schedule (`dt.lr`). It then computes
+# $c_t$ for every step with two first-order estimators:
+#
+# - **SGD-influence** (lesson 03), with the exact Hessians $H_k$;
+# - the **data value embedding** (lesson 04), with the paper's empirical-Fisher approximation
+#   $H_k \approx \frac1b\sum g g^\top$.
+#
+# It also computes exact TSLOO, by replay, for a few points of 12 evenly spaced steps.
+#
+# ## The key figure: a longer run with warm-up and cosine decay
+#
+# Fifteen epochs with `dt.lr.warmup_cosine`: η rises linearly for the first 10% of the steps and
+# then falls along a half cosine (left panel).
+
+# %%
+long = PhaseModel(problem, schedule="warmup_cosine", peak=0.4, epochs=15, seed=seed)
+r = long.update()
+print(long.summary())
+long.figure()
+
+# %% [markdown]
+# Read the blue curve (SGD-influence) from left to right. The first steps stand far above everything
+# after them. The curve then drops into a basin and climbs steadily through the second half. The
+# diamonds are exact replays, each the mean of only a few sampled points of its batch, so they
+# scatter around the blue curve. SGD-influence at the same sampled points ranks the sampled steps
+# almost exactly as the replays do, so the shape belongs to the true TSLOO and is not an artefact of
+# the approximation. Each claim, checked (the start, basin and end are the first, the lowest middle
+# and the last tenth of the steps, `dt.phases.phase_levels`):
+
+# %% tags=["nbval-check-output"]
+sv, dv = r["sgd_levels"], r["levels"]
+e, s = r["exact_curve"].numpy(), r["sgd_at_samples"].numpy()
+print("SGD-influence: the start is more than 2x the basin:", sv["start_over_basin"] > 2)
+print("SGD-influence: the end is more than 2x the basin (a late ascent):", sv["end_over_basin"] > 2)
+print("the basin lies inside the run, not at its ends:", 1 <= sv["basin_bin"] <= 8)
+print("exact TSLOO at the sampled steps ranks them like SGD-influence (Spearman > 0.9):",
+      stats.spearmanr(e, s)[0] > 0.9)
+print("exact TSLOO: the first sampled step is more than 3x the median of the middle ones:",
+      e[0] > 3 * np.median(e[1:-1]))
+
+# %% [markdown]
+# So the toy has all three regimes of the paper. The orange curve, the data value embedding, is
+# much flatter:
+
+# %% tags=["nbval-check-output"]
+print("DVE (Fisher): its start/basin ratio is less than half of SGD-influence's:",
+      dv["start_over_basin"] < 0.5 * sv["start_over_basin"])
+print("DVE (Fisher): its end is still above its basin:", dv["end_over_basin"] > 1)
+
+# %% [markdown]
+# We come back to that gap below. First, a short run.
+#
+# ## A short run: no high-impact start, no basin
+#
+# The same problem with a constant η = 0.2 for 3 epochs.
+
+# %%
+short = PhaseModel(problem, schedule="constant", peak=0.2, epochs=3, seed=seed)
+rs = short.update()
+print(short.summary())
+short.figure()
+
+# %% tags=["nbval-check-output"]
+ss = rs["sgd_levels"]
+print("short run: start/basin below 2 (no high-impact start):", ss["start_over_basin"] < 2)
+print("short run: the start stands out less than in the long run:", ss["start_over_basin"] < sv["start_over_basin"])
+print("short run: the end is above the basin:", ss["end_over_basin"] > 1)
+
+# %% [markdown]
+# In a run of a few dozen steps the first steps do not stand out, so there is no basin between a
+# high start and a high end. A plausible reason, which the widget below lets you probe by dragging
+# the run length: both the high start and the basin are made by the *later* steps. Many later steps
+# stretch the first kicks and absorb the middle ones (measured in the next section), and a short run
+# does not have them.
+#
+# ## Why: large early gradients, and later steps absorbing influence
+#
+# The paper offers two explanations.
+#
+# 1. **Early gradients are large** and shrink quickly. A large $\nabla\ell(\theta_t, z_i)$ is a large
+#    kick, so early points can keep a large influence even after everything that follows.
+# 2. **Influence saturation.** Every later step multiplies the kick by $(I - \eta_k H_k)$, which shrinks
+#    it along the directions the later batches care about. Points seen earlier face more such steps.
+#    The paper notes that the decay is strongest when *similar* points come later. A point seen at the
+#    end has almost no steps after it ($K_t \approx I$), hence the ascent.
+#
+# The first one we can read off the run. Below is the mean per-sample gradient norm of each batch.
+
+# %%
+g = r["grad_norms"]
+glv = dt.phases.phase_levels(g)
+with plots.style():
+    fig, ax = plots.new_figure(2, figsize=(9, 3))
+    ax[0, 0].plot(g.numpy(), color=plots.COLORS[2])
+    ax[0, 0].set(xlabel="step t", ylabel="mean ‖∇ℓ(θ_t, z_i)‖", title="gradient norms per batch")
+    ratio = (r["sgd_curve"] / g).numpy()
+    ax[0, 1].plot(np.convolve(ratio, np.ones(9) / 9, mode="valid"), color=plots.COLORS[0])
+    ax[0, 1].set(xlabel="step t", ylabel="c_t / mean ‖g‖", yscale="log",
+                 title="influence per unit of gradient (SGD-influence)")
+fig
+
+# %% tags=["nbval-check-output"]
+share = dt.phases.phase_levels(r["sgd_curve"] / g)
+print("gradient norms fall by more than 3x from the first tenth to the last:", glv["start"] > 3 * glv["end"])
+print("per unit of gradient, the last tenth still beats the middle (less training after it):",
+      share["end_over_basin"] > 1.5)
+print("per unit of gradient, the first tenth still beats the middle:", share["start_over_basin"] > 1)
+
+# %% [markdown]
+# Gradient size explains part of the start, but not all of it. Per unit of gradient (right panel),
+# the first steps still stand above the basin. The rest must come from the factors $K_t$. Lesson 02
+# measured them exactly: remove a point at step $s$, replay, and compare how far the two runs end
+# apart with the kick they started from, $\lVert\theta'_T-\theta_T\rVert / \lVert\delta\rVert$. We do
+# this for 8 points of the first batch, of a basin batch (35% of the way through) and of a late
+# batch (90%).
+
+# %%
+traj, T = r["traj"], r["traj"].T
+surviving = {}
+for where, step in [("start", 0), ("basin", int(0.35 * T)), ("late", int(0.9 * T))]:
+    pts = list(traj.schedule.batches[step][:8])
+    gaps = divergences(traj, pts, [step] * len(pts))          # ‖θ'_t − θ_t‖ for t = 0..T, one row per removal
+    surviving[where] = float((gaps[:, -1] / gaps[:, step + 1]).median())
+    print(f"removed at step {step} ({where}): median ‖θ'_T − θ_T‖ / ‖δ‖ = {surviving[where]:.2f}")
+
+# %% tags=["nbval-check-output"]
+print("a kick at the first step ends LARGER than it started (amplified):", surviving["start"] > 1)
+print("a kick in the basin shrinks to less than 70%:", surviving["basin"] < 0.7)
+print("a late kick survives almost whole (more than 90%):", surviving["late"] > 0.9)
+
+# %% [markdown]
+# This is the mechanism, measured by replay:
+#
+# - **Start.** The first kicks are not absorbed. They grow. Early in training, some directions of
+#   this tanh network have negative curvature, where $I - \eta_k H_k$ stretches instead of shrinks.
+#   A large early gradient, stretched over the whole run, is the high-impact start.
+# - **Basin.** A kick in the middle meets a long run of better-conditioned steps that shrink it. The
+#   paper calls this saturation by future data.
+# - **Late.** With few steps left, $K_t \approx I$ and the kick survives whole. That is the ascent.
+#
+# ## Why the data value embedding is flatter
+#
+# The embedding replaces every $H_k$ by the empirical Fisher $\frac1b\sum_{j\in B_k} g_j g_j^\top$.
+# That matrix is positive semi-definite, so with small steps each factor $I - \eta_k F_k$ can only
+# shrink a kick or leave it alone. It cannot produce the growth we just measured at the start, and
+# that is consistent with the much flatter orange curve: its start/basin ratio is less than half that
+# of SGD-influence (checked above). The Fisher also scales with the squared gradients, which become
+# small late in training while the true curvature need not. Lesson 04's GGN option
+# (`hessian="ggn"`) is positive semi-definite too, and several times slower here, so it is left as
+# an exercise. This is an honest difference from the paper's picture. There, the embedding itself
+# shows the three regimes; in this toy it shows them only faintly, while the exact-Hessian estimate
+# and the replays show them clearly.
+
+# %% [markdown]
+# ## The duplicate experiment: the same point in the basin and late
+#
+# Take one test digit $z$ and add a copy of it to the training set, in one batch. In one run the copy
+# sits at 35% of the way through (the basin); in the other it sits at 90% (the ascent). How much does
+# the copy lower $z$'s own final loss? We measure it exactly: TSLOO of the copy at its step, divided
+# by that step's η.
+
+# %%
+z, n, order = problem.test[[0]], len(problem.train), r["traj"].schedule
+with_copy = dt.Data(torch.cat([problem.train.X, z.X]), torch.cat([problem.train.y, z.y]))
+copy_value = {}
+for where, frac in [("basin", 0.35), ("late", 0.9)]:
+    s = int(frac * len(order))
+    batches = [list(batch) for batch in order.batches]
+    batches[s].append(n)                                            # the copy joins batch s
+    run = dt.train(problem.model, with_copy, dt.Schedule(batches, problem.batch_size, n + 1), r["traj"].lrs)
+    exact = float(dt.exact_loo(run, z, [n], [s])[0, 0]) / float(run.lrs[s])
+    sgd = float(dt.sgd_influence(run, z).at([n], [s])[0, 0]) / float(run.lrs[s])
+    copy_value[where] = (exact, sgd)
+    print(f"copy at step {s} ({where}): exact TSLOO/η = {exact:.2e}, SGD-influence/η = {sgd:.2e}")
+
+# %% tags=["nbval-check-output"]
+print("the late copy helps z more than the copy in the basin (exact):", copy_value["late"][0] > copy_value["basin"][0])
+print("SGD-influence agrees within 10% on both:",
+      all(abs(sg - ex) < 0.1 * abs(ex) for ex, sg in copy_value.values()))
+
+# %% [markdown]
+# The same point, with the same gradient direction toward $z$, is worth more when it is seen late.
+# In the basin, the many later batches absorb its effect. The paper reports the same thing for a
+# language model (App. E): a duplicate of a training point ranks at the top when it appears in the
+# late epochs, but not when it falls in the basin.
+#
+# ## Explore: `PhaseExplorer`
+#
+# Choose the learning-rate schedule, its peak and the run length. The widget retrains, recomputes
+# both curves and replays the sampled points (a few seconds per change on a laptop). It starts from
+# the long run above, which is already computed.
+
+# %% tags=["widget"]
+PhaseExplorer(model=long)
+
+# %% [markdown]
+# Things to try:
+# - Drag the run length from 1 to 30 epochs. When do the high start and the basin appear?
+# - Use `step_decay`: η halves every quarter of the run. Does $c_t$ jump where η drops? Dividing by
+#   η_t removes the step's own size, but not the later steps' sizes inside $K_t$.
+# - A peak of 0.8: does the start get stronger or weaker?
+
+# %% [markdown]
+# ## What you learned
+#
+# - The per-step curve $c_t$ is the mean $|\mathrm{TSLOO}|$ of each batch divided by η_t:
+#   `influence.by_step("mean_abs", per_lr=True, lrs=traj.lrs, test="mean")`. Dividing by η_t removes the
+#   step's own size, so that steps with different learning rates can be compared.
+# - On digits, a 15-epoch warm-up + cosine run has the paper's three regimes: a start several times
+#   above a basin, and a late ascent. Exact replays of sampled points agree. A 3-epoch run has no
+#   basin.
+# - Early gradients are several times larger, which explains part of the start. The later factors
+#   $K_t$ explain the rest, as the replays show: a kick at the first step ends larger than it started,
+#   a basin kick shrinks to under 70%, and a late kick survives almost whole.
+# - The data value embedding's Fisher approximation is positive semi-definite and scales with the
+#   gradients, which flattens the curve on this toy. The phase picture is a property of the true
+#   TSLOO, and the estimator can blur it.
+# - The same point is worth more seen late than seen in the basin (the duplicate experiment).
+#
+# ## Exercises
+#
+# 1. **Without dividing by η.** Plot `r["influence"].by_step("mean_abs", test="mean")` (DVE) and the
+#    same for SGD-influence, without `per_lr`. Compare them with the learning-rate panel. Which
+#    regimes survive?
+# 2. **The GGN embedding.** Fit `dt.DataValueEmbedding(hessian="ggn")` on `r["traj"]` (several times
+#    slower) and draw its $c_t$ next to the Fisher one and SGD-influence. Is it closer to either? Think
+#    about what a positive semi-definite curvature can and cannot do.
+# 3. **Influence at a checkpoint (paper Figure 4).** For $s$ in a few steps, fit an embedding on
+#    `r["traj"].prefix(s)` and measure the influence of the first-tenth batches and of the basin
+#    batches on the test loss *at θ_s*. Do the early points stay above the basin points at every
+#    checkpoint?
+#
+# Solutions: run `%load solutions/06_phases_of_influence_solutions.py` in a new cell (it reuses this
+# lesson's variables when they exist), or open [the file](solutions/06_phases_of_influence_solutions.py).
+
+# %% [markdown]
+# ---
+# Next: [07 · Data selection](07_data_selection.ipynb) — act on influence: find mislabelled digits, and
+# select training data only in some phases of the run.

@@ -1,0 +1,55 @@
+"""Lesson 07's model (`dve_teach.teach.selection.SelectionModel`) against direct calls of
+`dt.curation.select_and_train`, and its widget (`SelectionExplorer`) driven without a kernel."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dve_teach as dt
+from dve_teach.teach.selection import STRATEGIES, SelectionModel
+
+
+@pytest.fixture(scope="module")
+def small(blobs_mlp):
+    p = blobs_mlp
+    return SelectionModel(p.model, p.train, p.test, p.test, epochs=2, batch_size=5, ratio=2, val_batch_size=3,
+                          seeds=[0, 1], early=(0.0, 0.2), late=(0.8, 1.0))
+
+
+def test_windows_to_steps(small):
+    assert small.T == 12
+    assert small.steps([(0.0, 0.2), (0.8, 1.0)]) == [(0, 2), (10, 12)]
+    assert small.steps([(0.5, 0.5)]) == []                       # an empty window selects nothing
+    with pytest.raises(ValueError, match="0 <= start <= stop <= 1"):
+        small.steps([(0.6, 0.4)])
+
+
+def test_run_is_select_and_train(small, blobs_mlp):
+    p = blobs_mlp
+    runs = small.run([(0.0, 0.2), (0.8, 1.0)])
+    for s, sel in zip([0, 1], runs):
+        order = dt.Schedule.shuffled(30, 5, 2, seed=s)
+        ref = dt.curation.select_and_train(p.model, p.train, p.test, order, dt.lr.warmup_cosine(0.4, 12, warmup=1),
+                                           windows=[(0, 2), (10, 12)], ratio=2, val_batch_size=3, test=p.test,
+                                           seed=s)
+        assert ref.test_loss == sel.test_loss and ref.selected_steps == sel.selected_steps == [0, 1, 10, 11]
+    st = small.stats(runs)
+    losses = np.array([r.test_loss for r in runs])
+    assert st["loss"] == pytest.approx(losses.mean()) and st["spread"] == pytest.approx(losses.std())
+    assert small.run([(0.0, 0.2), (0.8, 1.0)]) is runs          # cached by the steps
+    never = small.stats(small.run(STRATEGIES["never"]))
+    assert never["cost"] == 1.0
+
+
+def test_widget(small):
+    pytest.importorskip("ipywidgets")
+    from dve_teach.widgets import SelectionExplorer
+    view = SelectionExplorer(small)
+    first = view.out.outputs[0]["data"]["image/png"]
+    view.controls["late"].value = (0.5, 1.0)
+    assert small.late == (0.5, 1.0) and view.out.outputs[0]["data"]["image/png"] != first
+    assert "0.50–1.00" in view.readout.value
+    assert "".join(o.get("text", "") for o in view.log_out.outputs) == ""
+    view.controls["early"].value = (0.0, 0.0)
+    r = small.update()
+    assert r["current"]["cost"] == small.stats(small.run([(0.5, 1.0)]))["cost"]
