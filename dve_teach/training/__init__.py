@@ -2,13 +2,14 @@
 
 `Schedule` (the ordered batches), `functional` (a module as a function of a flat parameter vector,
 losses and measures), `train` (`loop`), `Trajectory` (θ_t, batches, η_t, λ of one run, and the
-SGD update itself) and `orders` (many orders of the same data trained at once).
+SGD update itself), `persistence` (its code-free file format) and `orders` (many orders of the same data trained at once).
 Imports only from the data layer.
 """
 from . import functional, orders
 from .loop import LR, resolve_lrs, train
+from .persistence import DamagedFileError, convert_legacy_trajectory
 from .schedule import Schedule
 from .trajectory import Trajectory, removal_directions, sgd_update
 
 __all__ = ["Schedule", "train", "resolve_lrs", "LR", "Trajectory", "sgd_update", "removal_directions",
-           "functional", "orders"]
+           "functional", "orders", "DamagedFileError", "convert_legacy_trajectory"]

@@ -25,14 +25,35 @@ Measure = Callable[[nn.Module, dict, Data], torch.Tensor]
 
 
 def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-example cross-entropy: outputs [n, k] logits, targets [n] int64 -> [n]."""
+    """Per-example cross-entropy: outputs [n, k] logits, targets [n] int64 labels in 0..k−1
+    (or [n, k] class probabilities) -> [n]."""
+    if outputs.ndim != 2:
+        raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k] (one logit per class), "
+                         f"got {list(outputs.shape)}")
+    if targets.is_floating_point() and tuple(targets.shape) != tuple(outputs.shape):
+        raise ValueError(f"loss='cross_entropy' got floating targets of shape {list(targets.shape)}: give "
+                         f"class labels as int64 [n] (y.long()), or probabilities shaped like the outputs "
+                         f"{list(outputs.shape)}; for regression use loss='mse'")
+    if not targets.is_floating_point() and targets.ndim != 1:
+        raise ValueError(f"loss='cross_entropy' needs class labels of shape [n], got {list(targets.shape)}: "
+                         "flatten them with y.reshape(-1)")
     return F.cross_entropy(outputs, targets, reduction="none")
 
 
 def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-example squared error averaged over output dimensions: [n, k], [n, k] or [n] -> [n]."""
-    if targets.ndim == 1 and outputs.ndim == 2:
+    """Per-example squared error averaged over output dimensions: [n, k], [n, k] or [n, 1], [n] -> [n].
+
+    Shapes must match exactly (targets [n] are read as [n, 1] for a one-output model): no silent
+    broadcasting of [n] against [n, 1] into [n, n]. Integer (class-label) targets are refused."""
+    if not targets.is_floating_point():
+        raise TypeError(f"loss='mse' got {targets.dtype} targets (class labels?): use loss='cross_entropy' "
+                        "for labels, or give float targets (e.g. one-hot, y.double())")
+    if targets.ndim == 1 and outputs.ndim == 2 and outputs.shape[1] == 1:
         targets = targets.unsqueeze(1)
+    if tuple(outputs.shape) != tuple(targets.shape):
+        raise ValueError(f"loss='mse': model outputs have shape {list(outputs.shape)} but targets "
+                         f"{list(targets.shape)}; make them equal (e.g. y.reshape(-1, 1) for one output, "
+                         "or a model whose output width matches the targets)")
     err = F.mse_loss(outputs, targets.to(outputs.dtype), reduction="none")
     return err.reshape(err.shape[0], -1).mean(1)
 
@@ -44,7 +65,7 @@ def resolve_loss(loss: LossLike) -> LossFn:
     """``"cross_entropy"``, ``"mse"`` or a callable ``loss(outputs, targets) -> Tensor[n]``."""
     if callable(loss):
         return loss
-    if loss in _LOSSES:
+    if isinstance(loss, str) and loss in _LOSSES:
         return _LOSSES[loss]
     raise ValueError(f"unknown loss {loss!r}: use 'cross_entropy', 'mse' or a callable "
                      "loss(outputs, targets) -> Tensor[n] of per-example losses")
@@ -62,6 +83,9 @@ class FlatModel:
     """
 
     def __init__(self, model: nn.Module):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module (e.g. dt.models.mlp((4, 16, 3))), got "
+                            f"{type(model).__name__}")
         for name, mod in model.named_modules():
             if isinstance(mod, _UNSUPPORTED):
                 raise TypeError(
@@ -87,6 +111,10 @@ class FlatModel:
         for n, s in zip(self.names, self.slices):
             layers.setdefault(n.rpartition(".")[0], []).append(s)
         self.layers = [(m, slice(ss[0].start, ss[-1].stop)) for m, ss in layers.items()]
+        #: whether per-example gradients can be vmapped over the rows of X: known False for
+        #: recurrent layers; otherwise tried once and switched off if vmap fails but a loop works.
+        self.row_vmap = not any(isinstance(m, nn.RNNBase) for m in model.modules())
+        self.row_vmap_unknown = self.row_vmap
 
     @property
     def P(self) -> int:
@@ -125,12 +153,45 @@ class Objective:
                              f"got shape {tuple(out.shape)}; use reduction='none'")
         return out
 
+    def check_targets(self, theta: torch.Tensor, data: Data, name: str = "data") -> None:
+        """Refuse class labels outside 0..k−1 for cross-entropy (k = the model's output width),
+        naming the rows, before torch fails deep inside a batch."""
+        if self.loss_fn is not cross_entropy or data.y.is_floating_point() or len(data) == 0:
+            return
+        with torch.no_grad():
+            out = self.flat.forward(theta, data.X[:1])
+        if out.ndim != 2:
+            raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k], got {list(out.shape)}")
+        k = out.shape[1]
+        bad = torch.nonzero((data.y < 0) | (data.y >= k)).reshape(-1).tolist() if data.y.ndim == 1 else []
+        if bad:
+            raise ValueError(f"{name}.y rows {bad[:10]} hold labels {data.y[bad[:10]].tolist()} outside 0..{k - 1} "
+                             f"(the model has {k} outputs): fix the labels or widen the model's last layer")
+
     def example_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.losses(theta, x.unsqueeze(0), y.unsqueeze(0))[0]
 
     def per_sample_grads(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """∇_θ ℓ(θ, z_i) for every row: Tensor[n, P] (``vmap(grad(...))``)."""
-        return vmap(grad(self.example_loss), in_dims=(None, 0, 0))(theta, X, y)
+        """∇_θ ℓ(θ, z_i) for every row: Tensor[n, P] (``vmap(grad(...))``).
+
+        Models that torch cannot vmap over their inputs (recurrent layers: nn.GRU, nn.LSTM, nn.RNN
+        build their initial state inside forward) get the same gradients one row at a time."""
+        if not self.flat.row_vmap:
+            return self._looped_grads(theta, X, y)
+        try:
+            return vmap(grad(self.example_loss), in_dims=(None, 0, 0))(theta, X, y)
+        except RuntimeError:
+            if not self.flat.row_vmap_unknown:
+                raise
+            G = self._looped_grads(theta, X, y)  # raises the real error if it is not vmap's
+            self.flat.row_vmap = False
+            return G
+
+    def _looped_grads(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        g = grad(self.example_loss)
+        if X.shape[0] == 0:
+            return theta.new_zeros(0, theta.shape[0])
+        return torch.stack([g(theta, X[i], y[i]) for i in range(X.shape[0])])
 
     def weighted_loss(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
                       w: torch.Tensor, divisor: torch.Tensor) -> torch.Tensor:

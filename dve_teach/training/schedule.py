@@ -14,6 +14,34 @@ import numpy as np
 __all__ = ["Schedule"]
 
 
+def _count(v, what: str, minimum: int = 1) -> int:
+    """An integer >= minimum (ints, numpy integers, integral floats such as 32.0); clear errors else."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float, np.floating)):
+        raise TypeError(f"{what} must be an integer, got {type(v).__name__} {v!r}")
+    if not float(v).is_integer():
+        raise ValueError(f"{what} must be a whole number, got {v!r}")
+    if int(v) < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def _index(v, where: str) -> int:
+    """A training index from an int, a numpy integer, a 0-d integer tensor or an integral float."""
+    if hasattr(v, "ndim") and getattr(v, "ndim") == 0 and hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float, np.floating)):
+        raise TypeError(f"{where} holds {type(v).__name__} {v!r}; indices must be integers")
+    if not float(v).is_integer():
+        raise TypeError(f"{where} holds {v!r}; indices must be whole numbers")
+    return int(v)
+
+
+def _batch(t: int, b) -> tuple[int, ...]:
+    if isinstance(b, (str, bytes)) or not hasattr(b, "__iter__"):
+        raise TypeError(f"batch {t} is {type(b).__name__} {b!r}, not a list of indices: give a list of index lists")
+    return tuple(_index(i, f"batch {t}") for i in b)
+
+
 class Schedule:
     """An immutable, ordered list of index batches with nominal batch size `batch_size`.
 
@@ -25,11 +53,10 @@ class Schedule:
     __slots__ = ("_batches", "_batch_size", "_n")
 
     def __init__(self, batches: Iterable[Sequence[int]], batch_size: int, n: int):
-        bs = tuple(tuple(int(i) for i in b) for b in batches)
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if int(n) < 1:
-            raise ValueError(f"n (training-set size) must be >= 1, got {n}")
+        batch_size, n = _count(batch_size, "batch_size"), _count(n, "n (training-set size)")
+        if isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__"):
+            raise TypeError(f"batches must be a list of index lists, got {type(batches).__name__}")
+        bs = tuple(_batch(t, b) for t, b in enumerate(batches))
         if not bs:
             raise ValueError("a schedule needs at least one batch")
         for t, b in enumerate(bs):
@@ -50,7 +77,8 @@ class Schedule:
     def from_order(cls, order: Sequence[int], batch_size: int, n: int | None = None,
                    drop_last: bool = False) -> "Schedule":
         """Cut a flat sequence of indices into consecutive batches of `batch_size`."""
-        order = [int(i) for i in order]
+        batch_size = _count(batch_size, "batch_size")
+        order = [_index(i, "the order") for i in order]
         chunks = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
         if drop_last and chunks and len(chunks[-1]) < batch_size:
             chunks = chunks[:-1]
@@ -61,6 +89,8 @@ class Schedule:
     def shuffled(cls, n: int, batch_size: int, epochs: int = 1, seed: int = 0,
                  drop_last: bool = False) -> "Schedule":
         """`epochs` passes over ``range(n)``, each in a fresh random order drawn from `seed`."""
+        n, batch_size = _count(n, "n (training-set size)"), _count(batch_size, "batch_size")
+        epochs = _count(epochs, "epochs")
         rng = np.random.default_rng(seed)
         batches: list[list[int]] = []
         for _ in range(epochs):
@@ -70,6 +100,8 @@ class Schedule:
     @classmethod
     def sequential(cls, n: int, batch_size: int, epochs: int = 1, drop_last: bool = False) -> "Schedule":
         """`epochs` passes over ``0, 1, ..., n-1`` in order."""
+        n, batch_size = _count(n, "n (training-set size)"), _count(batch_size, "batch_size")
+        epochs = _count(epochs, "epochs")
         one = cls.from_order(range(n), batch_size, n, drop_last).batches
         return cls(list(one) * epochs, batch_size, n)
 
@@ -90,6 +122,7 @@ class Schedule:
                    descending: bool = False) -> "Schedule":
         """Visit points by increasing score (easy -> hard when the score is a difficulty);
         ``descending=True`` reverses it. The same order is used in every epoch; ties keep index order."""
+        batch_size, epochs = _count(batch_size, "batch_size"), _count(epochs, "epochs")
         s = np.asarray(scores, dtype=float).ravel()
         if not np.all(np.isfinite(s)):
             raise ValueError("curriculum scores must be finite numbers")

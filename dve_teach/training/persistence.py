@@ -1,0 +1,321 @@
+"""Saving and loading a `Trajectory` without pickle: safetensors for tensors, JSON for the rest.
+
+A coursework file travels (an instructor shares a run, a student submits one), so loading must
+never execute code in it. The file is one safetensors container (a length-prefixed JSON header,
+then raw little-endian tensor bytes; nothing in it is code):
+
+- tensors: ``data.X``, ``data.y``, ``lrs`` (η_t, Tensor[T]), ``batch_losses`` (Tensor[T]) and one
+  ``checkpoint.{t}`` (θ_t, Tensor[P]) per stored step;
+- the header's ``__metadata__``: ``"dve_teach"``, a JSON document with the format name and
+  version, the schedule (batches, b, n), λ, the loss name, optimizer, checkpoint spacing, dtype,
+  device, the library version, the parameter names and shapes, and a model spec (the library's
+  own `dt.models.mlp` / `dt.models.linear` structures are rebuilt from it; any other model is
+  passed by the caller, ``Trajectory.load(path, model=...)``, and checked against the shapes);
+- ``"sha256"``: a hash over the JSON document and every tensor's name, dtype, shape and bytes.
+  `load` recomputes it, then checks the pieces fit together (T batches, T step sizes, the
+  checkpoints 0, k, 2k, …, T of length P), so a corrupted, truncated or edited file is refused
+  as damaged instead of loaded into wrong numbers.
+
+Files of the first format (version 1, a ``torch.save`` pickle) are refused with the way out:
+`convert_legacy_trajectory`, an explicit opt-in for files you trust.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from torch import nn
+
+from ..data.container import Data
+from ..data.models import ACTIVATIONS
+from .functional import FlatModel, LossLike, _LOSSES
+from .schedule import Schedule
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_trajectory", "load_trajectory", "model_spec",
+           "build_model", "convert_legacy_trajectory", "DamagedFileError"]
+
+FORMAT = "dve-teach-trajectory"
+FORMAT_VERSION = 2
+PathLike = Union[str, Path]
+
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+           "float64": torch.float64, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16,
+           "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool}
+
+
+class DamagedFileError(ValueError):
+    """A trajectory file that is corrupted, truncated or inconsistent (a ValueError)."""
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+# ---- model specs ---------------------------------------------------------------------------
+def _linear_spec(layer: nn.Linear) -> Optional[list[int]]:
+    return [layer.in_features, layer.out_features] if layer.bias is not None else None
+
+
+def _settings(module: nn.Module) -> dict:
+    """A module's public constructor settings (e.g. GELU's ``approximate``), for comparison."""
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"}
+
+
+def model_spec(model: nn.Module) -> Optional[dict]:
+    """The spec of a model with the structure of `dt.models.linear` or `dt.models.mlp`
+    (``{"kind": "linear", "in_dim", "out_dim"}`` or ``{"kind": "mlp", "sizes", "activation"}``),
+    or None for any other model (which `load` then needs passed in)."""
+    if type(model) is nn.Linear:
+        io = _linear_spec(model)
+        return None if io is None else {"kind": "linear", "in_dim": io[0], "out_dim": io[1]}
+    if type(model) is not nn.Sequential or len(model) % 2 == 0:
+        return None
+    layers, acts = list(model)[0::2], list(model)[1::2]
+    if any(type(m) is not nn.Linear or m.bias is None for m in layers):
+        return None
+    if any(a.out_features != b.in_features for a, b in zip(layers[:-1], layers[1:])):
+        return None
+    act = "tanh"  # a single Linear in a Sequential: any activation name rebuilds it
+    if acts:
+        act = next((k for k, v in ACTIVATIONS.items() if type(acts[0]) is v), None)
+        if act is None or any(type(a) is not ACTIVATIONS[act] or _settings(a) != _settings(ACTIVATIONS[act]())
+                              for a in acts):
+            return None
+    return {"kind": "mlp", "sizes": [layers[0].in_features] + [m.out_features for m in layers],
+            "activation": act}
+
+
+def build_model(spec: dict, dtype: torch.dtype = torch.float64) -> nn.Module:
+    """The `dt.models` network a `model_spec` describes (weights are overwritten on load)."""
+    from ..data import models
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind == "linear":
+        return models.linear(int(spec["in_dim"]), int(spec["out_dim"]), dtype=dtype)
+    if kind == "mlp":
+        return models.mlp([int(s) for s in spec["sizes"]], str(spec["activation"]), dtype=dtype)
+    raise DamagedFileError(f"unknown model spec {spec!r}")
+
+
+# ---- hashing and the container -------------------------------------------------------------
+def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256(meta_json.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"\0{name}\0{_dtype_name(t.dtype)}\0{list(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _loss_name(loss: LossLike) -> tuple[str, Optional[str]]:
+    """("mse" | "cross_entropy" | "custom", a readable name of a custom loss)."""
+    if isinstance(loss, str):
+        return loss, None
+    for name, fn in _LOSSES.items():
+        if loss is fn:
+            return name, None
+    return "custom", f"{getattr(loss, '__module__', '?')}.{getattr(loss, '__qualname__', repr(loss))}"
+
+
+def _library_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("dve-teach")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def save_trajectory(traj, path: PathLike) -> None:
+    """Write `traj` to `path` (safetensors + JSON metadata + sha256; see the module docstring)."""
+    from safetensors.torch import save_file
+    loss, loss_repr = _loss_name(traj.loss)
+    tensors = {"data.X": traj.data.X, "data.y": traj.data.y, "lrs": traj.lrs,
+               "batch_losses": traj.batch_losses}
+    tensors.update({f"checkpoint.{t}": th for t, th in traj.checkpoints.items()})
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "library_version": _library_version(),
+            "batches": [list(b) for b in traj.schedule.batches], "batch_size": traj.schedule.batch_size,
+            "n": traj.schedule.n, "weight_decay": traj.weight_decay, "loss": loss, "loss_repr": loss_repr,
+            "optimizer": traj.optimizer, "checkpoint_every": traj.checkpoint_every, "T": traj.T,
+            "dtype": _dtype_name(traj.dtype), "device": str(traj.device),
+            "param_names": traj.flat.names, "param_shapes": [list(s) for s in traj.flat.shapes],
+            "model_spec": model_spec(traj.model), "model_class": type(traj.model).__qualname__}
+    meta_json = json.dumps(meta, sort_keys=True)
+    save_file(tensors, str(path), metadata={"dve_teach": meta_json, "sha256": _digest(meta_json, tensors)})
+
+
+# ---- loading -------------------------------------------------------------------------------
+_LEGACY = ("{path} is a torch pickle (the trajectory format of dve_teach 0.1, version 1, or another "
+           "torch.save file). Loading a pickle can run any code it holds, so dve_teach no longer "
+           "reads it. If you trust who made it, convert it once with "
+           "dt.convert_legacy_trajectory('{path}', 'new_file', trusted=True); otherwise ask "
+           "for a file saved by this version")
+
+
+def _damaged(path: PathLike, why: str) -> DamagedFileError:
+    return DamagedFileError(f"{path} is damaged ({why}): it is not a complete dve-teach trajectory "
+                            "file; save the run again or ask for a fresh copy")
+
+
+def _read_container(path: PathLike) -> tuple[dict, dict[str, torch.Tensor], str]:
+    """(metadata, tensors, stored hash) of a safetensors file, refusing pickles and broken files."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no trajectory file at {path}")
+    if p.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give the path of a file written by Trajectory.save")
+    raw = p.read_bytes()
+    if len(raw) == 0:
+        raise _damaged(path, "the file is empty")
+    if len(raw) < 9:
+        raise _damaged(path, f"only {len(raw)} bytes")
+    if raw[8:9] != b"{":  # not a safetensors header: a pickle of the old format, or something else
+        if raw[:4] == b"PK\x03\x04" or raw[:1] == b"\x80":
+            raise ValueError(_LEGACY.format(path=path))
+        raise ValueError(f"{path} is not a dve-teach trajectory file (save one with Trajectory.save)")
+    (n_header,) = struct.unpack("<Q", raw[:8])
+    if 8 + n_header > len(raw):
+        raise _damaged(path, f"truncated: the header says {n_header} bytes, the file holds {len(raw) - 8}")
+    try:
+        header = json.loads(raw[8:8 + n_header].decode("utf-8"))
+        meta_json = header.get("__metadata__", {}).get("dve_teach")
+        stored = header.get("__metadata__", {}).get("sha256")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+        raise _damaged(path, f"unreadable header: {e}") from None
+    if meta_json is None:
+        raise ValueError(f"{path} is a safetensors file but not a dve-teach trajectory (no dve_teach "
+                         "metadata); save one with Trajectory.save")
+    try:
+        meta = json.loads(meta_json)
+    except (TypeError, json.JSONDecodeError) as e:
+        raise _damaged(path, f"unreadable metadata: {e}") from None
+    if not isinstance(meta, dict):
+        raise _damaged(path, "the metadata is not a JSON object")
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a dve-teach trajectory file (format {meta.get('format')!r})")
+    version = meta.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise ValueError(f"{path} has trajectory format version {version!r} ({type(version).__name__}); this "
+                         f"dve_teach reads version {FORMAT_VERSION!r} (int): retrain, or use the dve_teach "
+                         "that wrote it")
+    from safetensors.torch import load as st_load
+    try:
+        tensors = st_load(raw)
+    except Exception as e:  # the safetensors parser refuses offsets/sizes that do not add up
+        raise _damaged(path, f"the tensor section does not parse: {e}") from None
+    if not isinstance(stored, str) or _digest(meta_json, tensors) != stored:
+        raise _damaged(path, "its content hash does not match: bytes were changed after saving")
+    return meta, tensors, meta_json
+
+
+def _get(meta: dict, key: str, kind, path: PathLike):
+    v = meta.get(key)
+    if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
+        raise _damaged(path, f"metadata field {key!r} is {v!r}")
+    return v
+
+
+def _resolve_model(meta: dict, model: Optional[nn.Module], dtype: torch.dtype, path: PathLike) -> nn.Module:
+    import copy
+    names, shapes = meta["param_names"], [tuple(s) for s in meta["param_shapes"]]
+    if model is None:
+        spec = meta.get("model_spec")
+        if spec is None:
+            raise TypeError(f"{path} was trained with a model dve_teach cannot rebuild "
+                            f"({meta.get('model_class')!r}, not dt.models.mlp/linear): pass it, "
+                            "Trajectory.load(path, model=YourModel(...)) with the same architecture")
+        model = build_model(spec, dtype)
+    elif not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    else:
+        model = copy.deepcopy(model).to(dtype=dtype)
+    flat = FlatModel(model)
+    mine, saved = list(zip(flat.names, flat.shapes)), list(zip(names, shapes))
+    if mine != saved:
+        want = ", ".join(f"{n} {list(s)}" for n, s in saved)
+        got = ", ".join(f"{n} {list(s)}" for n, s in mine)
+        raise ValueError(f"the model does not match the saved run: the file holds parameters [{want}], "
+                         f"the model given has [{got}]; build the same architecture")
+    return model
+
+
+def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss: Optional[LossLike] = None,
+                    device: Any = None):
+    """Read a file written by `save_trajectory` into ``cls`` (a `Trajectory`); see the module docstring."""
+    meta, tensors, _ = _read_container(path)
+    T = _get(meta, "T", int, path)
+    batches = _get(meta, "batches", list, path)
+    k = _get(meta, "checkpoint_every", int, path)
+    for key in ("param_names", "param_shapes"):
+        _get(meta, key, list, path)
+    if meta.get("dtype") not in _DTYPES or meta.get("loss") not in ("custom", *_LOSSES):
+        raise _damaged(path, f"dtype {meta.get('dtype')!r} / loss {meta.get('loss')!r}")
+    dtype = _DTYPES[meta["dtype"]]
+    if T < 1 or k < 1 or len(batches) != T:
+        raise _damaged(path, f"{len(batches)} batches for T = {T} steps")
+    want = {f"checkpoint.{t}" for t in range(0, T, k)} | {f"checkpoint.{T}"}
+    want |= {"data.X", "data.y", "lrs", "batch_losses"}
+    if set(tensors) != want:
+        missing, extra = sorted(want - set(tensors)), sorted(set(tensors) - want)
+        raise _damaged(path, f"missing tensors {missing[:5]}" if missing else f"unexpected tensors {extra[:5]}")
+    P = sum(int(torch.Size(s).numel()) for s in meta["param_shapes"])
+    for name, n in (("lrs", T), ("batch_losses", T)):
+        if tuple(tensors[name].shape) != (n,):
+            raise _damaged(path, f"{name} has shape {tuple(tensors[name].shape)}, expected ({n},)")
+    if any(tuple(tensors[f"checkpoint.{t}"].shape) != (P,) or tensors[f"checkpoint.{t}"].dtype != dtype
+           for t in [*range(0, T, k), T]):
+        raise _damaged(path, f"a checkpoint is not a {meta['dtype']} vector of length P = {P}")
+    try:
+        schedule = Schedule(batches, _get(meta, "batch_size", int, path), _get(meta, "n", int, path))
+        data = Data(tensors["data.X"], tensors["data.y"])
+    except (ValueError, IndexError, TypeError) as e:
+        raise _damaged(path, str(e)) from None
+    if len(data) != schedule.n:
+        raise _damaged(path, f"{len(data)} training rows for a schedule over n = {schedule.n}")
+
+    if meta["loss"] == "custom":
+        if loss is None:
+            raise TypeError(f"{path} was trained with a custom loss ({meta.get('loss_repr')}); a file never "
+                            "stores code, so pass it: Trajectory.load(path, loss=your_loss)")
+    elif loss is None:
+        loss = meta["loss"]
+    elif not isinstance(loss, str) or loss != meta["loss"]:
+        raise ValueError(f"{path} was trained with loss {meta['loss']!r}; drop loss= or pass {meta['loss']!r}")
+    if device is None:
+        device = torch.device(meta.get("device", "cpu"))
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"{path} was saved on {device}, which is not available here: pass device='cpu'")
+    device = torch.device(device)
+    net = _resolve_model(meta, model, dtype, path).to(device)
+    net.eval()
+    ck = {t: tensors[f"checkpoint.{t}"].to(device) for t in [*range(0, T, k), T]}
+    lam = meta.get("weight_decay")
+    if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not lam >= 0:
+        raise _damaged(path, f"weight_decay is {lam!r}")
+    traj = cls(net, data.to(device), schedule, tensors["lrs"], float(lam), loss, ck,
+               tensors["batch_losses"], k, str(meta.get("optimizer", "sgd")))
+    traj.flat.load_into(net, ck[T])
+    return traj
+
+
+def convert_legacy_trajectory(src: PathLike, dst: PathLike, *, trusted: bool = False) -> None:
+    """Rewrite a version-1 file (a ``torch.save`` pickle of dve_teach 0.1) in the current format.
+
+    Unpickling runs whatever code the file holds, so this needs ``trusted=True``: use it only on a
+    file you made yourself or got from someone you trust. The new file loads safely everywhere.
+    """
+    if trusted is not True:
+        raise PermissionError("convert_legacy_trajectory unpickles the file, which runs any code in it; "
+                              "call it with trusted=True only for a file whose origin you trust")
+    from .trajectory import Trajectory
+    state = torch.load(str(src), weights_only=False)  # the explicit, trusted-only opt-in
+    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != 1:
+        raise ValueError(f"{src} is not a version-1 dve-teach trajectory file")
+    traj = Trajectory(state["model"], Data(*state["data"]),
+                      Schedule(state["batches"], state["batch_size"], state["n"]), state["lrs"],
+                      state["weight_decay"], state["loss"], state["checkpoints"], state["batch_losses"],
+                      state["checkpoint_every"], state["optimizer"])
+    save_trajectory(traj, dst)
