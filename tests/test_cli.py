@@ -101,3 +101,13 @@ def test_bad_arguments_give_a_clear_error(capsys):
     if not torch.cuda.is_available():
         assert main(["demo", "--dataset", "moons", "--device", "cuda"]) == 2
         assert "--device cpu" in capsys.readouterr().err
+
+
+def test_demo_bad_plot_path_keeps_the_table(tmp_path):
+    bad = tmp_path / "no-such-dir" / "x.png"
+    r = run_cli("demo", "--dataset", "moons", "--points", "4", "--epochs", "1", "--plot", str(bad))
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "sgd_influence" in r.stdout and "exact LOO (truth)" in r.stdout  # the table came first
+    assert "could not save the plot" in r.stderr and "No such file or directory" in r.stderr
+    assert "writable path" in r.stderr and "Traceback" not in r.stderr
+    assert not bad.exists()

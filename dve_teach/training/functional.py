@@ -213,10 +213,29 @@ class Objective:
         """θ, data -> Tensor[n]: the test loss by default, else the user's measure."""
         if measure is None:
             return lambda theta, data: self.losses(theta, data.X, data.y)
-        return lambda theta, data: measure(self.flat.model, self.flat.unflatten(theta), data)
+        if not callable(measure):
+            raise TypeError(f"measure must be a function measure(model, params, data) -> Tensor[n], got "
+                            f"{type(measure).__name__}")
+
+        def f(theta: torch.Tensor, data: Data) -> torch.Tensor:
+            out = measure(self.flat.model, self.flat.unflatten(theta), data)
+            if not isinstance(out, torch.Tensor):
+                raise TypeError(f"the measure returned {type(out).__name__}, not a torch.Tensor[{len(data)}]: compute "
+                                "it with torch from params (e.g. torch.func.functional_call(model, params, "
+                                "(data.X,))), without .item(), float() or numpy, so it can be differentiated")
+            return out
+        return f
 
     def measure_grads(self, theta: torch.Tensor, data: Data, measure: Optional[Measure] = None,
                       chunk_size: Optional[int] = 256) -> torch.Tensor:
         """∇_θ measure(θ, z_j) for every test point: Tensor[n_test, P] (``jacrev``)."""
         f = self.measure_fn(measure)
+        if measure is not None:  # probe once outside torch.func, so a bad measure gets a clear error
+            with torch.enable_grad():
+                probe = f(theta.detach().requires_grad_(True), data)
+            if not probe.requires_grad:
+                raise ValueError("the measure does not depend on params through torch operations (.item(), "
+                                 ".detach(), numpy or new tensors cut the graph): its gradient would be zero "
+                                 "and every gradient estimator would report zero influence; compute it from "
+                                 "params with torch ops")
         return jacrev(lambda th: f(th, data), chunk_size=chunk_size)(theta)

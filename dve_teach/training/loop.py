@@ -28,7 +28,7 @@ def _number(v, what: str) -> float:
     if isinstance(v, (bool, np.bool_)) or isinstance(v, (str, bytes)):
         raise TypeError(f"{what} must be a number, got {type(v).__name__} {v!r}")
     if isinstance(v, torch.Tensor) or isinstance(v, np.ndarray):
-        if v.numel() if isinstance(v, torch.Tensor) else v.size != 1:
+        if (v.numel() if isinstance(v, torch.Tensor) else v.size) != 1:
             raise TypeError(f"{what} must be a single number, got an array of shape {tuple(v.shape)}")
         if v.dtype in (torch.bool, np.bool_) or (isinstance(v, torch.Tensor) and v.is_complex()):
             raise TypeError(f"{what} must be a real number, got dtype {v.dtype}")
@@ -44,8 +44,12 @@ def resolve_lrs(lr: LR, T: int) -> torch.Tensor:
     if callable(lr) and not isinstance(lr, (torch.Tensor, np.ndarray)):
         values = [_number(lr(t), f"lr({t})") for t in range(T)]
     elif isinstance(lr, (str, bytes)):
+        try:
+            hint = f"write lr={float(lr):g} without quotes"
+        except ValueError:
+            hint = "give a number such as lr=0.1"
         raise TypeError(f"lr must be a number, a sequence of {T} numbers or a callable lr(t), got the "
-                        f"string {lr!r}: write lr={lr.strip() if isinstance(lr, str) else lr!r} without quotes")
+                        f"string {lr!r}: {hint}")
     elif isinstance(lr, (numbers.Real, np.generic)) or (isinstance(lr, (torch.Tensor, np.ndarray)) and lr.ndim == 0):
         values = [_number(lr, "lr")] * T
     elif isinstance(lr, (torch.Tensor, np.ndarray)) and lr.ndim > 1:
