@@ -77,7 +77,7 @@ def sgd_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = False
         except ValueError as e:
             raise ValueError(f"step {t}: {e}") from e
         scores[t] = delta @ U.T
-        if t > 0:
+        if t > 0 and U.shape[0]:  # an empty test set has nothing to carry back
             U = U - lr * (obj.hvp(theta, X, y, b, U) + lam * U)
     per_occurrence = torch.cat(scores, 0).detach()
     points, steps = traj.schedule.occurrence_pairs()

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.checks import as_number
 from ..data.container import DataLike, as_data, check_finite
 from .functional import LossLike
 from .schedule import Schedule
@@ -23,26 +24,11 @@ __all__ = ["train", "resolve_lrs", "LOSS_GROWTH", "PARAM_GROWTH"]
 LR = Union[float, Sequence[float], Callable[[int], float]]
 
 
-def _number(v, what: str) -> float:
-    """A real number from a float/int, a numpy scalar or a one-element tensor; TypeError otherwise."""
-    if isinstance(v, (bool, np.bool_)) or isinstance(v, (str, bytes)):
-        raise TypeError(f"{what} must be a number, got {type(v).__name__} {v!r}")
-    if isinstance(v, torch.Tensor) or isinstance(v, np.ndarray):
-        if (v.numel() if isinstance(v, torch.Tensor) else v.size) != 1:
-            raise TypeError(f"{what} must be a single number, got an array of shape {tuple(v.shape)}")
-        if v.dtype in (torch.bool, np.bool_) or (isinstance(v, torch.Tensor) and v.is_complex()):
-            raise TypeError(f"{what} must be a real number, got dtype {v.dtype}")
-        return float(v.reshape(-1)[0])
-    if isinstance(v, numbers.Real):
-        return float(v)
-    raise TypeError(f"{what} must be a number, got {type(v).__name__}")
-
-
 def resolve_lrs(lr: LR, T: int) -> torch.Tensor:
     """η_t for t = 0..T−1 from a number (float, int, numpy scalar, 0-d tensor), a sequence (list,
     1-D array or tensor) of T numbers, or a callable of the step returning a number."""
     if callable(lr) and not isinstance(lr, (torch.Tensor, np.ndarray)):
-        values = [_number(lr(t), f"lr({t})") for t in range(T)]
+        values = [as_number(lr(t), f"lr({t})") for t in range(T)]
     elif isinstance(lr, (str, bytes)):
         try:
             hint = f"write lr={float(lr):g} without quotes"
@@ -51,11 +37,11 @@ def resolve_lrs(lr: LR, T: int) -> torch.Tensor:
         raise TypeError(f"lr must be a number, a sequence of {T} numbers or a callable lr(t), got the "
                         f"string {lr!r}: {hint}")
     elif isinstance(lr, (numbers.Real, np.generic)) or (isinstance(lr, (torch.Tensor, np.ndarray)) and lr.ndim == 0):
-        values = [_number(lr, "lr")] * T
+        values = [as_number(lr, "lr")] * T
     elif isinstance(lr, (torch.Tensor, np.ndarray)) and lr.ndim > 1:
         raise TypeError(f"lr must be a number or a 1-D sequence of {T} values, got shape {tuple(lr.shape)}")
     elif hasattr(lr, "__iter__"):
-        values = [_number(v, f"lr[{t}]") for t, v in enumerate(lr)]
+        values = [as_number(v, f"lr[{t}]") for t, v in enumerate(lr)]
         if len(values) != T:
             raise ValueError(f"lr has {len(values)} values but the schedule has {T} steps: give one per step")
     else:
@@ -104,7 +90,7 @@ def train(model: nn.Module, data: DataLike, schedule: Schedule, lr: LR, *,
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, numbers.Integral) \
             or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1 (an integer), got {checkpoint_every!r}")
-    weight_decay = _number(weight_decay, "weight_decay")
+    weight_decay = as_number(weight_decay, "weight_decay")
     if weight_decay < 0 or not math.isfinite(weight_decay):
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
     check_finite(d, "data")
@@ -118,6 +104,12 @@ def train(model: nn.Module, data: DataLike, schedule: Schedule, lr: LR, *,
     traj = Trajectory(net, d, schedule, lrs, weight_decay, loss, {}, torch.empty(0),
                       checkpoint_every=checkpoint_every)
     theta = traj.flat.flatten().to(device, dtype)
+    try:
+        with torch.no_grad():
+            traj.flat.forward(theta, d.X[:1])
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        raise ValueError(f"the model cannot take the training inputs (rows of shape {list(d.X.shape[1:])}, "
+                         f"{d.X.dtype}): {str(e).splitlines()[0]}; match the model's input layer to the data") from e
     traj.objective.check_targets(theta, d, "data")
     if traj.objective.losses(theta, d.X[:1], d.y[:1]).dtype != dtype:
         raise TypeError("the loss returned a different dtype than the model; check the targets' dtype")

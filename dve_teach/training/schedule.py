@@ -11,29 +11,21 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..data.checks import as_int
+
 __all__ = ["Schedule"]
 
 
 def _count(v, what: str, minimum: int = 1) -> int:
-    """An integer >= minimum (ints, numpy integers, integral floats such as 32.0); clear errors else."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float, np.floating)):
-        raise TypeError(f"{what} must be an integer, got {type(v).__name__} {v!r}")
-    if not float(v).is_integer():
-        raise ValueError(f"{what} must be a whole number, got {v!r}")
-    if int(v) < minimum:
-        raise ValueError(f"{what} must be >= {minimum}, got {v!r}")
-    return int(v)
+    return as_int(v, what, minimum)
 
 
 def _index(v, where: str) -> int:
-    """A training index from an int, a numpy integer, a 0-d integer tensor or an integral float."""
-    if hasattr(v, "ndim") and getattr(v, "ndim") == 0 and hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float, np.floating)):
-        raise TypeError(f"{where} holds {type(v).__name__} {v!r}; indices must be integers")
-    if not float(v).is_integer():
-        raise TypeError(f"{where} holds {v!r}; indices must be whole numbers")
-    return int(v)
+    """A training index (int, numpy integer, 0-d integer tensor, whole float)."""
+    try:
+        return as_int(v, "index")
+    except (TypeError, ValueError):
+        raise TypeError(f"{where} holds {type(v).__name__} {v!r}; indices must be integers") from None
 
 
 def _batch(t: int, b) -> tuple[int, ...]:
@@ -78,6 +70,8 @@ class Schedule:
                    drop_last: bool = False) -> "Schedule":
         """Cut a flat sequence of indices into consecutive batches of `batch_size`."""
         batch_size = _count(batch_size, "batch_size")
+        if isinstance(order, (str, bytes)) or not hasattr(order, "__iter__"):
+            raise TypeError(f"order must be a sequence of training indices, got {type(order).__name__} {order!r}")
         order = [_index(i, "the order") for i in order]
         chunks = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
         if drop_last and chunks and len(chunks[-1]) < batch_size:
@@ -110,7 +104,9 @@ class Schedule:
                      n: int | None = None) -> "Schedule":
         """Use your own list of index lists. `batch_size` defaults to the largest batch and
         `n` to ``max index + 1``."""
-        bs = [list(b) for b in batches]
+        if isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__"):
+            raise TypeError(f"batches must be a list of index lists, got {type(batches).__name__} {batches!r}")
+        bs = [list(_batch(t, b)) for t, b in enumerate(batches)]
         if batch_size is None:
             batch_size = max((len(b) for b in bs), default=1)
         if n is None:
@@ -123,7 +119,10 @@ class Schedule:
         """Visit points by increasing score (easy -> hard when the score is a difficulty);
         ``descending=True`` reverses it. The same order is used in every epoch; ties keep index order."""
         batch_size, epochs = _count(batch_size, "batch_size"), _count(epochs, "epochs")
-        s = np.asarray(scores, dtype=float).ravel()
+        try:
+            s = np.asarray(scores, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise TypeError(f"curriculum scores must be a sequence of finite numbers, got {scores!r:.80}") from None
         if not np.all(np.isfinite(s)):
             raise ValueError("curriculum scores must be finite numbers")
         order = np.argsort(-s if descending else s, kind="stable")
@@ -152,7 +151,7 @@ class Schedule:
 
     def occurrences(self, i: int) -> list[int]:
         """The steps t whose batch holds point `i` (ascending)."""
-        self._check_point(i)
+        i = self._check_point(i)
         return [t for t, b in enumerate(self._batches) if i in b]
 
     def occurrence_pairs(self) -> tuple[list[int], list[int]]:
@@ -164,8 +163,8 @@ class Schedule:
     # ---- edits (return a new Schedule) -----------------------------------------------
     def move(self, i: int, from_step: int, to_step: int) -> "Schedule":
         """Take point `i` out of batch `from_step` and append it to batch `to_step`."""
-        self._check_step(from_step)
-        self._check_step(to_step)
+        i = as_int(i, "point")
+        from_step, to_step = self._check_step(from_step), self._check_step(to_step)
         if i not in self._batches[from_step]:
             raise ValueError(f"point {i} is not in batch {from_step}; it is in steps {self.occurrences(i)}")
         if from_step == to_step:
@@ -181,8 +180,7 @@ class Schedule:
 
     def swap(self, step_a: int, step_b: int) -> "Schedule":
         """Exchange the whole batches of two steps."""
-        self._check_step(step_a)
-        self._check_step(step_b)
+        step_a, step_b = self._check_step(step_a), self._check_step(step_b)
         bs = list(self._batches)
         bs[step_a], bs[step_b] = bs[step_b], bs[step_a]
         return Schedule(bs, self._batch_size, self._n)
@@ -192,13 +190,17 @@ class Schedule:
         return Schedule(self._batches[::-1], self._batch_size, self._n)
 
     # ---- helpers -----------------------------------------------------------------------
-    def _check_step(self, t: int) -> None:
+    def _check_step(self, t: int) -> int:
+        t = as_int(t, "step")
         if not -len(self) <= t < len(self):
             raise IndexError(f"step {t} is out of range: the schedule has {len(self)} steps (0..{len(self) - 1})")
+        return t % len(self)
 
-    def _check_point(self, i: int) -> None:
-        if not 0 <= int(i) < self._n:
+    def _check_point(self, i: int) -> int:
+        i = as_int(i, "point")
+        if not 0 <= i < self._n:
             raise IndexError(f"point {i} is outside the training set [0, {self._n})")
+        return i
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Schedule) and self._batches == other._batches

@@ -13,6 +13,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
+from ..data.checks import as_int
 from ..data.container import Data, DataLike, as_data, check_finite
 from .functional import FlatModel, LossLike, Objective
 from .persistence import FORMAT, FORMAT_VERSION, load_trajectory, save_trajectory
@@ -112,6 +113,7 @@ class Trajectory:
     def params(self, t: int) -> torch.Tensor:
         """θ_t for t in 0..T (negative t counts from the end), replayed from the nearest
         stored checkpoint when `checkpoint_every` > 1."""
+        t = as_int(t, "step")
         if t < 0:
             t += self.T + 1
         if not 0 <= t <= self.T:
@@ -141,6 +143,7 @@ class Trajectory:
     def prefix(self, s: int) -> "Trajectory":
         """The same run stopped after step s (θ_s final): embeddings and influence "relative to
         the checkpoint at step s" (paper §4.4, data value dynamics). 1 <= s <= T."""
+        s = as_int(s, "prefix length")
         if not 1 <= s <= self.T:
             raise IndexError(f"prefix length {s} must be in 1..{self.T}")
         ck = {t: th for t, th in self.checkpoints.items() if t <= s}
