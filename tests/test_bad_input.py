@@ -223,3 +223,77 @@ def test_recurrent_models_work_in_every_estimator(sequences, cell):
     assert float((dt.sgd_influence(traj, test).per_occurrence - exact).abs().max()) < 0.05 * scale
     for fn in (dt.tracin, dt.grad_dot):
         assert torch.isfinite(fn(traj, test).per_occurrence).all()
+
+
+# ---- other module kinds ------------------------------------------------------------------------
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.block = nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True, dtype=torch.float64)
+        self.head = nn.Linear(4, 2, dtype=torch.float64)
+
+    def forward(self, x):
+        return self.head(self.block(x).mean(1))
+
+
+class Bag(nn.Module):
+    """Integer token inputs: an embedding bag."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(10, 3)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.head(self.emb(x).mean(1))
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop:UserWarning")
+class ConvNorm(nn.Module):
+    """Convolution + LayerNorm on [n, channels, length] inputs."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv1d(2, 3, 3, dtype=torch.float64)
+        self.norm = nn.LayerNorm(3, dtype=torch.float64)
+        self.head = nn.Linear(3, 2, dtype=torch.float64)
+
+    def forward(self, x):
+        return self.head(self.norm(torch.tanh(self.conv(x)).mean(2)))
+
+
+def test_attention_token_and_conv_models():
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    g = torch.Generator().manual_seed(0)
+    for model, X in ((Attention(), torch.randn(12, 3, 4, dtype=torch.float64, generator=g)),
+                     (Bag(), torch.randint(0, 10, (12, 5), generator=g)),
+                     (ConvNorm(), torch.randn(12, 2, 6, dtype=torch.float64, generator=g))):
+        y = torch.randint(0, 2, (12,), generator=g)
+        sched = dt.Schedule.shuffled(12, 4, epochs=2, seed=0)
+        traj = dt.train(model, (X, y), sched, 0.1)
+        test = (X[:3], y[:3])
+        pts, sts = sched.occurrence_pairs()
+        exact = dt.exact_loo(traj, test, pts, sts)
+        fisher = dt.DataValueEmbedding().fit(traj).influence(test).per_occurrence
+        assert torch.isfinite(fisher).all() and fisher.shape == exact.shape
+        if isinstance(model, Attention):  # fused attention has no second derivatives in torch
+            with pytest.raises(NotImplementedError, match=r"second derivatives.*SDPBackend.MATH"):
+                dt.sgd_influence(traj, test)
+            with sdpa_kernel(SDPBackend.MATH):
+                est = dt.sgd_influence(traj, test).per_occurrence
+        else:
+            est = dt.sgd_influence(traj, test).per_occurrence
+        r = float(torch.corrcoef(torch.stack([est.ravel(), exact.ravel()]))[0, 1])
+        assert r > 0.98, (type(model).__name__, r)  # first order: exact up to O(η²)
+
+
+def test_dropout_zero_is_the_identity_and_allowed(blobs_mlp):
+    p = blobs_mlp
+    model = nn.Sequential(p.model[0], nn.Dropout(0.0), *list(p.model)[1:])
+    traj = dt.train(model, p.train, p.schedule, p.lr)
+    assert torch.equal(traj.final, p.traj.final)
+    with pytest.raises(TypeError, match="remove batch norm / dropout, or set dropout=0.0"):
+        dt.train(nn.Sequential(p.model[0], nn.Dropout(0.1), *list(p.model)[1:]), p.train, p.schedule, p.lr)

@@ -358,6 +358,23 @@ def test_trajectory_test_losses(blobs, data):
         torch.testing.assert_close(out, want.detach())
 
 
+@FAST
+@given(data=labelled(), step=st.one_of(st.none(), st.integers(-8, 8), st.sampled_from(["1", 1.5])))
+def test_trajectory_predict(blobs, data, step):
+    _, _, traj = blobs
+    X, _, flaw = data
+    ok, out = attempt("Trajectory.predict", lambda: traj.predict(X, step), r"X|input|step|integer|tensor")
+    if flaw in (None, "rows", "label_range", "float_labels", "dtype_y", "numpy", "empty", "nan", "inf") \
+            and (step is None or type(step) is int and -7 <= step <= 6):
+        assert ok, out
+    if ok:  # oracle: the module itself at θ_step
+        model = traj.model_at(None if step is None else int(step))
+        want = model(torch.as_tensor(X).to(torch.float64)).detach()
+        torch.testing.assert_close(out, want, equal_nan=True)
+        finite_rows = torch.isfinite(torch.as_tensor(X).to(torch.float64)).all(1)
+        assert torch.isfinite(out[finite_rows]).all()  # a bad row never spoils another
+
+
 @SLOW
 @given(data=st.binary(max_size=64), flips=st.lists(st.integers(0, 10 ** 6), min_size=1, max_size=8),
        cut=st.floats(0, 1))

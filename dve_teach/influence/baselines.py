@@ -17,7 +17,7 @@ from torch.func import hessian
 
 from ..data.checks import as_int, as_number
 from ..data.container import DataLike
-from ..training.functional import Measure
+from ..training.functional import Measure, no_second_derivatives
 from .scores import Influence
 from ..training.trajectory import Trajectory
 from .unroll import _test_gradients
@@ -109,7 +109,10 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
         H = torch.zeros(P, P, dtype=theta.dtype, device=theta.device)
         # forward-over-reverse vmaps P tangents over the chunk: keep rows × P bounded
         for s in _chunks(n, max(1, min(int(chunk_size), 2 ** 19 // P))):
-            H += hessian(lambda th: obj.losses(th, Xtr[s], ytr[s]).sum() / n)(theta)
+            try:
+                H += hessian(lambda th: obj.losses(th, Xtr[s], ytr[s]).sum() / n)(theta)
+            except (NotImplementedError, RuntimeError) as e:
+                raise no_second_derivatives(e) from e
         A = H + (lam + damping) * torch.eye(P, dtype=theta.dtype, device=theta.device)
         A = (A + A.T) / 2
         if not bool(torch.isfinite(A).all()):

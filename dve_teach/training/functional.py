@@ -12,7 +12,7 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, jacrev, jvp, vmap
+from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
 
 from ..data.container import Data
 
@@ -61,6 +61,18 @@ def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 _LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
 
 
+def no_second_derivatives(e: BaseException) -> Exception:
+    """The error for a model torch cannot differentiate twice (Hessian-vector products), or `e`."""
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "not implemented" not in text and "does not support" not in text:
+        return e
+    return NotImplementedError(
+        f"this estimator needs second derivatives of the model, which torch does not have for one of its "
+        f"operations ({text}). Use a first-order estimator (DataValueEmbedding, tracin, grad_dot) or "
+        "exact_loo, or run it under `with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):` "
+        "when the model uses attention (the fused kernels have no second derivatives)")
+
+
 def resolve_loss(loss: LossLike) -> LossFn:
     """``"cross_entropy"``, ``"mse"`` or a callable ``loss(outputs, targets) -> Tensor[n]``."""
     if callable(loss):
@@ -87,10 +99,12 @@ class FlatModel:
             raise TypeError(f"model must be a torch.nn.Module (e.g. dt.models.mlp((4, 16, 3))), got "
                             f"{type(model).__name__}")
         for name, mod in model.named_modules():
-            if isinstance(mod, _UNSUPPORTED):
+            if isinstance(mod, _UNSUPPORTED) and not (isinstance(mod, nn.modules.dropout._DropoutNd)
+                                                      and mod.p == 0):  # p = 0 is the identity
                 raise TypeError(
                     f"unsupported layer {name or 'model'} ({type(mod).__name__}): SGD replays must be "
-                    "deterministic functions of the batch; remove batch norm / dropout (LayerNorm is fine)")
+                    "deterministic functions of the batch; remove batch norm / dropout, or set dropout=0.0 "
+                    "(LayerNorm is fine)")
         if any(True for _ in model.buffers()):
             raise TypeError("the model has buffers (running statistics); dve_teach needs a model whose "
                             "output depends only on its parameters and the input")
@@ -115,6 +129,9 @@ class FlatModel:
         #: recurrent layers; otherwise tried once and switched off if vmap fails but a loop works.
         self.row_vmap = not any(isinstance(m, nn.RNNBase) for m in model.modules())
         self.row_vmap_unknown = self.row_vmap
+        #: whether Hessian-vector products may use forward-mode AD (switched off on the first op
+        #: that has none; reverse-over-reverse gives the same products)
+        self.forward_ad = True
 
     @property
     def P(self) -> int:
@@ -207,7 +224,16 @@ class Objective:
         w = torch.ones(X.shape[0], dtype=theta.dtype, device=theta.device)
         d = torch.as_tensor(float(divisor), dtype=theta.dtype, device=theta.device)
         g = lambda th: self.batch_grad(th, X, y, w, d)  # noqa: E731
-        return vmap(lambda v: jvp(g, (theta,), (v,))[1])(V)
+        if self.flat.forward_ad:
+            try:
+                return vmap(lambda v: jvp(g, (theta,), (v,))[1])(V)
+            except NotImplementedError:  # an op without forward-mode AD (e.g. fused attention kernels)
+                self.flat.forward_ad = False
+        try:
+            _, pullback = vjp(g, theta)  # reverse-over-reverse: H is symmetric, so Vᵀ H = (H V)ᵀ
+            return vmap(lambda v: pullback(v)[0])(V)
+        except (NotImplementedError, RuntimeError) as e:
+            raise no_second_derivatives(e) from e
 
     def measure_fn(self, measure: Optional[Measure]) -> Callable[[torch.Tensor, Data], torch.Tensor]:
         """θ, data -> Tensor[n]: the test loss by default, else the user's measure."""

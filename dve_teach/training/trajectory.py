@@ -10,6 +10,7 @@ import copy
 from pathlib import Path
 from typing import Optional, Union
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -158,9 +159,22 @@ class Trajectory:
         return self.flat.load_into(copy.deepcopy(self.model), self.params(self.T if t is None else t))
 
     def predict(self, X: torch.Tensor, step: Optional[int] = None) -> torch.Tensor:
-        """Model outputs at θ_step (θ_T by default)."""
+        """Model outputs at θ_step (θ_T by default) for inputs X [m, ...] shaped like the training
+        rows (a tensor or numpy array; floating inputs are cast to the run's dtype)."""
+        if isinstance(X, np.ndarray):
+            X = torch.from_numpy(X)
+        if not isinstance(X, torch.Tensor):
+            raise TypeError(f"X must be a torch.Tensor or numpy array of inputs, got {type(X).__name__}")
+        ref = self.data.X
+        if X.ndim == 0 or tuple(X.shape[1:]) != tuple(ref.shape[1:]):
+            raise ValueError(f"X has shape {list(X.shape)}, but inputs are rows shaped like the training "
+                             f"inputs [m]{list(ref.shape[1:])}: add or fix the leading example dimension")
+        theta = self.params(self.T if step is None else step)
+        X = X.to(self.device, self.dtype) if X.is_floating_point() else X.to(self.device)
+        if X.dtype != ref.dtype:
+            raise TypeError(f"X is {X.dtype} but the training inputs are {ref.dtype}: convert with .to({ref.dtype})")
         with torch.no_grad():
-            return self.flat.forward(self.params(self.T if step is None else step), X.to(self.device, self.dtype))
+            return self.flat.forward(theta, X)
 
     def check_data(self, data: DataLike, name: str = "test") -> Data:
         """Validate data against the training data (feature shape, dtype, device), and refuse
