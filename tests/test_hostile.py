@@ -32,9 +32,9 @@ from dve_teach.influence import metrics
 PKG = Path(dt.__file__).resolve().parent
 HOSTILE_COUNT: Counter = Counter()
 OUTCOMES: Counter = Counter()  # (name, "result" | "error"): both kinds must occur
-FAST = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-SLOW = settings(FAST, max_examples=20)
+SLOW = settings(FAST, max_examples=25)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -511,3 +511,129 @@ def test_counterfactual_divergence(blobs, point, step):
                     r"point|step|integer|batch")
     if ok:
         assert d.shape == (traj.T + 1,) and torch.isfinite(d).all() and float(d[0]) == 0.0
+
+
+# ---- switches, devices, saved-run options ------------------------------------------------------
+flags = st.sampled_from([True, False, np.bool_(True), "False", "yes", 0, 1, None, 2.0])
+
+
+@FAST
+@given(flag=flags, which=st.sampled_from(["exact_loo", "sgd_influence", "dve.renormalize", "dve.layerwise",
+                                          "from_order.drop_last", "curriculum.descending"]))
+def test_boolean_switches(blobs, flag, which):
+    """A string such as "False" is truthy: accepting it would silently switch the option on."""
+    split, _, traj = blobs
+    run = {"exact_loo": lambda: dt.exact_loo(traj, split.test, [0], renormalize=flag),
+           "sgd_influence": lambda: dt.sgd_influence(traj, split.test, renormalize=flag),
+           "dve.renormalize": lambda: dt.DataValueEmbedding(renormalize=flag).fit(traj),
+           "dve.layerwise": lambda: dt.DataValueEmbedding(layerwise=flag).fit(traj),
+           "from_order.drop_last": lambda: dt.Schedule.from_order(range(10), 4, drop_last=flag),
+           "curriculum.descending": lambda: dt.Schedule.curriculum([3.0, 1.0, 2.0], 2, descending=flag)}[which]
+    ok, _ = attempt(f"switch {which}", run, r"must be True or False")
+    assert ok == isinstance(flag, (bool, np.bool_))
+
+
+@FAST
+@given(device=st.sampled_from(["cpu", torch.device("cpu"), "cpu:0", "gpu", "tpu", "", 3, None, "meta", "cuda:7"]))
+def test_devices(blobs, device, tmp_path_factory):
+    split, sched, traj = blobs
+    errors = (ValueError, TypeError, RuntimeError)
+    ok, out = attempt("train(device=)", lambda: dt.train(dt.models.mlp((2, 4, 3)), split.train, sched, 0.3,
+                                                         device=device), r"device|CUDA", *errors)
+    if str(device).startswith("cpu") or device is None:
+        assert ok and out.device.type == "cpu"
+    path = tmp_path_factory.mktemp("dev") / "run.dvt"
+    traj.save(path)
+    ok, back = attempt("Trajectory.load(device=)", lambda: dt.Trajectory.load(path, device=device), r"device|CUDA",
+                       *errors)
+    if ok:
+        assert torch.equal(back.final.cpu(), traj.final.cpu())
+
+
+@FAST
+@given(model=st.sampled_from([None, "mlp", 3, dt.models.mlp((2, 4, 3)), dt.models.mlp((2, 5, 3)),
+                              dt.models.linear(2, 3), torch.nn.GRU(2, 3)]),
+       loss=st.sampled_from([None, "cross_entropy", "mse", "hinge", 3, torch.nn.functional.cross_entropy]))
+def test_load_options(blobs, tmp_path_factory, model, loss):
+    _, _, traj = blobs
+    path = tmp_path_factory.mktemp("opts") / "run.dvt"
+    traj.save(path)
+    ok, back = attempt("Trajectory.load(model=, loss=)", lambda: dt.Trajectory.load(path, model=model, loss=loss),
+                       r"model|loss|nn.Module|parameters")
+    same_arch = model is None or (isinstance(model, torch.nn.Sequential) and
+                                  [p.shape for p in model.parameters()] == [p.shape for p in traj.model.parameters()])
+    assert ok == (same_arch and loss in (None, "cross_entropy"))
+    if ok:
+        assert torch.equal(back.final, traj.final) and torch.equal(back.predict(traj.data.X), traj.predict(traj.data.X))
+
+
+# ---- explain, copies, orders, counterfactuals, config ------------------------------------------
+@FAST
+@given(point=st.one_of(st.integers(-2, 13), st.sampled_from(["1", 1.5, None, np.int64(3)])),
+       step=st.one_of(st.integers(-8, 8), st.sampled_from(["0", 0.5, None, torch.tensor(2)])))
+def test_explain(blobs, point, step):
+    _, _, traj = blobs
+    ok, H = attempt("explain.batch_hessian", lambda: dt.explain.batch_hessian(traj, step), r"step|integer")
+    if ok:
+        assert H.shape == (traj.flat.P, traj.flat.P) and torch.allclose(H, H.T, atol=1e-10)
+    ok, d = attempt("explain.removal_direction", lambda: dt.explain.removal_direction(traj, point, step),
+                    r"point|step|integer|batch")
+    if ok:  # oracle: (η_t/b) g_i
+        t = int(step) % traj.T
+        g = traj.objective.per_sample_grads(traj.params(t), traj.data.X[[int(point)]], traj.data.y[[int(point)]])[0]
+        torch.testing.assert_close(d, float(traj.lrs[t]) / traj.batch_size * g)
+
+
+@FAST
+@given(point=st.one_of(st.integers(-2, 13), st.sampled_from(["1", None])), steps=index_kinds(-3, 8, 3))
+def test_with_copies(blobs, point, steps):
+    split, sched, _ = blobs
+    ok, out = attempt("explain.with_copies", lambda: dt.explain.with_copies(split.train, sched, point, steps),
+                      r"point|step|integer|sequence")
+    if ok:
+        data, s2 = out
+        assert len(data) == len(split.train) + len(steps) and s2.n == len(data)
+        assert all(torch.equal(data.X[len(split.train) + k], split.train.X[int(point)]) for k in range(len(steps)))
+
+
+@SLOW
+@given(lr=st.one_of(st.just(0.3), numbers_of_every_kind()),
+       orders=st.sampled_from(["two", "one", "empty", "not a list", "mixed", "other n"]))
+def test_train_orders(blobs, lr, orders):
+    from dve_teach.training.orders import train_orders
+    split, sched, _ = blobs
+    scheds = {"two": [sched, sched.reversed()], "one": [sched], "empty": [], "not a list": sched,
+              "mixed": [sched, "order"], "other n": [sched, dt.Schedule.shuffled(10, 4, epochs=2)]}[orders]
+    ok, thetas = attempt("orders.train_orders", lambda: train_orders(dt.models.mlp((2, 4, 3)), split.train, scheds, lr),
+                         r"schedule|lr|learning rate|diverged", ValueError, TypeError, FloatingPointError)
+    if ok:  # oracle: dt.train along each order
+        for r, s in enumerate(scheds):
+            torch.testing.assert_close(thetas[r], dt.train(dt.models.mlp((2, 4, 3)), split.train, s, lr).final)
+
+
+@FAST
+@given(points=st.one_of(st.lists(st.integers(0, 11), min_size=1, max_size=3), index_kinds(-3, 14, 3)),
+       steps=st.one_of(st.none(), index_kinds(-8, 8, 3)))
+def test_counterfactual_divergences(blobs, points, steps):
+    _, _, traj = blobs
+    ok, D = attempt("counterfactual.divergences", lambda: dt.counterfactual.divergences(traj, points, steps),
+                    r"point|step|integer|batch")
+    if ok:
+        assert D.shape == (len(points), traj.T + 1) and torch.isfinite(D).all() and (D[:, 0] == 0).all()
+
+
+@FAST
+@given(offset=st.one_of(st.integers(-2, 5), st.sampled_from([1.5, "1", None, True])),
+       env=st.sampled_from(["", "0", "2", "-1", "x", " 3 "]))
+def test_config_seed(offset, env):
+    old = os.environ.get("DVE_TEACH_SEED")
+    os.environ["DVE_TEACH_SEED"] = env
+    try:
+        ok, out = attempt("config.seed", lambda: dt.config.seed(offset), r"DVE_TEACH_SEED|offset|seed")
+    finally:
+        if old is None:
+            del os.environ["DVE_TEACH_SEED"]
+        else:
+            os.environ["DVE_TEACH_SEED"] = old
+    if ok:
+        assert out == int(env.strip() or 0) + offset

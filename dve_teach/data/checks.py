@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-__all__ = ["as_int", "as_number", "as_index_list"]
+__all__ = ["as_int", "as_number", "as_index_list", "as_flag", "as_device"]
 
 
 def _scalar(v: Any) -> Any:
@@ -67,3 +67,25 @@ def as_index_list(x: Any, what: str) -> list[int]:
             raise TypeError(f"{what} must hold integers, got {v!r}")
         out.append(int(v))
     return out
+
+
+def as_flag(v: Any, what: str) -> bool:
+    """A boolean switch: True/False (or numpy bools). Strings such as "False" are refused, since
+    they are truthy and would silently switch the option on."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    raise TypeError(f"{what} must be True or False, got {type(v).__name__} {v!r}")
+
+
+def as_device(device: Any) -> torch.device:
+    """A usable torch.device from 'cpu', 'cuda', 'cuda:0' or a torch.device; clear errors when the
+    name is unknown or CUDA is absent."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be 'cpu', 'cuda' or a torch.device, got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={str(dev)!r} was asked for but CUDA is not available; use device='cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda' (got {str(dev)!r}): dve_teach is tested on those")
+    return dev

@@ -29,6 +29,7 @@ from typing import Optional
 import torch
 from torch.func import hessian, jacrev, vmap
 
+from ..data.checks import as_flag, as_int
 from ..data.container import DataLike
 from ..training.functional import Measure, Objective
 from .scores import Influence
@@ -166,6 +167,9 @@ class DataValueEmbedding:
                              f"(generalised Gauss-Newton), got {self.hessian!r}")
         if not isinstance(traj, Trajectory):
             raise TypeError("fit needs a dt.Trajectory (the result of dt.train)")
+        as_flag(self.layerwise, "layerwise"), as_flag(self.renormalize, "renormalize")
+        if self.block_rank is not None:
+            as_int(self.block_rank, "block_rank", 0)
         traj.require_sgd("the data value embedding recursion")
         proj = make_projection(traj.flat, self.proj_dim, self.projection, self.layerwise, self.seed,
                                traj.dtype, traj.device)

@@ -22,7 +22,7 @@ from typing import Iterator, Optional, Sequence, Union
 import torch
 from torch.func import grad, vmap
 
-from ..data.checks import as_index_list, as_int
+from ..data.checks import as_flag, as_index_list, as_int
 from ..data.container import Data, DataLike
 from ..training.functional import Measure
 from ..training.trajectory import Trajectory, sgd_update
@@ -40,6 +40,7 @@ def _removals(traj: Trajectory, points: IndexLike, steps: Optional[IndexLike],
               renormalize: bool) -> list[dict[int, int]]:
     """For each removal, {step: position of the point in that step's batch} (possibly empty)."""
     sched, T = traj.schedule, traj.T
+    renormalize = as_flag(renormalize, "renormalize")
     pts = _as_index_list(points, "points")
     bad = [p for p in pts if not 0 <= p < sched.n]
     if bad:

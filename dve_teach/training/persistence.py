@@ -30,6 +30,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
+from ..data.checks import as_device
 from ..data.container import Data
 from ..data.models import ACTIVATIONS
 from .functional import FlatModel, LossLike, _LOSSES
@@ -285,10 +286,11 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
     elif not isinstance(loss, str) or loss != meta["loss"]:
         raise ValueError(f"{path} was trained with loss {meta['loss']!r}; drop loss= or pass {meta['loss']!r}")
     if device is None:
-        device = torch.device(meta.get("device", "cpu"))
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"{path} was saved on {device}, which is not available here: pass device='cpu'")
-    device = torch.device(device)
+        saved = str(meta.get("device", "cpu"))
+        if saved.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"{path} was saved on {saved}, which is not available here: pass device='cpu'")
+        device = saved
+    device = as_device(device)
     net = _resolve_model(meta, model, dtype, path).to(device)
     net.eval()
     ck = {t: tensors[f"checkpoint.{t}"].to(device) for t in [*range(0, T, k), T]}

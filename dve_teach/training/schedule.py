@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..data.checks import as_int
+from ..data.checks import as_flag, as_int
 
 __all__ = ["Schedule"]
 
@@ -69,7 +69,7 @@ class Schedule:
     def from_order(cls, order: Sequence[int], batch_size: int, n: int | None = None,
                    drop_last: bool = False) -> "Schedule":
         """Cut a flat sequence of indices into consecutive batches of `batch_size`."""
-        batch_size = _count(batch_size, "batch_size")
+        batch_size, drop_last = _count(batch_size, "batch_size"), as_flag(drop_last, "drop_last")
         if isinstance(order, (str, bytes)) or not hasattr(order, "__iter__"):
             raise TypeError(f"order must be a sequence of training indices, got {type(order).__name__} {order!r}")
         order = [_index(i, "the order") for i in order]
@@ -119,6 +119,7 @@ class Schedule:
         """Visit points by increasing score (easy -> hard when the score is a difficulty);
         ``descending=True`` reverses it. The same order is used in every epoch; ties keep index order."""
         batch_size, epochs = _count(batch_size, "batch_size"), _count(epochs, "epochs")
+        descending = as_flag(descending, "descending")
         try:
             s = np.asarray(scores, dtype=float).ravel()
         except (TypeError, ValueError):
