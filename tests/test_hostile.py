@@ -568,6 +568,20 @@ def test_load_options(blobs, tmp_path_factory, model, loss):
         assert torch.equal(back.final, traj.final) and torch.equal(back.predict(traj.data.X), traj.predict(traj.data.X))
 
 
+@FAST
+@given(kind=st.sampled_from(["file", "dir", "missing_dir", "int", "none", "bytes", "list", "pathlike"]))
+def test_save_paths(blobs, tmp_path_factory, kind):
+    _, _, traj = blobs
+    root = tmp_path_factory.mktemp("save")
+    path = {"file": str(root / "run.dvt"), "dir": root, "missing_dir": root / "no" / "run.dvt", "int": 3,
+            "none": None, "bytes": b"run.dvt", "list": ["run.dvt"], "pathlike": root / "run2.dvt"}[kind]
+    ok, _ = attempt("Trajectory.save", lambda: traj.save(path), r"path|directory|folder",
+                    TypeError, FileNotFoundError, IsADirectoryError)
+    assert ok == (kind in ("file", "pathlike"))
+    if ok:
+        assert torch.equal(dt.Trajectory.load(path).final, traj.final)
+
+
 # ---- explain, copies, orders, counterfactuals, config ------------------------------------------
 @FAST
 @given(point=st.one_of(st.integers(-2, 13), st.sampled_from(["1", 1.5, None, np.int64(3)])),

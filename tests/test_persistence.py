@@ -85,6 +85,11 @@ def test_other_models_are_passed_in_and_checked(tmp_path):
         dt.Trajectory.load(tmp_path / "gru.dvt", model=dt.models.mlp((2, 3, 2)))
     with pytest.raises(TypeError, match="torch.nn.Module"):
         dt.Trajectory.load(tmp_path / "gru.dvt", model="TinyGRU")
+    class OtherGRU(TinyGRU):  # same parameters, another function
+        def forward(self, x):
+            return self.head(torch.relu(self.rnn(x)[0][:, -1]))
+    with pytest.raises(ValueError, match=r"does not reproduce the saved run.*batch loss of step 0"):
+        dt.Trajectory.load(tmp_path / "gru.dvt", model=OtherGRU())
     fresh = TinyGRU()  # different initial weights: θ_T from the file replaces them
     back = dt.Trajectory.load(tmp_path / "gru.dvt", model=fresh)
     assert_same_run(traj, back)
@@ -102,6 +107,8 @@ def test_custom_loss_is_passed_at_load(linear_lsq, tmp_path):
     traj.save(tmp_path / "custom.dvt")  # a lambda saves fine: the file holds its name, not its code
     with pytest.raises(TypeError, match=r"custom loss.*<lambda>.*loss=your_loss"):
         dt.Trajectory.load(tmp_path / "custom.dvt")
+    with pytest.raises(ValueError, match="does not reproduce the saved run"):
+        dt.Trajectory.load(tmp_path / "custom.dvt", loss=lambda o, y: (o - y.reshape(o.shape)).abs().mean(1))
     back = dt.Trajectory.load(tmp_path / "custom.dvt", loss=sq_error)
     assert_same_run(traj, back)
     assert torch.equal(back.test_losses(p.test), traj.test_losses(p.test))
@@ -256,3 +263,16 @@ def test_version_messages_show_the_type(saved, tmp_path):
     (tmp_path / "text.dvt").write_text("hello, this is not a trajectory at all")
     with pytest.raises(ValueError, match="not a dve-teach trajectory"):
         dt.Trajectory.load(tmp_path / "text.dvt")
+
+
+def test_save_path_errors(blobs_mlp, tmp_path):
+    traj = blobs_mlp.traj
+    with pytest.raises(FileNotFoundError, match="does not exist: create it first"):
+        traj.save(tmp_path / "no" / "such" / "run.dvt")
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        traj.save(tmp_path)
+    for bad in (3, None, ["run.dvt"]):
+        with pytest.raises(TypeError, match="path must be a str or pathlib.Path"):
+            traj.save(bad)
+        with pytest.raises(TypeError, match="path must be a str or pathlib.Path"):
+            dt.Trajectory.load(bad)

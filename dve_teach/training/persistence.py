@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -132,6 +133,14 @@ def _library_version() -> str:
 def save_trajectory(traj, path: PathLike) -> None:
     """Write `traj` to `path` (safetensors + JSON metadata + sha256; see the module docstring)."""
     from safetensors.torch import save_file
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{path} is a directory: give a file name, e.g. {p / 'run.dvt'}")
+    if not p.parent.is_dir():
+        raise FileNotFoundError(f"the folder {p.parent} does not exist: create it first "
+                                f"(pathlib.Path('{p.parent}').mkdir(parents=True))")
     loss, loss_repr = _loss_name(traj.loss)
     tensors = {"data.X": traj.data.X, "data.y": traj.data.y, "lrs": traj.lrs,
                "batch_losses": traj.batch_losses}
@@ -163,6 +172,8 @@ def _damaged(path: PathLike, why: str) -> DamagedFileError:
 
 def _read_container(path: PathLike) -> tuple[dict, dict[str, torch.Tensor], str]:
     """(metadata, tensors, stored hash) of a safetensors file, refusing pickles and broken files."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or pathlib.Path, got {type(path).__name__}")
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no trajectory file at {path}")
@@ -299,8 +310,26 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
         raise _damaged(path, f"weight_decay is {lam!r}")
     traj = cls(net, data.to(device), schedule, tensors["lrs"], float(lam), loss, ck,
                tensors["batch_losses"], k, str(meta.get("optimizer", "sgd")))
+    _check_reproduces(traj, path)
     traj.flat.load_into(net, ck[T])
     return traj
+
+
+def _check_reproduces(traj, path: PathLike) -> None:
+    """The model and loss must give the recorded batch loss of step 0 at θ_0: equal parameter
+    shapes do not mean an equal function (another activation, another loss)."""
+    _, X, y = traj.batch(0)
+    try:
+        with torch.no_grad():
+            got = float(traj.objective.losses(traj.checkpoints[0], X, y).mean())
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise ValueError(f"the model or loss given cannot evaluate the saved run's data ({e}); pass the "
+                         "architecture and loss it was trained with") from e
+    want = float(traj.batch_losses[0])
+    if not abs(got - want) <= 1e-6 * abs(want) + 1e-9:
+        raise ValueError(f"the model or loss given does not reproduce the saved run: the batch loss of step 0 "
+                         f"at θ_0 is {got:.10g} here but {want:.10g} in {path}; pass the architecture (also the "
+                         "activations) and the loss the run was trained with")
 
 
 def convert_legacy_trajectory(src: PathLike, dst: PathLike, *, trusted: bool = False) -> None:
