@@ -305,7 +305,7 @@ def test_train_settings(blobs, wd, k, dtype):
         assert traj.dtype == dtype and traj.checkpoint_every == k and torch.isfinite(traj.final).all()
 
 
-@FAST
+@settings(FAST, max_examples=150)
 @given(data=labelled(n=12), loss=st.sampled_from(["cross_entropy", "cross_entropy", "mse", "hinge", None, 3]))
 def test_train_data_and_loss(blobs, data, loss):
     _, sched, _ = blobs
@@ -421,7 +421,7 @@ def test_exact_loo_indices(blobs, points, steps, chunk, renormalize):
         torch.testing.assert_close(out, want, rtol=1e-10, atol=1e-13)
 
 
-@FAST
+@settings(FAST, max_examples=100)
 @given(data=labelled(), method=st.sampled_from(["sgd_influence", "tracin", "grad_dot", "dve", "influence_function"]))
 def test_gradient_estimators_test_data(blobs, data, method):
     _, _, traj = blobs
@@ -461,6 +461,23 @@ def test_data_value_embedding_settings(blobs, hessian, proj_dim, projection, lay
     if ok:
         E = fitted.embeddings_
         assert E.shape[0] == len(traj.schedule.order) and torch.isfinite(E).all()
+
+
+@FAST
+@given(R=st.one_of(tensors(), st.sampled_from(["P", "P_nan", "P_int", "P_wide"])), proj_dim=st.sampled_from([None, 4, 0]))
+def test_projection_matrices(blobs, R, proj_dim):
+    _, _, traj = blobs
+    P = traj.flat.P
+    if isinstance(R, str):
+        R = {"P": torch.randn(4, P, dtype=torch.float64), "P_int": torch.ones(4, P, dtype=torch.int64),
+             "P_nan": torch.full((4, P), math.nan, dtype=torch.float64),
+             "P_wide": torch.randn(4, P + 1, dtype=torch.float64)}[R]
+    ok, dve = attempt("DataValueEmbedding(projection=matrix)",
+                      lambda: dt.DataValueEmbedding(projection=torch.as_tensor(R), proj_dim=proj_dim).fit(traj),
+                      r"projection|proj_dim|matrix")
+    if ok:
+        assert torch.isfinite(dve.embeddings_).all() and dve.embeddings_.shape[1] == R.shape[0]
+        assert isinstance(R, torch.Tensor) and R.is_floating_point() and R.shape[1] == P
 
 
 @FAST

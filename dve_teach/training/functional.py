@@ -34,6 +34,9 @@ def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"loss='cross_entropy' got floating targets of shape {list(targets.shape)}: give "
                          f"class labels as int64 [n] (y.long()), or probabilities shaped like the outputs "
                          f"{list(outputs.shape)}; for regression use loss='mse'")
+    if not targets.is_floating_point() and targets.dtype not in (torch.int64, torch.uint8):
+        raise TypeError(f"loss='cross_entropy' needs int64 class labels, got {targets.dtype}: convert them "
+                        "with y.long()")
     if not targets.is_floating_point() and targets.ndim != 1:
         raise ValueError(f"loss='cross_entropy' needs class labels of shape [n], got {list(targets.shape)}: "
                          "flatten them with y.reshape(-1)")
