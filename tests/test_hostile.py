@@ -399,6 +399,37 @@ def test_load_random_and_damaged_bytes(blobs, tmp_path_factory, data, flips, cut
     assert not ok
 
 
+@FAST
+@given(key=st.sampled_from(["T", "batches", "batch_size", "n", "weight_decay", "loss", "optimizer", "checkpoint_every",
+                            "dtype", "device", "param_names", "param_shapes", "model_spec", "version", "format"]),
+       value=st.sampled_from([None, -1, 0, 1, 2.5, True, "x", [], [[0]], {}, {"kind": "mlp"}, [[-1]], 10 ** 12, "cpu",
+                              "float64", "mse", [[0, 1], [2]]]))
+def test_load_consistent_forgeries(blobs, tmp_path_factory, key, value):
+    """A metadata field replaced by a hostile value and the hash recomputed (a deliberate forgery):
+    refused by the structure checks, or loaded only when the value changes nothing that matters."""
+    import json as _json
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    from dve_teach.training.persistence import _digest
+    _, _, traj = blobs
+    root = tmp_path_factory.mktemp("forge")
+    traj.save(root / "run.dvt")
+    with safe_open(str(root / "run.dvt"), "pt") as f:
+        meta = _json.loads(f.metadata()["dve_teach"])
+    tensors = load_file(str(root / "run.dvt"))
+    original = meta.get(key)
+    meta[key] = value
+    meta_json = _json.dumps(meta, sort_keys=True)
+    save_file(tensors, str(root / "forged.dvt"), metadata={"dve_teach": meta_json, "sha256": _digest(meta_json, tensors)})
+    ok, back = attempt("Trajectory.load(forged)", lambda: dt.Trajectory.load(root / "forged.dvt"),
+                       r"damaged|not a dve-teach trajectory|version|device|model|loss|cannot rebuild|reproduce",
+                       ValueError, TypeError, RuntimeError)
+    if ok:  # only a field that changes no number may differ (the optimizer name gates the estimators)
+        assert value == original or key == "optimizer", (key, value)
+        assert torch.equal(back.final, traj.final) and back.schedule == traj.schedule
+        assert torch.equal(back.lrs, traj.lrs) and back.weight_decay == traj.weight_decay
+
+
 # ---- estimators --------------------------------------------------------------------------------
 @FAST
 @given(points=st.one_of(st.lists(st.integers(0, 11), min_size=1, max_size=4), index_kinds()),

@@ -243,6 +243,7 @@ def test_consistent_forgeries_are_refused(saved, tmp_path):
             edit_tensors=lambda t: t.__setitem__("checkpoint.0", t["checkpoint.0"][:-1])),
         "training rows": dict(edit_tensors=lambda t: t.update({"data.X": t["data.X"][:-2], "data.y": t["data.y"][:-2]})),
         "weight_decay": dict(edit_meta=lambda m: m.__setitem__("weight_decay", -1.0)),
+        "parameter names and shapes": dict(edit_meta=lambda m: m.__setitem__("param_shapes", [["a"]])),
     }
     for message, edit in cases.items():
         with pytest.raises(dt.DamagedFileError, match=message):

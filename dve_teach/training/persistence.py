@@ -239,7 +239,10 @@ def _resolve_model(meta: dict, model: Optional[nn.Module], dtype: torch.dtype, p
             raise TypeError(f"{path} was trained with a model dve_teach cannot rebuild "
                             f"({meta.get('model_class')!r}, not dt.models.mlp/linear): pass it, "
                             "Trajectory.load(path, model=YourModel(...)) with the same architecture")
-        model = build_model(spec, dtype)
+        try:
+            model = build_model(spec, dtype)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise _damaged(path, f"its model spec {spec!r:.120} does not describe a dt.models network") from None
     elif not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     else:
@@ -261,10 +264,15 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
     T = _get(meta, "T", int, path)
     batches = _get(meta, "batches", list, path)
     k = _get(meta, "checkpoint_every", int, path)
-    for key in ("param_names", "param_shapes"):
-        _get(meta, key, list, path)
-    if meta.get("dtype") not in _DTYPES or meta.get("loss") not in ("custom", *_LOSSES):
-        raise _damaged(path, f"dtype {meta.get('dtype')!r} / loss {meta.get('loss')!r}")
+    names, shapes = _get(meta, "param_names", list, path), _get(meta, "param_shapes", list, path)
+    if len(names) != len(shapes) or not names or not all(isinstance(n, str) for n in names) or not all(
+            isinstance(sh, list) and all(type(d) is int and d >= 0 for d in sh) for sh in shapes):
+        raise _damaged(path, "the parameter names and shapes do not fit together")
+    if not isinstance(meta.get("dtype"), str) or meta["dtype"] not in _DTYPES or not isinstance(meta.get("loss"), str) \
+            or meta["loss"] not in ("custom", *_LOSSES) or not isinstance(meta.get("optimizer"), str) \
+            or not isinstance(meta.get("device"), str):
+        raise _damaged(path, f"dtype {meta.get('dtype')!r}, loss {meta.get('loss')!r}, optimizer "
+                             f"{meta.get('optimizer')!r} or device {meta.get('device')!r} is not valid")
     dtype = _DTYPES[meta["dtype"]]
     if T < 1 or k < 1 or len(batches) != T:
         raise _damaged(path, f"{len(batches)} batches for T = {T} steps")
@@ -297,7 +305,7 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
     elif not isinstance(loss, str) or loss != meta["loss"]:
         raise ValueError(f"{path} was trained with loss {meta['loss']!r}; drop loss= or pass {meta['loss']!r}")
     if device is None:
-        saved = str(meta.get("device", "cpu"))
+        saved = meta["device"]
         if saved.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"{path} was saved on {saved}, which is not available here: pass device='cpu'")
         device = saved
@@ -309,15 +317,16 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
     if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not lam >= 0:
         raise _damaged(path, f"weight_decay is {lam!r}")
     traj = cls(net, data.to(device), schedule, tensors["lrs"], float(lam), loss, ck,
-               tensors["batch_losses"], k, str(meta.get("optimizer", "sgd")))
+               tensors["batch_losses"], k, meta["optimizer"])
     _check_reproduces(traj, path)
     traj.flat.load_into(net, ck[T])
     return traj
 
 
 def _check_reproduces(traj, path: PathLike) -> None:
-    """The model and loss must give the recorded batch loss of step 0 at θ_0: equal parameter
-    shapes do not mean an equal function (another activation, another loss)."""
+    """The model and loss must give the recorded batch loss of step 0 at θ_0 (equal parameter shapes
+    do not mean an equal function: another activation, another loss), and replaying the first
+    checkpoint segment from θ_0 must give the stored θ_k (the file's schedule, η_t, b and λ agree)."""
     _, X, y = traj.batch(0)
     try:
         with torch.no_grad():
@@ -325,11 +334,22 @@ def _check_reproduces(traj, path: PathLike) -> None:
     except (RuntimeError, ValueError, TypeError) as e:
         raise ValueError(f"the model or loss given cannot evaluate the saved run's data ({e}); pass the "
                          "architecture and loss it was trained with") from e
+    eps = torch.finfo(traj.dtype).eps  # tolerances allow another device's rounding, not another run
     want = float(traj.batch_losses[0])
-    if not abs(got - want) <= 1e-6 * abs(want) + 1e-9:
+    if not abs(got - want) <= max(1e-6, 100 * eps) * abs(want) + 1e-9:
         raise ValueError(f"the model or loss given does not reproduce the saved run: the batch loss of step 0 "
                          f"at θ_0 is {got:.10g} here but {want:.10g} in {path}; pass the architecture (also the "
                          "activations) and the loss the run was trained with")
+    end = min(traj.checkpoint_every, traj.T)
+    theta = traj.checkpoints[0]
+    for t in range(end):
+        theta = traj.step(theta, t).detach()
+    stored = traj.checkpoints[end]
+    gap = float((theta - stored).norm())
+    if not gap <= max(1e-6, 1e3 * eps * end) * float(stored.norm()) + 1e-12:
+        raise ValueError(f"the saved run does not replay: θ_{end} recomputed from θ_0 differs from the stored "
+                         f"checkpoint by {gap:.3g} in {path}; the file was edited, or the model or loss given "
+                         "differs from the one it was trained with")
 
 
 def convert_legacy_trajectory(src: PathLike, dst: PathLike, *, trusted: bool = False) -> None:
