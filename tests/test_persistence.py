@@ -248,6 +248,11 @@ def test_consistent_forgeries_are_refused(saved, tmp_path):
     for message, edit in cases.items():
         with pytest.raises(dt.DamagedFileError, match=message):
             dt.Trajectory.load(rewrite(saved, out, **edit))
+    for edit in (dict(edit_tensors=lambda t: t["lrs"].mul_(2)),           # η_t doubled, hash redone
+                 dict(edit_meta=lambda m: m.__setitem__("batch_size", 1)),  # another SGD divisor
+                 dict(edit_meta=lambda m: m.__setitem__("weight_decay", 0.5))):
+        with pytest.raises(ValueError, match=r"does not replay: θ_3 recomputed from θ_0 differs"):
+            dt.Trajectory.load(rewrite(saved, out, **edit))
     with pytest.raises(dt.DamagedFileError, match="content hash"):  # an edit without re-hashing
         dt.Trajectory.load(rewrite(saved, out, edit_meta=lambda m: m.__setitem__("weight_decay", 0.5), rehash=False))
 
