@@ -16,7 +16,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import dve_teach as dt
-from dve_teach.training.persistence import FORMAT, FORMAT_VERSION, _digest, model_spec
+from dve_teach.data.models import model_spec
+from dve_teach.training.persistence import FORMAT, FORMAT_VERSION, _digest
 
 
 class Payload:

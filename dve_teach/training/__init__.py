@@ -7,7 +7,8 @@ Imports only from the data layer.
 """
 from . import functional, orders
 from .loop import LR, resolve_lrs, train
-from .persistence import DamagedFileError, convert_legacy_trajectory
+from .legacy import convert_legacy_trajectory
+from .persistence import DamagedFileError
 from .schedule import Schedule
 from .trajectory import Trajectory, removal_directions, sgd_update
 

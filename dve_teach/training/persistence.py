@@ -14,10 +14,12 @@ then raw little-endian tensor bytes; nothing in it is code):
 - ``"sha256"``: a hash over the JSON document and every tensor's name, dtype, shape and bytes.
   `load` recomputes it, then checks the pieces fit together (T batches, T step sizes, the
   checkpoints 0, k, 2k, …, T of length P), so a corrupted, truncated or edited file is refused
-  as damaged instead of loaded into wrong numbers.
+  as damaged instead of loaded into wrong numbers. Last, the model and loss must reproduce the
+  run: the recorded batch loss of step 0 at θ_0, and θ_k replayed from θ_0 (same shapes are not
+  the same function: another activation or loss would give other numbers).
 
 Files of the first format (version 1, a ``torch.save`` pickle) are refused with the way out:
-`convert_legacy_trajectory`, an explicit opt-in for files you trust.
+`dve_teach.training.legacy.convert_legacy_trajectory`, an explicit opt-in for files you trust.
 """
 from __future__ import annotations
 
@@ -33,12 +35,11 @@ from torch import nn
 
 from ..data.checks import as_device
 from ..data.container import Data
-from ..data.models import ACTIVATIONS
+from ..data.models import build_model, model_spec
 from .functional import FlatModel, LossLike, _LOSSES
 from .schedule import Schedule
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_trajectory", "load_trajectory", "model_spec",
-           "build_model", "convert_legacy_trajectory", "DamagedFileError"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_trajectory", "load_trajectory", "DamagedFileError"]
 
 FORMAT = "dve-teach-trajectory"
 FORMAT_VERSION = 2
@@ -55,51 +56,6 @@ class DamagedFileError(ValueError):
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-
-# ---- model specs ---------------------------------------------------------------------------
-def _linear_spec(layer: nn.Linear) -> Optional[list[int]]:
-    return [layer.in_features, layer.out_features] if layer.bias is not None else None
-
-
-def _settings(module: nn.Module) -> dict:
-    """A module's public constructor settings (e.g. GELU's ``approximate``), for comparison."""
-    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"}
-
-
-def model_spec(model: nn.Module) -> Optional[dict]:
-    """The spec of a model with the structure of `dt.models.linear` or `dt.models.mlp`
-    (``{"kind": "linear", "in_dim", "out_dim"}`` or ``{"kind": "mlp", "sizes", "activation"}``),
-    or None for any other model (which `load` then needs passed in)."""
-    if type(model) is nn.Linear:
-        io = _linear_spec(model)
-        return None if io is None else {"kind": "linear", "in_dim": io[0], "out_dim": io[1]}
-    if type(model) is not nn.Sequential or len(model) % 2 == 0:
-        return None
-    layers, acts = list(model)[0::2], list(model)[1::2]
-    if any(type(m) is not nn.Linear or m.bias is None for m in layers):
-        return None
-    if any(a.out_features != b.in_features for a, b in zip(layers[:-1], layers[1:])):
-        return None
-    act = "tanh"  # a single Linear in a Sequential: any activation name rebuilds it
-    if acts:
-        act = next((k for k, v in ACTIVATIONS.items() if type(acts[0]) is v), None)
-        if act is None or any(type(a) is not ACTIVATIONS[act] or _settings(a) != _settings(ACTIVATIONS[act]())
-                              for a in acts):
-            return None
-    return {"kind": "mlp", "sizes": [layers[0].in_features] + [m.out_features for m in layers],
-            "activation": act}
-
-
-def build_model(spec: dict, dtype: torch.dtype = torch.float64) -> nn.Module:
-    """The `dt.models` network a `model_spec` describes (weights are overwritten on load)."""
-    from ..data import models
-    kind = spec.get("kind") if isinstance(spec, dict) else None
-    if kind == "linear":
-        return models.linear(int(spec["in_dim"]), int(spec["out_dim"]), dtype=dtype)
-    if kind == "mlp":
-        return models.mlp([int(s) for s in spec["sizes"]], str(spec["activation"]), dtype=dtype)
-    raise DamagedFileError(f"unknown model spec {spec!r}")
 
 
 # ---- hashing and the container -------------------------------------------------------------
@@ -350,23 +306,3 @@ def _check_reproduces(traj, path: PathLike) -> None:
         raise ValueError(f"the saved run does not replay: θ_{end} recomputed from θ_0 differs from the stored "
                          f"checkpoint by {gap:.3g} in {path}; the file was edited, or the model or loss given "
                          "differs from the one it was trained with")
-
-
-def convert_legacy_trajectory(src: PathLike, dst: PathLike, *, trusted: bool = False) -> None:
-    """Rewrite a version-1 file (a ``torch.save`` pickle of dve_teach 0.1) in the current format.
-
-    Unpickling runs whatever code the file holds, so this needs ``trusted=True``: use it only on a
-    file you made yourself or got from someone you trust. The new file loads safely everywhere.
-    """
-    if trusted is not True:
-        raise PermissionError("convert_legacy_trajectory unpickles the file, which runs any code in it; "
-                              "call it with trusted=True only for a file whose origin you trust")
-    from .trajectory import Trajectory
-    state = torch.load(str(src), weights_only=False)  # the explicit, trusted-only opt-in
-    if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != 1:
-        raise ValueError(f"{src} is not a version-1 dve-teach trajectory file")
-    traj = Trajectory(state["model"], Data(*state["data"]),
-                      Schedule(state["batches"], state["batch_size"], state["n"]), state["lrs"],
-                      state["weight_decay"], state["loss"], state["checkpoints"], state["batch_losses"],
-                      state["checkpoint_every"], state["optimizer"])
-    save_trajectory(traj, dst)
