@@ -131,7 +131,6 @@ class FlatModel:
         #: whether per-example gradients can be vmapped over the rows of X: known False for
         #: recurrent layers; otherwise tried once and switched off if vmap fails but a loop works.
         self.row_vmap = not any(isinstance(m, nn.RNNBase) for m in model.modules())
-        self.row_vmap_unknown = self.row_vmap
         #: whether Hessian-vector products may use forward-mode AD (switched off on the first op
         #: that has none; reverse-over-reverse gives the same products)
         self.forward_ad = True
@@ -200,10 +199,8 @@ class Objective:
             return self._looped_grads(theta, X, y)
         try:
             return vmap(grad(self.example_loss), in_dims=(None, 0, 0))(theta, X, y)
-        except RuntimeError:
-            if not self.flat.row_vmap_unknown:
-                raise
-            G = self._looped_grads(theta, X, y)  # raises the real error if it is not vmap's
+        except RuntimeError:  # vmap's batching failed: the loop raises the real error if it is not that
+            G = self._looped_grads(theta, X, y)
             self.flat.row_vmap = False
             return G
 
