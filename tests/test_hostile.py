@@ -513,14 +513,16 @@ def test_projection_matrices(blobs, R, proj_dim):
 
 @FAST
 @given(damping=numbers_of_every_kind(), solver=st.sampled_from(["auto", "exact", "cg", "lu", None]),
-       chunk=st.one_of(st.integers(-1, 5), st.sampled_from([2.5, "3"])))
-def test_influence_function_settings(blobs, damping, solver, chunk):
+       chunk=st.one_of(st.integers(-1, 5), st.sampled_from([2.5, "3"])),
+       tol=st.sampled_from([1e-10, 1e-6, 0.0, -1.0, math.nan, "1e-8"]),
+       max_iter=st.sampled_from([None, 50, 0, -3, 2.5, "100"]))
+def test_influence_function_settings(blobs, damping, solver, chunk, tol, max_iter):
     split, _, traj = blobs
     with warnings.catch_warnings():  # an indefinite H only warns (documented)
         warnings.simplefilter("ignore", RuntimeWarning)
-        ok, out = attempt("influence_function", lambda: dt.influence_function(traj, split.test, damping=damping,
-                                                                              solver=solver, chunk_size=chunk),
-                          r"damping|solver|chunk_size")
+        ok, out = attempt("influence_function", lambda: dt.influence_function(
+            traj, split.test, damping=damping, solver=solver, chunk_size=chunk, tol=tol, max_iter=max_iter),
+            r"damping|solver|chunk_size|tol|max_iter")
     if ok:
         assert out.shape == (len(split.train), len(split.test)) and torch.isfinite(out).all()
 

@@ -96,6 +96,11 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
     if not math.isfinite(damping) or damping < 0:
         raise ValueError(f"damping must be a finite number >= 0, got {damping}")
     chunk_size = as_int(chunk_size, "chunk_size", 1)
+    tol = as_number(tol, "tol")
+    if not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a finite number > 0 (a relative residual such as 1e-10), got {tol}")
+    if max_iter is not None:
+        max_iter = as_int(max_iter, "max_iter", 1)
     data = traj.check_data(test)
     obj, theta, P = traj.objective, traj.final, traj.flat.P
     Xtr, ytr = traj.data.X, traj.data.y
