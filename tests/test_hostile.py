@@ -167,7 +167,7 @@ def labelled(draw, n=None, dim=2, classes=3):
 @given(data=labelled())
 def test_as_data_flaws(data):
     X, y, flaw = data
-    ok, d = attempt("as_data", lambda: dt.as_data((X, y)), r"X|y|tensor|array|example")
+    ok, d = attempt("as_data", lambda: dt.as_data((X, y)), r"\bX\b|\by\b|tensor|array|example")
     assert ok == (flaw not in ("rows", "list")), flaw  # as_data checks pairing, not the model's needs
     if ok:
         assert isinstance(d, dt.Data) and len(d) == len(X)
@@ -178,7 +178,7 @@ def test_as_data_flaws(data):
 @given(X=st.one_of(tensors(), st.none(), st.just([[1.0, 2.0]]), st.just(3.0)),
        y=st.one_of(tensors(), st.none(), st.just([0, 1])))
 def test_as_data_shapes(X, y):
-    ok, d = attempt("as_data", lambda: dt.as_data((X, y)), r"X|y|tensor|array|example")
+    ok, d = attempt("as_data", lambda: dt.as_data((X, y)), r"\bX\b|\by\b|tensor|array|example")
     if ok:
         assert isinstance(d, dt.Data) and len(d) == d.X.shape[0] == d.y.shape[0]
 
@@ -311,7 +311,7 @@ def test_train_data_and_loss(blobs, data, loss):
     _, sched, _ = blobs
     X, y, flaw = data
     ok, traj = attempt("train(data, loss)", lambda: dt.train(dt.models.mlp((2, 4, 3)), (X, y), sched, 0.1, loss=loss),
-                       r"data|loss|X|y|label|target|model|dtype|diverged|input|schedule",
+                       r"\bdata\b|loss|\bX\b|\by\b|label|target|model|dtype|diverged|input|schedule",
                        ValueError, TypeError, FloatingPointError)
     # float X of another precision is cast to the run's dtype; integer, bool and complex X are not
     valid = (flaw is None or flaw == "dtype_X" and X.dtype == torch.float32) and loss == "cross_entropy"
@@ -350,7 +350,7 @@ def test_trajectory_test_losses(blobs, data):
     _, _, traj = blobs
     X, y, flaw = data
     ok, out = attempt("Trajectory.test_losses", lambda: traj.test_losses((X, y)),
-                      r"test|X|y|label|dtype|NaN|feature")
+                      r"\btest\b|\bX\b|\by\b|label|dtype|NaN|feature")
     assert ok == (flaw in (None, "empty")), (flaw, out)
     if ok:
         assert out.shape == (len(X),) and torch.isfinite(out).all()
@@ -364,7 +364,7 @@ def test_trajectory_test_losses(blobs, data):
 def test_trajectory_predict(blobs, data, step):
     _, _, traj = blobs
     X, _, flaw = data
-    ok, out = attempt("Trajectory.predict", lambda: traj.predict(X, step), r"X|input|step|integer|tensor")
+    ok, out = attempt("Trajectory.predict", lambda: traj.predict(X, step), r"\bX\b|input|step|integer|tensor")
     if flaw in (None, "rows", "label_range", "float_labels", "dtype_y", "numpy", "empty", "nan", "inf") \
             and (step is None or type(step) is int and -7 <= step <= 6):
         assert ok, out
@@ -464,7 +464,7 @@ def test_gradient_estimators_test_data(blobs, data, method):
            "influence_function": lambda: dt.influence_function(traj, (X, y), damping=1.0)}[method]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        ok, out = attempt(method, run, r"test|X|y|label|dtype|NaN|feature|tensor|array")
+        ok, out = attempt(method, run, r"\btest\b|\bX\b|\by\b|label|dtype|NaN|feature|tensor|array")
     assert ok == (flaw in (None, "empty")), (flaw, out)
     if ok:
         assert out.shape[1] == len(X) and torch.isfinite(out).all()
