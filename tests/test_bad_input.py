@@ -35,6 +35,17 @@ def test_exploding_loss_is_refused_at_the_right_step(blobs_mlp, lr):
     assert float(obj.losses(theta, p.train.X[idx], p.train.y[idx]).mean()) > cap
 
 
+def test_train_orders_refuses_the_same_divergence(blobs_mlp):
+    from dve_teach.training.orders import train_orders
+    p = blobs_mlp
+    with pytest.raises(FloatingPointError, match=r"training diverged at step (\d+): the batch loss") as one:
+        dt.train(p.model, p.train, p.schedule, 1e6)
+    step = one.value.args[0].split("step ")[1].split(":")[0]
+    # oracle: the same run inside train_orders is refused at the step dt.train names
+    with pytest.raises(FloatingPointError, match=rf"order 0 diverged at step {step}: the batch loss .* over 1000"):
+        train_orders(p.model, p.train, [p.schedule, p.schedule], 1e6)
+
+
 def test_a_fast_but_stable_run_is_accepted(blobs_mlp):
     p = blobs_mlp
     traj = dt.train(p.model, p.train, p.schedule, 3.0)

@@ -6,7 +6,8 @@ expected type, whose message names the argument at fault (a regex per function).
 RuntimeError from inside torch, an AttributeError, a silent NaN) fails the test.
 
 ``HOSTILE_COUNT`` counts the inputs tried; set ``DVE_TEACH_HOSTILE_REPORT=path`` to write the
-counts per function as JSON at the end of the module. Budget: a few seconds per test
+counts per function as JSON at the end of the module; set ``DVE_TEACH_HOSTILE_RANDOM=1`` to draw
+new inputs each run (to hunt; the default is derandomized). Budget: a few seconds per test
 (small ``max_examples``, ``deadline=None``).
 """
 from __future__ import annotations
@@ -32,7 +33,9 @@ from dve_teach.influence import metrics
 PKG = Path(dt.__file__).resolve().parent
 HOSTILE_COUNT: Counter = Counter()
 OUTCOMES: Counter = Counter()  # (name, "result" | "error"): both kinds must occur
-FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+#: derandomized (the same inputs every run) unless DVE_TEACH_HOSTILE_RANDOM is set, for hunting
+FAST = settings(max_examples=60, deadline=None, database=None,
+                derandomize=not os.environ.get("DVE_TEACH_HOSTILE_RANDOM"),
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 SLOW = settings(FAST, max_examples=25)
 
@@ -313,8 +316,10 @@ def test_train_data_and_loss(blobs, data, loss):
     ok, traj = attempt("train(data, loss)", lambda: dt.train(dt.models.mlp((2, 4, 3)), (X, y), sched, 0.1, loss=loss),
                        r"\bdata\b|loss|\bX\b|\by\b|label|target|model|dtype|diverged|input|schedule",
                        ValueError, TypeError, FloatingPointError)
-    # float X of another precision is cast to the run's dtype; integer, bool and complex X are not
-    valid = (flaw is None or flaw == "dtype_X" and X.dtype == torch.float32) and loss == "cross_entropy"
+    # float X of another precision is cast to the run's dtype; integer, bool and complex X are not;
+    # uint8 labels are class labels to torch's cross-entropy, like int64
+    valid = (flaw is None or flaw == "dtype_X" and X.dtype == torch.float32
+             or flaw == "dtype_y" and y.dtype == torch.uint8) and loss == "cross_entropy"
     assert ok == valid, (flaw, loss, traj)
     if ok:
         assert torch.isfinite(traj.final).all() and torch.isfinite(traj.batch_losses).all()
