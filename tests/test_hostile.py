@@ -344,6 +344,10 @@ def test_trajectory_indexing(blobs, t):
     ok, th = attempt("Trajectory.params", lambda: traj.params(t), r"step|integer")
     if ok:
         assert th.shape == (traj.flat.P,)
+    ok, m = attempt("Trajectory.model_at", lambda: traj.model_at(t), r"step|integer")
+    if ok:
+        want = traj.params(traj.T if t is None else t)  # documented: None = θ_T
+        assert torch.equal(torch.cat([p.detach().reshape(-1) for p in m.parameters()]), want)
     ok, pre = attempt("Trajectory.prefix", lambda: traj.prefix(t), r"prefix|step|integer")
     if ok:
         assert pre.T == int(t) and torch.equal(pre.final, traj.params(int(t)))
@@ -396,7 +400,7 @@ def test_load_random_and_damaged_bytes(blobs, tmp_path_factory, data, flips, cut
         raw[f] ^= 0x5A
     (root / "flip.dvt").write_bytes(bytes(raw))
     ok, _ = attempt("Trajectory.load(flipped)", lambda: dt.Trajectory.load(root / "flip.dvt"),
-                    r"damaged|not a dve-teach trajectory", ValueError)
+                    r"damaged|not a dve-teach trajectory", ValueError)  # the latter: the header's own keys hit
     assert not ok  # every change is seen (hash or structure); never loaded into other numbers
     good = (root / "run.dvt").read_bytes()
     (root / "cut.dvt").write_bytes(good[:int(cut * (len(good) - 1))])
@@ -563,6 +567,11 @@ def test_fidelity(est, truth):
        step=st.one_of(st.none(), st.integers(-9, 9), st.sampled_from([0.5, "1"])))
 def test_counterfactual_divergence(blobs, point, step):
     _, _, traj = blobs
+    ok, th = attempt("counterfactual.counterfactual_params",
+                     lambda: dt.counterfactual.counterfactual_params(traj, point, step), r"point|step|integer|batch")
+    if ok:  # oracle: equal to the recorded run up to the first removal
+        first = min(traj.schedule.occurrences(int(point))) if step is None else int(step) % traj.T
+        assert all(torch.equal(th[t], traj.params(t)) for t in range(first + 1))
     ok, d = attempt("counterfactual.divergence", lambda: dt.counterfactual.divergence(traj, point, step),
                     r"point|step|integer|batch")
     if ok:
@@ -646,6 +655,9 @@ def test_explain(blobs, point, step):
     ok, H = attempt("explain.batch_hessian", lambda: dt.explain.batch_hessian(traj, step), r"step|integer")
     if ok:
         assert H.shape == (traj.flat.P, traj.flat.P) and torch.allclose(H, H.T, atol=1e-10)
+    ok, K = attempt("explain.unrolled_product", lambda: dt.explain.unrolled_product(traj, step), r"step|integer")
+    if ok:
+        assert K.shape == (traj.flat.P, traj.flat.P) and torch.isfinite(K).all()
     ok, d = attempt("explain.removal_direction", lambda: dt.explain.removal_direction(traj, point, step),
                     r"point|step|integer|batch")
     if ok:  # oracle: (η_t/b) g_i

@@ -162,20 +162,24 @@ def _read_container(path: PathLike) -> tuple[dict, dict[str, torch.Tensor], str]
         raise _damaged(path, f"unreadable metadata: {e}") from None
     if not isinstance(meta, dict):
         raise _damaged(path, "the metadata is not a JSON object")
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a dve-teach trajectory file (format {meta.get('format')!r})")
+    foreign = None if meta.get("format") == FORMAT else \
+        f"{path} is not a dve-teach trajectory file (format {meta.get('format')!r})"
     version = meta.get("version")
-    if type(version) is not int or version != FORMAT_VERSION:
-        raise ValueError(f"{path} has trajectory format version {version!r} ({type(version).__name__}); this "
-                         f"dve_teach reads version {FORMAT_VERSION!r} (int): retrain, or use the dve_teach "
-                         "that wrote it")
+    other = type(version) is not int or version != FORMAT_VERSION
+    message = (f"{path} has trajectory format version {version!r} ({type(version).__name__}); this dve_teach "
+               f"reads version {FORMAT_VERSION!r} (int): retrain, or use the dve_teach that wrote it")
     from safetensors.torch import load as st_load
     try:
         tensors = st_load(raw)
     except Exception as e:  # the safetensors parser refuses offsets/sizes that do not add up
         raise _damaged(path, f"the tensor section does not parse: {e}") from None
-    if not isinstance(stored, str) or _digest(meta_json, tensors) != stored:
-        raise _damaged(path, "its content hash does not match: bytes were changed after saving")
+    if not isinstance(stored, str) or _digest(meta_json, tensors) != stored:  # checked first: a damaged
+        why = "its content hash does not match: bytes were changed after saving"  # field misleads
+        raise _damaged(path, why + (f"; or else: {foreign or message}" if foreign or other else ""))
+    if foreign:
+        raise ValueError(foreign)
+    if other:
+        raise ValueError(message)
     return meta, tensors, meta_json
 
 
