@@ -138,3 +138,13 @@ def test_gpu_check_script(tmp_path):
                            env=FAST_ENV, timeout=120)
         assert r.returncode != 0 and "no CUDA device" in r.stderr + r.stdout
         assert "GPU checks done" not in r.stdout
+
+
+def test_demo_bad_plot_path_keeps_the_table(tmp_path):
+    bad = tmp_path / "no-such-dir" / "x.png"
+    r = run_cli("demo", "--dataset", "moons", "--points", "4", "--epochs", "1", "--plot", str(bad))
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "sgd_influence" in r.stdout and "exact LOO (truth)" in r.stdout  # the table came first
+    assert "could not save the plot" in r.stderr and "No such file or directory" in r.stderr
+    assert "writable path" in r.stderr and "Traceback" not in r.stderr
+    assert not bad.exists()

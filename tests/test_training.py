@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import dve_teach as dt
-from dve_teach.training.trajectory import FORMAT_VERSION
 
 TOL = dict(atol=1e-12, rtol=0.0)
 
@@ -136,31 +135,11 @@ def test_save_load_round_trip(blobs_mlp, tmp_path, k):
     torch.testing.assert_close(dt.exact_loo(back, p.test, [0, 1]), dt.exact_loo(traj, p.test, [0, 1]), **TOL)
 
 
-def test_load_refuses_other_versions_and_files(blobs_mlp, tmp_path):
-    path = tmp_path / "run.pt"
-    blobs_mlp.traj.save(path)
-    state = torch.load(path, weights_only=False)
-    state["version"] = FORMAT_VERSION + 1
-    torch.save(state, tmp_path / "future.pt")
-    with pytest.raises(ValueError, match=f"version {FORMAT_VERSION + 1}.*reads version {FORMAT_VERSION}"):
-        dt.Trajectory.load(tmp_path / "future.pt")
-    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a dve-teach trajectory"):
-        dt.Trajectory.load(tmp_path / "other.pt")
-
-
-def test_save_refuses_unpicklable_loss(linear_lsq, tmp_path):
-    p = linear_lsq
-    traj = dt.train(p.model, p.train, p.schedule, p.lr, loss=lambda o, y: ((o - y) ** 2).mean(1))
-    with pytest.raises(TypeError, match="module level"):
-        traj.save(tmp_path / "x.pt")
-
-
 # ---- errors ------------------------------------------------------------------------------
 def test_divergence_names_step_and_suggests_smaller_lr(linear_lsq):
     p = linear_lsq
-    # step 0 is finite (θ_1 ~ 1e200), the squared error at θ_1 (~1e400) overflows at step 1
-    with pytest.raises(FloatingPointError, match=r"diverged at step 1\b.*smaller lr"):
+    # step 0's loss is finite but θ_1 ~ 1e200: the parameters grew without bound at step 0
+    with pytest.raises(FloatingPointError, match=r"diverged at step 0\b.*max \|θ_1\|.*smaller lr"):
         dt.train(p.model, p.train, p.schedule, 1e200, loss=p.loss)
 
 

@@ -311,6 +311,8 @@ def plot_demo(result: DemoResult, path: str, max_dots: int = 4000) -> str:
     fig.suptitle(f"{result.info['dataset']}: estimate vs exact trajectory-specific LOO "
                  f"({result.info['n_points']} points x {result.info['n_test']} test points)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=90)
+    finally:
+        plt.close(fig)
     return str(path)

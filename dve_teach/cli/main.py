@@ -90,21 +90,37 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import plot_demo, run_demo
 
     res = run_demo(args.dataset, points=args.points, device=args.device, epochs=args.epochs, seed=args.seed)
-    if args.plot:
-        plot_demo(res, args.plot)
+    plot_error = None
+    if args.plot and args.json:  # the JSON document reports the plot's outcome, so try it first
+        plot_error = _try_plot(plot_demo, res, args.plot)
     if args.json:
         d = res.to_dict()
         if args.plot:
-            d["plot"] = str(args.plot)
+            d["plot"] = str(args.plot) if plot_error is None else None
+            if plot_error is not None:
+                d["plot_error"] = plot_error
         print(json.dumps(d, indent=2))
     else:
-        print(res.format_table())
+        print(res.format_table(), flush=True)  # the results first: a bad --plot path must not lose them
         if args.plot:
-            print(f"scatter grid saved to {args.plot}")
+            plot_error = _try_plot(plot_demo, res, args.plot)
+            if plot_error is None:
+                print(f"scatter grid saved to {args.plot}")
+    if plot_error is not None:
+        print(f"could not save the plot: {plot_error}", file=sys.stderr)
     if not res.ok:
         print("some estimators failed (see the table)", file=sys.stderr)
         return 1
-    return 0
+    return 0 if plot_error is None else 2
+
+
+def _try_plot(plot_demo, res, path: str) -> "str | None":
+    """Save the scatter grid; None on success, else the reason with the fix (the table is kept)."""
+    try:
+        plot_demo(res, path)
+    except (OSError, ValueError, ImportError) as e:
+        return f"{type(e).__name__}: {e}; give --plot a writable path ending in .png, .pdf or .svg"
+    return None
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

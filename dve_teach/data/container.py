@@ -11,7 +11,7 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-__all__ = ["Data", "Split", "as_data", "DataLike"]
+__all__ = ["Data", "Split", "as_data", "DataLike", "check_finite", "nonfinite_rows"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,20 @@ def as_data(data: DataLike, name: str = "data") -> Data:
     if isinstance(data, (tuple, list)) and len(data) == 2:
         return Data(_tensor(data[0], f"{name}[0] (X)"), _tensor(data[1], f"{name}[1] (y)"))
     raise TypeError(f"{name} must be a dt.Data or an (X, y) tuple of tensors, got {type(data).__name__}")
+
+
+def nonfinite_rows(t: torch.Tensor) -> list[int]:
+    """Indices of the rows of `t` holding a NaN or ±inf (integer tensors have none)."""
+    if not (t.is_floating_point() or t.is_complex()) or t.numel() == 0:
+        return []
+    return torch.nonzero(~torch.isfinite(t.reshape(t.shape[0], -1)).all(1)).reshape(-1).tolist()
+
+
+def check_finite(data: Data, name: str = "data") -> None:
+    """Refuse data whose X or y rows hold NaN/inf, naming the rows (ValueError)."""
+    for part in ("X", "y"):
+        bad = nonfinite_rows(getattr(data, part))
+        if bad:
+            more = f" … ({len(bad)} in all)" if len(bad) > 10 else ""
+            raise ValueError(f"{name}.{part} rows {bad[:10]}{more} hold NaN or inf: drop or repair them "
+                             f"(e.g. keep = torch.isfinite({name}.{part}.reshape(len({name}.{part}), -1)).all(1))")

@@ -8,9 +8,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .checks import as_int
 from .container import Data, Split
 
 __all__ = ["digits", "moons", "blobs", "linear_regression"]
+
+
+def _sizes(n_train, n_test) -> tuple[int, int]:
+    return as_int(n_train, "n_train", 1), as_int(n_test, "n_test", 0)
 
 
 def _split(X: np.ndarray, y: np.ndarray, n_train: int, n_test: int, seed: int, name: str,
@@ -39,6 +44,7 @@ def digits(n_train: int = 1000, n_test: int = 200, seed: int = 0) -> Split:
     X: Tensor[n, 64] float64, standardised with the training statistics; y: Tensor[n] int64.
     ``split.images`` holds the raw pixels (0..16) of the same rows, for drawing.
     """
+    n_train, n_test = _sizes(n_train, n_test)
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -48,6 +54,7 @@ def digits(n_train: int = 1000, n_test: int = 200, seed: int = 0) -> Split:
 
 def moons(n_train: int = 200, n_test: int = 100, noise: float = 0.2, seed: int = 0) -> Split:
     """Two interleaving half-moons in 2-D (for pictures). X: [n, 2] float64, y: [n] int64 in {0, 1}."""
+    n_train, n_test = _sizes(n_train, n_test)
     from sklearn.datasets import make_moons
 
     X, y = make_moons(n_train + n_test, noise=noise, random_state=seed)
@@ -56,6 +63,7 @@ def moons(n_train: int = 200, n_test: int = 100, noise: float = 0.2, seed: int =
 
 def blobs(n_train: int = 200, n_test: int = 100, centers: int = 3, std: float = 1.0, seed: int = 0) -> Split:
     """Gaussian blobs in 2-D. X: [n, 2] float64, y: [n] int64 in {0, ..., centers-1}."""
+    n_train, n_test = _sizes(n_train, n_test)
     from sklearn.datasets import make_blobs
 
     X, y = make_blobs(n_train + n_test, centers=centers, cluster_std=std, random_state=seed)
@@ -69,6 +77,7 @@ def linear_regression(n_train: int = 100, n_test: int = 20, dim: int = 5, noise:
     SGD on the squared loss is linear in θ here, which makes first-order estimates exact for
     predictions (the oracle of the tests and of lesson 03).
     """
+    n_train, n_test = _sizes(n_train, n_test)
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_train + n_test, dim))
     w = rng.standard_normal((dim, 1))

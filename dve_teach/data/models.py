@@ -1,12 +1,15 @@
-"""Seeded, plain `nn.Module` models for the lessons: an MLP and a linear model."""
+"""Seeded, plain `nn.Module` models for the lessons: an MLP and a linear model, and their specs
+(`model_spec` / `build_model`: a saved trajectory stores the spec instead of code)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["mlp", "linear", "ACTIVATIONS"]
+from .checks import as_int
+
+__all__ = ["mlp", "linear", "ACTIVATIONS", "model_spec", "build_model"]
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus}
 
@@ -30,10 +33,12 @@ def mlp(sizes: Sequence[int] = (64, 32, 10), activation: str = "tanh", seed: int
     `activation` is one of ``tanh, relu, gelu, sigmoid, softplus`` (between layers, not after
     the last). The same `seed` gives the same weights.
     """
-    sizes = list(sizes)
-    if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"sizes must be a sequence of layer widths such as (64, 32, 10), got {sizes!r}")
+    sizes = [as_int(s, f"sizes[{k}] (a layer width)", 1) for k, s in enumerate(sizes)]
+    if len(sizes) < 2:
         raise ValueError(f"sizes must list at least an input and an output width >= 1, got {sizes}")
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
     gen = _seeded(seed)
     layers: list[nn.Module] = []
@@ -48,6 +53,51 @@ def mlp(sizes: Sequence[int] = (64, 32, 10), activation: str = "tanh", seed: int
 
 def linear(in_dim: int, out_dim: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Linear:
     """A single `nn.Linear(in_dim, out_dim)` with seeded weights (logistic or least squares)."""
+    in_dim, out_dim = as_int(in_dim, "in_dim (input width)", 1), as_int(out_dim, "out_dim (output width)", 1)
     lin = nn.Linear(in_dim, out_dim, dtype=dtype)
     _init_linear(lin, _seeded(seed))
     return lin
+
+
+def _linear_spec(layer: nn.Linear) -> Optional[list[int]]:
+    return [layer.in_features, layer.out_features] if layer.bias is not None else None
+
+
+def _settings(module: nn.Module) -> dict:
+    """A module's public constructor settings (e.g. GELU's ``approximate``), for comparison."""
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"}
+
+
+def model_spec(model: nn.Module) -> Optional[dict]:
+    """The spec of a model with the structure of `dt.models.linear` or `dt.models.mlp`
+    (``{"kind": "linear", "in_dim", "out_dim"}`` or ``{"kind": "mlp", "sizes", "activation"}``),
+    or None for any other model (which `load` then needs passed in)."""
+    if type(model) is nn.Linear:
+        io = _linear_spec(model)
+        return None if io is None else {"kind": "linear", "in_dim": io[0], "out_dim": io[1]}
+    if type(model) is not nn.Sequential or len(model) % 2 == 0:
+        return None
+    layers, acts = list(model)[0::2], list(model)[1::2]
+    if any(type(m) is not nn.Linear or m.bias is None for m in layers):
+        return None
+    if any(a.out_features != b.in_features for a, b in zip(layers[:-1], layers[1:])):
+        return None
+    act = "tanh"  # a single Linear in a Sequential: any activation name rebuilds it
+    if acts:
+        act = next((k for k, v in ACTIVATIONS.items() if type(acts[0]) is v), None)
+        if act is None or any(type(a) is not ACTIVATIONS[act] or _settings(a) != _settings(ACTIVATIONS[act]())
+                              for a in acts):
+            return None
+    return {"kind": "mlp", "sizes": [layers[0].in_features] + [m.out_features for m in layers],
+            "activation": act}
+
+
+def build_model(spec: dict, dtype: torch.dtype = torch.float64) -> nn.Module:
+    """The `dt.models` network a `model_spec` describes (seed 0 weights; `Trajectory.load`
+    overwrites them with the saved θ_T)."""
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind == "linear":
+        return linear(spec["in_dim"], spec["out_dim"], dtype=dtype)
+    if kind == "mlp":
+        return mlp(spec["sizes"], spec["activation"], dtype=dtype)
+    raise ValueError(f"unknown model spec {spec!r}: use one written by model_spec")

@@ -15,8 +15,9 @@ from typing import Optional
 import torch
 from torch.func import hessian
 
+from ..data.checks import as_int, as_number
 from ..data.container import DataLike
-from ..training.functional import Measure
+from ..training.functional import Measure, no_second_derivatives
 from .scores import Influence
 from ..training.trajectory import Trajectory
 from .unroll import _test_gradients
@@ -89,13 +90,17 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
     residual `tol` in at most `max_iter` (default min(P, 1000)) iterations, warning on negative
     curvature or no convergence; ``"auto"`` uses exact for P ≤ 3000.
     """
-    if solver not in ("auto", "exact", "cg"):
+    if not isinstance(solver, str) or solver not in ("auto", "exact", "cg"):
         raise ValueError(f"unknown solver {solver!r}: use 'auto', 'exact' or 'cg'")
-    damping = float(damping)
+    damping = as_number(damping, "damping")
     if not math.isfinite(damping) or damping < 0:
         raise ValueError(f"damping must be a finite number >= 0, got {damping}")
-    if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    chunk_size = as_int(chunk_size, "chunk_size", 1)
+    tol = as_number(tol, "tol")
+    if not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a finite number > 0 (a relative residual such as 1e-10), got {tol}")
+    if max_iter is not None:
+        max_iter = as_int(max_iter, "max_iter", 1)
     data = traj.check_data(test)
     obj, theta, P = traj.objective, traj.final, traj.flat.P
     Xtr, ytr = traj.data.X, traj.data.y
@@ -109,10 +114,20 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
         H = torch.zeros(P, P, dtype=theta.dtype, device=theta.device)
         # forward-over-reverse vmaps P tangents over the chunk: keep rows × P bounded
         for s in _chunks(n, max(1, min(int(chunk_size), 2 ** 19 // P))):
-            H += hessian(lambda th: obj.losses(th, Xtr[s], ytr[s]).sum() / n)(theta)
+            try:
+                H += hessian(lambda th: obj.losses(th, Xtr[s], ytr[s]).sum() / n)(theta)
+            except (NotImplementedError, RuntimeError) as e:
+                raise no_second_derivatives(e) from e
         A = H + (lam + damping) * torch.eye(P, dtype=theta.dtype, device=theta.device)
         A = (A + A.T) / 2
-        evals = torch.linalg.eigvalsh(A)
+        if not bool(torch.isfinite(A).all()):
+            raise ValueError(f"H + damping·I is not finite (damping = {damping:g}): use a damping of the "
+                             "order of the Hessian's eigenvalues (e.g. 1e-3 to 10)")
+        try:
+            evals = torch.linalg.eigvalsh(A)
+        except torch.linalg.LinAlgError as e:
+            raise ValueError(f"H + damping·I cannot be decomposed ({e}); damping = {damping:g} is out of scale "
+                             "with the Hessian: use a damping of the order of its eigenvalues (e.g. 1e-3 to 10)") from e
         if float(evals[0]) <= 0:
             warnings.warn(f"H + damping·I is not positive definite at θ_T (smallest eigenvalue "
                           f"{float(evals[0]):.3g}); the influence function is unreliable here: raise "

@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 from torch.func import grad, vmap
 
+from ..data.checks import as_int
 from .loo import IndexLike, _as_index_list, _removals
 from ..training.trajectory import Trajectory, sgd_update
 
@@ -78,7 +79,7 @@ def counterfactual_params(traj: Trajectory, point: int, step: Optional[int] = No
     instead of b. θ'_t = θ_t (exactly) up to the first removal; ``[-1]`` is the θ'_T whose test
     loss `exact_loo` compares with θ_T's. Paper §2, Definition 1.
     """
-    return _replay(traj, [int(point)], None if step is None else [int(step)], renormalize,
+    return _replay(traj, [as_int(point, 'point')], None if step is None else [as_int(step, 'step')], renormalize,
                    _recorded(traj))[0]
 
 
@@ -97,4 +98,4 @@ def divergence(traj: Trajectory, point: int, step: Optional[int] = None, *,
                renormalize: bool = False) -> torch.Tensor:
     """‖θ'_t − θ_t‖₂ for t = 0..T when `point` is removed at `step` (every occurrence when None):
     Tensor[T+1]. Zero up to the first removal step t_s; at t_s + 1 it is ‖δ‖ (paper §3.1)."""
-    return divergences(traj, [int(point)], None if step is None else [int(step)], renormalize=renormalize)[0]
+    return divergences(traj, [as_int(point, 'point')], None if step is None else [as_int(step, 'step')], renormalize=renormalize)[0]

@@ -33,6 +33,7 @@ from typing import Optional
 
 import torch
 
+from ..data.checks import as_flag, as_int
 from ..data.container import DataLike
 from ..training.functional import Measure
 from .scores import Influence
@@ -98,6 +99,9 @@ class DataValueEmbedding:
             raise ValueError(f"fisher_samples must be a positive int, got {self.fisher_samples!r}")
         if not isinstance(traj, Trajectory):
             raise TypeError("fit needs a dt.Trajectory (the result of dt.train)")
+        as_flag(self.layerwise, "layerwise"), as_flag(self.renormalize, "renormalize")
+        if self.block_rank is not None:
+            as_int(self.block_rank, "block_rank", 0)
         traj.require_sgd("the data value embedding recursion")
         proj = build_projection(traj, self.proj_dim, self.projection, self.layerwise, self.seed,
                                 self.pca_samples, self.pca_step)

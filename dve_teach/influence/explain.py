@@ -19,6 +19,7 @@ from typing import Sequence
 import torch
 from torch.func import hessian
 
+from ..data.checks import as_index_list, as_int
 from ..data.container import Data
 from ..training.schedule import Schedule
 from ..training.trajectory import Trajectory, removal_directions
@@ -37,6 +38,7 @@ def _check_small(traj: Trajectory) -> None:
 
 
 def _check_step(traj: Trajectory, t: int) -> int:
+    t = as_int(t, "step")
     if not -traj.T <= t < traj.T:
         raise IndexError(f"step {t} is out of range: the trajectory has {traj.T} steps (0..{traj.T - 1})")
     return t % traj.T
@@ -78,7 +80,9 @@ def removal_direction(traj: Trajectory, point: int, step: int, renormalize: bool
     Zero-weight (η_t/b) g_i, or with ``renormalize=True`` η_t [g_i/(m−1) − S (1/(m−1) − 1/b)]
     (`dve_teach.training.trajectory.removal_directions`). The point must be in that step's batch.
     """
-    t = _check_step(traj, step)
+    t, point = _check_step(traj, step), as_int(point, "point")
+    if not 0 <= point < traj.schedule.n:
+        raise IndexError(f"point {point} is outside the training set [0, {traj.schedule.n})")
     idx, X, y = traj.batch(t)
     members = idx.tolist()
     if int(point) not in members:
@@ -97,6 +101,7 @@ def with_copies(data: Data, schedule: Schedule, point: int, steps: Sequence[int]
     stays the nominal b). Copies get the indices n, n+1, ...; the original point is unchanged.
     """
     n = len(data)
+    point, steps = as_int(point, "point"), as_index_list(steps, "steps")
     if schedule.n != n:
         raise ValueError(f"the schedule indexes {schedule.n} points but the data has {n} rows")
     if not 0 <= int(point) < n:

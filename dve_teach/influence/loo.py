@@ -22,6 +22,7 @@ from typing import Iterator, Optional, Sequence, Union
 import torch
 from torch.func import grad, vmap
 
+from ..data.checks import as_flag, as_index_list, as_int
 from ..data.container import Data, DataLike
 from ..training.functional import Measure
 from ..training.trajectory import Trajectory, sgd_update
@@ -32,25 +33,14 @@ IndexLike = Union[Sequence[int], torch.Tensor]
 
 
 def _as_index_list(x: IndexLike, what: str) -> list[int]:
-    if isinstance(x, torch.Tensor):
-        if x.ndim != 1 or x.is_floating_point() or x.is_complex():
-            raise TypeError(f"{what} must be a 1-D sequence of integers, got a tensor of shape "
-                            f"{tuple(x.shape)} and dtype {x.dtype}")
-        return [int(v) for v in x.tolist()]
-    if isinstance(x, (int, str, bytes)) or not hasattr(x, "__len__"):
-        raise TypeError(f"{what} must be a sequence of integers (e.g. [{x}]), got {type(x).__name__}")
-    out = []
-    for v in x:
-        if isinstance(v, bool) or not float(v).is_integer():
-            raise TypeError(f"{what} must hold integers, got {v!r}")
-        out.append(int(v))
-    return out
+    return as_index_list(x, what)
 
 
 def _removals(traj: Trajectory, points: IndexLike, steps: Optional[IndexLike],
               renormalize: bool) -> list[dict[int, int]]:
     """For each removal, {step: position of the point in that step's batch} (possibly empty)."""
     sched, T = traj.schedule, traj.T
+    renormalize = as_flag(renormalize, "renormalize")
     pts = _as_index_list(points, "points")
     bad = [p for p in pts if not 0 <= p < sched.n]
     if bad:
@@ -122,9 +112,7 @@ def exact_loo(traj: Trajectory, test: DataLike, points: IndexLike, steps: Option
     tqdm bar shows ``progress`` (None: only if it runs longer than ~2 s). Raises
     FloatingPointError naming the step if a replay stops being finite. Paper §2 (Definition 1).
     """
-    if int(chunk_size) < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    chunk_size = int(chunk_size)
+    chunk_size = as_int(chunk_size, "chunk_size", 1)
     traj.require_sgd("exact_loo's replay")
     data = traj.check_data(test)
     rem = _removals(traj, points, steps, renormalize)

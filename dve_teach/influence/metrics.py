@@ -24,10 +24,17 @@ def _as_matrix(x: Any, name: str) -> np.ndarray:
     try:
         import torch
         if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().double().numpy()
+            x = x.detach().cpu().numpy() if x.dtype not in (torch.float16, torch.bfloat16) else x.detach().cpu().double().numpy()
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    a = np.asarray(x, dtype=np.float64)
+    try:
+        raw = np.asarray(x)
+    except ValueError as e:  # ragged lists
+        raise ValueError(f"{name} must be a rectangular table of numbers [n_points, n_test]: {e}") from None
+    if raw.dtype == object or raw.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers (float or int), got dtype {raw.dtype}: pass the scores, "
+                        "e.g. a float Tensor [n_points, n_test]")
+    a = raw.astype(np.float64)
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2:

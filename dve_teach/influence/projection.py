@@ -318,6 +318,10 @@ def make_projection(flat: FlatModel, proj_dim: Optional[int] = None, projection:
         if R.ndim != 2 or R.shape[1] != P:
             raise ValueError(f"a projection matrix must be a Tensor [d, P] with P = {P} (the parameter "
                              f"count); got shape {tuple(R.shape)}")
+        if R.is_complex() or not R.is_floating_point() or not bool(torch.isfinite(R).all()):
+            raise ValueError(f"a projection matrix must hold finite real numbers (got dtype {R.dtype}"
+                             f"{'' if R.is_complex() or not R.is_floating_point() else ' with NaN/inf'}): "
+                             "pass a float Tensor [d, P]")
         if proj_dim is not None and int(proj_dim) != R.shape[0]:
             raise ValueError(f"proj_dim={proj_dim} disagrees with the projection matrix's {R.shape[0]} rows: "
                              "leave proj_dim=None when passing a matrix")

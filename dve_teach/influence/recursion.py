@@ -44,7 +44,11 @@ def ggn_factors(obj: Objective, theta: torch.Tensor, X: torch.Tensor, y: torch.T
 
     m = X.shape[0]
     outs = flat.forward(theta, X).detach()
-    J = vmap(jacrev(out1), in_dims=(None, 0))(theta, X).reshape(m, -1, flat.P)   # [m, C, P]
+    if flat.row_vmap:
+        J = vmap(jacrev(out1), in_dims=(None, 0))(theta, X)
+    else:  # recurrent layers cannot be vmapped over their inputs (FlatModel.row_vmap)
+        J = torch.stack([jacrev(out1)(theta, x) for x in X])
+    J = J.reshape(m, -1, flat.P)                                                    # [m, C, P]
     C = J.shape[1]
     H = vmap(hessian(loss1))(outs, y).reshape(m, C, C)                            # [m, C, C]
     w, U = torch.linalg.eigh(H)

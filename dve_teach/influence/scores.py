@@ -10,6 +10,8 @@ from typing import Optional
 
 import torch
 
+from ..data.checks import as_index_list
+
 __all__ = ["Influence"]
 
 
@@ -44,10 +46,13 @@ class Influence:
     def at(self, points, steps) -> torch.Tensor:
         """Rows for the given (point, step) pairs: Tensor[len(points), n_test]; a clear error if
         a pair is not an occurrence."""
+        points, steps = as_index_list(points, "points"), as_index_list(steps, "steps")
+        if len(points) != len(steps):
+            raise ValueError(f"points has {len(points)} entries but steps has {len(steps)}: give one step per point")
         index = {(int(p), int(s)): r for r, (p, s) in enumerate(zip(self.points.tolist(), self.steps.tolist()))}
         rows = []
         for p, s in zip(points, steps):
-            key = (int(p), int(s))
+            key = (p, s)
             if key not in index:
                 raise KeyError(f"point {key[0]} was not in the batch of step {key[1]}")
             rows.append(index[key])

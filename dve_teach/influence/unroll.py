@@ -21,6 +21,7 @@ from typing import Optional
 
 import torch
 
+from ..data.checks import as_flag
 from ..data.container import DataLike
 from ..training.functional import Measure
 from .scores import Influence
@@ -64,6 +65,7 @@ def sgd_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = False
     Summing a point's rows (``.total()``) is the first-order estimate of removing every occurrence.
     """
     traj.require_sgd("sgd_influence")
+    renormalize = as_flag(renormalize, "renormalize")
     data = traj.check_data(test)
     obj, b, lam = traj.objective, traj.batch_size, traj.weight_decay
     U = _test_gradients(traj, traj.final, data, measure)
@@ -77,7 +79,7 @@ def sgd_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = False
         except ValueError as e:
             raise ValueError(f"step {t}: {e}") from e
         scores[t] = delta @ U.T
-        if t > 0:
+        if t > 0 and U.shape[0]:  # an empty test set has nothing to carry back
             U = U - lr * (obj.hvp(theta, X, y, b, U) + lam * U)
     per_occurrence = torch.cat(scores, 0).detach()
     points, steps = traj.schedule.occurrence_pairs()

@@ -2,14 +2,16 @@
 
 `Schedule` (the ordered batches), `functional` (a module as a function of a flat parameter vector,
 losses and measures), `train` (`loop`), `Trajectory` (θ_t, batches, η_t, λ of one run, and the
-SGD update itself), `orders` (many orders of the same data trained at once) and `lr`
-(learning-rate schedules).
+SGD update itself), `persistence` (its code-free file format), `orders` (many orders of the same
+data trained at once) and `lr` (learning-rate schedules).
 Imports only from the data layer.
 """
 from . import functional, lr, orders
 from .loop import LR, resolve_lrs, train
+from .legacy import convert_legacy_trajectory
+from .persistence import DamagedFileError
 from .schedule import Schedule
 from .trajectory import Trajectory, removal_directions, sgd_update
 
 __all__ = ["Schedule", "train", "resolve_lrs", "LR", "Trajectory", "sgd_update", "removal_directions",
-           "functional", "orders", "lr"]
+           "functional", "orders", "lr", "DamagedFileError", "convert_legacy_trajectory"]

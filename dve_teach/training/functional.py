@@ -12,7 +12,7 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, jacrev, jvp, vmap
+from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
 
 from ..data.container import Data
 
@@ -25,14 +25,38 @@ Measure = Callable[[nn.Module, dict, Data], torch.Tensor]
 
 
 def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-example cross-entropy: outputs [n, k] logits, targets [n] int64 -> [n]."""
+    """Per-example cross-entropy: outputs [n, k] logits, targets [n] int64 labels in 0..k−1
+    (or [n, k] class probabilities) -> [n]."""
+    if outputs.ndim != 2:
+        raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k] (one logit per class), "
+                         f"got {list(outputs.shape)}")
+    if targets.is_floating_point() and tuple(targets.shape) != tuple(outputs.shape):
+        raise ValueError(f"loss='cross_entropy' got floating targets of shape {list(targets.shape)}: give "
+                         f"class labels as int64 [n] (y.long()), or probabilities shaped like the outputs "
+                         f"{list(outputs.shape)}; for regression use loss='mse'")
+    if not targets.is_floating_point() and targets.dtype not in (torch.int64, torch.uint8):
+        raise TypeError(f"loss='cross_entropy' needs int64 class labels, got {targets.dtype}: convert them "
+                        "with y.long()")
+    if not targets.is_floating_point() and targets.ndim != 1:
+        raise ValueError(f"loss='cross_entropy' needs class labels of shape [n], got {list(targets.shape)}: "
+                         "flatten them with y.reshape(-1)")
     return F.cross_entropy(outputs, targets, reduction="none")
 
 
 def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-example squared error averaged over output dimensions: [n, k], [n, k] or [n] -> [n]."""
-    if targets.ndim == 1 and outputs.ndim == 2:
+    """Per-example squared error averaged over output dimensions: [n, k], [n, k] or [n, 1], [n] -> [n].
+
+    Shapes must match exactly (targets [n] are read as [n, 1] for a one-output model): no silent
+    broadcasting of [n] against [n, 1] into [n, n]. Integer (class-label) targets are refused."""
+    if not targets.is_floating_point():
+        raise TypeError(f"loss='mse' got {targets.dtype} targets (class labels?): use loss='cross_entropy' "
+                        "for labels, or give float targets (e.g. one-hot, y.double())")
+    if targets.ndim == 1 and outputs.ndim == 2 and outputs.shape[1] == 1:
         targets = targets.unsqueeze(1)
+    if tuple(outputs.shape) != tuple(targets.shape):
+        raise ValueError(f"loss='mse': model outputs have shape {list(outputs.shape)} but targets "
+                         f"{list(targets.shape)}; make them equal (e.g. y.reshape(-1, 1) for one output, "
+                         "or a model whose output width matches the targets)")
     err = F.mse_loss(outputs, targets.to(outputs.dtype), reduction="none")
     return err.reshape(err.shape[0], -1).mean(1)
 
@@ -40,11 +64,23 @@ def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 _LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
 
 
+def no_second_derivatives(e: BaseException) -> Exception:
+    """The error for a model torch cannot differentiate twice (Hessian-vector products), or `e`."""
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if "not implemented" not in text and "does not support" not in text:
+        return e
+    return NotImplementedError(
+        f"this estimator needs second derivatives of the model, which torch does not have for one of its "
+        f"operations ({text}). Use a first-order estimator (DataValueEmbedding, tracin, grad_dot) or "
+        "exact_loo, or run it under `with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):` "
+        "when the model uses attention (the fused kernels have no second derivatives)")
+
+
 def resolve_loss(loss: LossLike) -> LossFn:
     """``"cross_entropy"``, ``"mse"`` or a callable ``loss(outputs, targets) -> Tensor[n]``."""
     if callable(loss):
         return loss
-    if loss in _LOSSES:
+    if isinstance(loss, str) and loss in _LOSSES:
         return _LOSSES[loss]
     raise ValueError(f"unknown loss {loss!r}: use 'cross_entropy', 'mse' or a callable "
                      "loss(outputs, targets) -> Tensor[n] of per-example losses")
@@ -62,11 +98,16 @@ class FlatModel:
     """
 
     def __init__(self, model: nn.Module):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module (e.g. dt.models.mlp((4, 16, 3))), got "
+                            f"{type(model).__name__}")
         for name, mod in model.named_modules():
-            if isinstance(mod, _UNSUPPORTED):
+            if isinstance(mod, _UNSUPPORTED) and not (isinstance(mod, nn.modules.dropout._DropoutNd)
+                                                      and mod.p == 0):  # p = 0 is the identity
                 raise TypeError(
                     f"unsupported layer {name or 'model'} ({type(mod).__name__}): SGD replays must be "
-                    "deterministic functions of the batch; remove batch norm / dropout (LayerNorm is fine)")
+                    "deterministic functions of the batch; remove batch norm / dropout, or set dropout=0.0 "
+                    "(LayerNorm is fine)")
         if any(True for _ in model.buffers()):
             raise TypeError("the model has buffers (running statistics); dve_teach needs a model whose "
                             "output depends only on its parameters and the input")
@@ -87,6 +128,12 @@ class FlatModel:
         for n, s in zip(self.names, self.slices):
             layers.setdefault(n.rpartition(".")[0], []).append(s)
         self.layers = [(m, slice(ss[0].start, ss[-1].stop)) for m, ss in layers.items()]
+        #: whether per-example gradients can be vmapped over the rows of X: known False for
+        #: recurrent layers; otherwise tried once and switched off if vmap fails but a loop works.
+        self.row_vmap = not any(isinstance(m, nn.RNNBase) for m in model.modules())
+        #: whether Hessian-vector products may use forward-mode AD (switched off on the first op
+        #: that has none; reverse-over-reverse gives the same products)
+        self.forward_ad = True
 
     @property
     def P(self) -> int:
@@ -125,12 +172,43 @@ class Objective:
                              f"got shape {tuple(out.shape)}; use reduction='none'")
         return out
 
+    def check_targets(self, theta: torch.Tensor, data: Data, name: str = "data") -> None:
+        """Refuse class labels outside 0..k−1 for cross-entropy (k = the model's output width),
+        naming the rows, before torch fails deep inside a batch."""
+        if self.loss_fn is not cross_entropy or data.y.is_floating_point() or len(data) == 0:
+            return
+        with torch.no_grad():
+            out = self.flat.forward(theta, data.X[:1])
+        if out.ndim != 2:
+            raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k], got {list(out.shape)}")
+        k = out.shape[1]
+        bad = torch.nonzero((data.y < 0) | (data.y >= k)).reshape(-1).tolist() if data.y.ndim == 1 else []
+        if bad:
+            raise ValueError(f"{name}.y rows {bad[:10]} hold labels {data.y[bad[:10]].tolist()} outside 0..{k - 1} "
+                             f"(the model has {k} outputs): fix the labels or widen the model's last layer")
+
     def example_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.losses(theta, x.unsqueeze(0), y.unsqueeze(0))[0]
 
     def per_sample_grads(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """∇_θ ℓ(θ, z_i) for every row: Tensor[n, P] (``vmap(grad(...))``)."""
-        return vmap(grad(self.example_loss), in_dims=(None, 0, 0))(theta, X, y)
+        """∇_θ ℓ(θ, z_i) for every row: Tensor[n, P] (``vmap(grad(...))``).
+
+        Models that torch cannot vmap over their inputs (recurrent layers: nn.GRU, nn.LSTM, nn.RNN
+        build their initial state inside forward) get the same gradients one row at a time."""
+        if not self.flat.row_vmap:
+            return self._looped_grads(theta, X, y)
+        try:
+            return vmap(grad(self.example_loss), in_dims=(None, 0, 0))(theta, X, y)
+        except RuntimeError:  # vmap's batching failed: the loop raises the real error if it is not that
+            G = self._looped_grads(theta, X, y)
+            self.flat.row_vmap = False
+            return G
+
+    def _looped_grads(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        g = grad(self.example_loss)
+        if X.shape[0] == 0:
+            return theta.new_zeros(0, theta.shape[0])
+        return torch.stack([g(theta, X[i], y[i]) for i in range(X.shape[0])])
 
     def weighted_loss(self, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor,
                       w: torch.Tensor, divisor: torch.Tensor) -> torch.Tensor:
@@ -146,16 +224,44 @@ class Objective:
         w = torch.ones(X.shape[0], dtype=theta.dtype, device=theta.device)
         d = torch.as_tensor(float(divisor), dtype=theta.dtype, device=theta.device)
         g = lambda th: self.batch_grad(th, X, y, w, d)  # noqa: E731
-        return vmap(lambda v: jvp(g, (theta,), (v,))[1])(V)
+        if self.flat.forward_ad:
+            try:
+                return vmap(lambda v: jvp(g, (theta,), (v,))[1])(V)
+            except NotImplementedError:  # an op without forward-mode AD (e.g. fused attention kernels)
+                self.flat.forward_ad = False
+        try:
+            _, pullback = vjp(g, theta)  # reverse-over-reverse: H is symmetric, so Vᵀ H = (H V)ᵀ
+            return vmap(lambda v: pullback(v)[0])(V)
+        except (NotImplementedError, RuntimeError) as e:
+            raise no_second_derivatives(e) from e
 
     def measure_fn(self, measure: Optional[Measure]) -> Callable[[torch.Tensor, Data], torch.Tensor]:
         """θ, data -> Tensor[n]: the test loss by default, else the user's measure."""
         if measure is None:
             return lambda theta, data: self.losses(theta, data.X, data.y)
-        return lambda theta, data: measure(self.flat.model, self.flat.unflatten(theta), data)
+        if not callable(measure):
+            raise TypeError(f"measure must be a function measure(model, params, data) -> Tensor[n], got "
+                            f"{type(measure).__name__}")
+
+        def f(theta: torch.Tensor, data: Data) -> torch.Tensor:
+            out = measure(self.flat.model, self.flat.unflatten(theta), data)
+            if not isinstance(out, torch.Tensor):
+                raise TypeError(f"the measure returned {type(out).__name__}, not a torch.Tensor[{len(data)}]: compute "
+                                "it with torch from params (e.g. torch.func.functional_call(model, params, "
+                                "(data.X,))), without .item(), float() or numpy, so it can be differentiated")
+            return out
+        return f
 
     def measure_grads(self, theta: torch.Tensor, data: Data, measure: Optional[Measure] = None,
                       chunk_size: Optional[int] = 256) -> torch.Tensor:
         """∇_θ measure(θ, z_j) for every test point: Tensor[n_test, P] (``jacrev``)."""
         f = self.measure_fn(measure)
+        if measure is not None:  # probe once outside torch.func, so a bad measure gets a clear error
+            with torch.enable_grad():
+                probe = f(theta.detach().requires_grad_(True), data)
+            if not probe.requires_grad:
+                raise ValueError("the measure does not depend on params through torch operations (.item(), "
+                                 ".detach(), numpy or new tensors cut the graph): its gradient would be zero "
+                                 "and every gradient estimator would report zero influence; compute it from "
+                                 "params with torch ops")
         return jacrev(lambda th: f(th, data), chunk_size=chunk_size)(theta)

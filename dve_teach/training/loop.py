@@ -6,35 +6,87 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from typing import Callable, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..data.container import DataLike, as_data
-from .functional import LossLike
+from ..data.checks import as_device, as_number
+from ..data.container import Data, DataLike, as_data, check_finite
+from .functional import LossLike, Objective
 from .schedule import Schedule
 from .trajectory import Trajectory
 
-__all__ = ["train", "resolve_lrs"]
+__all__ = ["train", "resolve_lrs", "LOSS_GROWTH", "PARAM_GROWTH"]
 
 LR = Union[float, Sequence[float], Callable[[int], float]]
 
 
 def resolve_lrs(lr: LR, T: int) -> torch.Tensor:
-    """η_t for t = 0..T−1 from a float, a sequence of T values or a callable of the step."""
-    if callable(lr):
-        values = [float(lr(t)) for t in range(T)]
-    elif isinstance(lr, (int, float)):
-        values = [float(lr)] * T
-    else:
-        values = [float(v) for v in lr]
+    """η_t for t = 0..T−1 from a number (float, int, numpy scalar, 0-d tensor), a sequence (list,
+    1-D array or tensor) of T numbers, or a callable of the step returning a number."""
+    if callable(lr) and not isinstance(lr, (torch.Tensor, np.ndarray)):
+        values = [as_number(lr(t), f"lr({t})") for t in range(T)]
+    elif isinstance(lr, (str, bytes)):
+        try:
+            hint = f"write lr={float(lr):g} without quotes"
+        except ValueError:
+            hint = "give a number such as lr=0.1"
+        raise TypeError(f"lr must be a number, a sequence of {T} numbers or a callable lr(t), got the "
+                        f"string {lr!r}: {hint}")
+    elif isinstance(lr, (numbers.Real, np.generic)) or (isinstance(lr, (torch.Tensor, np.ndarray)) and lr.ndim == 0):
+        values = [as_number(lr, "lr")] * T
+    elif isinstance(lr, (torch.Tensor, np.ndarray)) and lr.ndim > 1:
+        raise TypeError(f"lr must be a number or a 1-D sequence of {T} values, got shape {tuple(lr.shape)}")
+    elif hasattr(lr, "__iter__"):
+        values = [as_number(v, f"lr[{t}]") for t, v in enumerate(lr)]
         if len(values) != T:
             raise ValueError(f"lr has {len(values)} values but the schedule has {T} steps: give one per step")
+    else:
+        raise TypeError(f"lr must be a number, a sequence of {T} numbers or a callable lr(t), got "
+                        f"{type(lr).__name__}")
     bad = [t for t, v in enumerate(values) if not math.isfinite(v) or v < 0]
     if bad:
         raise ValueError(f"learning rate at step {bad[0]} is {values[bad[0]]}: it must be finite and >= 0")
     return torch.tensor(values, dtype=torch.float64)
+
+
+#: divergence thresholds of `train`: a batch loss above LOSS_GROWTH · max(1, L_0) or a parameter
+#: entry above PARAM_GROWTH · max(1, max |θ_0|), L_0 = the largest per-example training loss at θ_0
+#: (no batch mean can exceed it at θ_0, so only growth of three orders of magnitude trips it).
+LOSS_GROWTH, PARAM_GROWTH = 1e3, 1e8
+
+
+def check_setup(model: nn.Module, data: DataLike, dtype: torch.dtype, weight_decay) -> tuple[Data, float]:
+    """The checks `train` and `orders.train_orders` share: (the data as `Data`, λ as a float).
+    Refuses a non-Module model, a non-floating dtype, a bad λ and non-finite rows (named)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (e.g. dt.models.mlp((4, 16, 3))), got "
+                        f"{type(model).__name__}")
+    d = as_data(data, "data")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch dtype (e.g. torch.float64), got {dtype!r}")
+    weight_decay = as_number(weight_decay, "weight_decay")
+    if weight_decay < 0 or not math.isfinite(weight_decay):
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
+    check_finite(d, "data")
+    return d, weight_decay
+
+
+def check_model_fits(objective: Objective, theta: torch.Tensor, d: Data, dtype: torch.dtype) -> None:
+    """One forward pass on the first row: the model takes the inputs, labels fit its outputs, the
+    loss accepts the targets and keeps the dtype — clear errors before training starts."""
+    try:
+        with torch.no_grad():
+            objective.flat.forward(theta, d.X[:1])
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        raise ValueError(f"the model cannot take the training inputs (rows of shape {list(d.X.shape[1:])}, "
+                         f"{d.X.dtype}): {str(e).splitlines()[0]}; match the model's input layer to the data") from e
+    objective.check_targets(theta, d, "data")
+    if objective.losses(theta, d.X[:1], d.y[:1]).dtype != dtype:
+        raise TypeError("the loss returned a different dtype than the model; check the targets' dtype")
 
 
 def train(model: nn.Module, data: DataLike, schedule: Schedule, lr: LR, *,
@@ -48,23 +100,22 @@ def train(model: nn.Module, data: DataLike, schedule: Schedule, lr: LR, *,
     loss: ``"cross_entropy"``, ``"mse"`` (averaged over output dims) or ``loss(outputs, targets) -> Tensor[n]``.
     device: where to train (default: where the data lives). dtype: floating dtype of model and inputs.
     checkpoint_every: store θ_t every k steps (θ_T always); the rest is replayed exactly on demand.
-    Raises FloatingPointError naming the step if a batch loss or the parameters stop being finite.
+    Raises ValueError naming the rows if X or y holds NaN/inf, and FloatingPointError naming the
+    step when training diverges: a batch loss or θ stops being finite, a batch loss exceeds
+    ``LOSS_GROWTH`` (1e3) × max(1, the largest per-example training loss at θ_0), or max |θ_t|
+    exceeds ``PARAM_GROWTH`` (1e8) × max(1, max |θ_0|). Every estimator would otherwise report
+    meaningless (often exactly zero) influence for such a run.
     """
-    d = as_data(data, "data")
+    d, weight_decay = check_setup(model, data, dtype, weight_decay)
     if not isinstance(schedule, Schedule):
         raise TypeError("schedule must be a dt.Schedule (e.g. dt.Schedule.shuffled(len(data), 32))")
     if schedule.n != len(d):
         raise ValueError(f"the schedule indexes {schedule.n} points but the data has {len(d)}: "
                          f"build it with n={len(d)}")
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating type, got {dtype}")
-    if checkpoint_every < 1:
-        raise ValueError("checkpoint_every must be >= 1")
-    if weight_decay < 0 or not math.isfinite(weight_decay):
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
-    device = torch.device(device) if device is not None else d.device
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was asked for but CUDA is not available; use device='cpu'")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, numbers.Integral) \
+            or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1 (an integer), got {checkpoint_every!r}")
+    device = as_device(device) if device is not None else d.device
     d = d.to(device, dtype)
     net = copy.deepcopy(model).to(device=device, dtype=dtype)
     net.eval()  # no train-mode behaviour; unsupported layers are refused by FlatModel
@@ -72,23 +123,38 @@ def train(model: nn.Module, data: DataLike, schedule: Schedule, lr: LR, *,
     traj = Trajectory(net, d, schedule, lrs, weight_decay, loss, {}, torch.empty(0),
                       checkpoint_every=checkpoint_every)
     theta = traj.flat.flatten().to(device, dtype)
-    if d.X.shape[0] and traj.objective.losses(theta, d.X[:1], d.y[:1]).dtype != dtype:
-        raise TypeError("the loss returned a different dtype than the model; check the targets' dtype")
+    check_model_fits(traj.objective, theta, d, dtype)
+    with torch.no_grad():
+        loss_cap = LOSS_GROWTH * max(1.0, float(traj.objective.losses(theta, d.X, d.y).max()))
+    size_cap = PARAM_GROWTH * max(1.0, float(theta.abs().max()))
     checkpoints = {0: theta}
     batch_losses = torch.empty(len(schedule), dtype=torch.float64)
     for t in range(len(schedule)):
         _, X, y = traj.batch(t)
         with torch.no_grad():
             batch_losses[t] = traj.objective.losses(theta, X, y).mean()
-        if not math.isfinite(float(batch_losses[t])):
-            raise FloatingPointError(f"training diverged at step {t}: the batch loss is {float(batch_losses[t])}; "
+        L = float(batch_losses[t])
+        if not math.isfinite(L) or L > loss_cap:
+            what = f"is {L}" if not math.isfinite(L) else \
+                f"is {L:.3g}, over {LOSS_GROWTH:g} × max(1, the largest example loss at θ_0)"
+            raise FloatingPointError(f"training diverged at step {t}: the batch loss {what}; "
                                      f"try a smaller lr (η_{t} = {float(lrs[t]):g})")
         theta = traj.step(theta, t).detach()
-        if not torch.isfinite(theta).all():
-            raise FloatingPointError(f"training diverged at step {t}: parameters became inf/NaN; "
-                                     f"try a smaller lr (η_{t} = {float(lrs[t]):g})")
+        check_growth(theta, size_cap, t, float(lrs[t]))
         if (t + 1) % checkpoint_every == 0 or t + 1 == len(schedule):
             checkpoints[t + 1] = theta
     traj.checkpoints, traj.batch_losses = checkpoints, batch_losses
     traj.flat.load_into(net, theta)  # the stored module holds θ_T, like a normal training loop
     return traj
+
+
+def check_growth(theta: torch.Tensor, size_cap: float, t: int, lr: float, run: str = "training") -> None:
+    """FloatingPointError naming step t when θ_{t+1} (Tensor[P] or [R, P]) is not finite or an
+    entry exceeds `size_cap` (= PARAM_GROWTH × max(1, max |θ_0|))."""
+    if not bool(torch.isfinite(theta).all()):
+        raise FloatingPointError(f"{run} diverged at step {t}: parameters became inf/NaN; "
+                                 f"try a smaller lr (η_{t} = {lr:g})")
+    big = float(theta.abs().max())
+    if big > size_cap:
+        raise FloatingPointError(f"{run} diverged at step {t}: max |θ_{t + 1}| = {big:.3g} grew over "
+                                 f"{PARAM_GROWTH:g} × max(1, max |θ_0|); try a smaller lr (η_{t} = {lr:g})")

@@ -12,17 +12,16 @@ needs every schedule to have the same number of steps and, at each step, the sam
 from __future__ import annotations
 
 import copy
-import math
 from typing import Sequence
 
 import torch
 from torch import nn
-from torch.func import grad, vmap
+from torch.func import grad_and_value, vmap
 
 from ..data.container import DataLike, as_data
 from .functional import FlatModel, LossLike, Objective
 from .schedule import Schedule
-from .loop import LR, resolve_lrs
+from .loop import LOSS_GROWTH, LR, PARAM_GROWTH, check_growth, check_model_fits, check_setup, resolve_lrs
 from .trajectory import sgd_update
 
 __all__ = ["train_orders", "final_test_losses"]
@@ -70,32 +69,39 @@ def train_orders(model: nn.Module, data: DataLike, schedules: Sequence[Schedule]
     lr, ...).final`` up to rounding. Raises FloatingPointError naming the order and step if a run
     stops being finite. Paper §1-2: the same data in another order gives another model.
     """
-    d = as_data(data, "data")
+    d, weight_decay = check_setup(model, data, dtype, weight_decay)
     scheds = _check_schedules(schedules, len(d))
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating type, got {dtype}")
-    if weight_decay < 0 or not math.isfinite(weight_decay):
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
     net = copy.deepcopy(model).to(device=d.device, dtype=dtype)
     net.eval()
     flat = FlatModel(net)
     objective = Objective(flat, loss)
     d = d.to(d.device, dtype)
+    check_model_fits(objective, flat.flatten().to(d.device, dtype), d, dtype)
     T, b, R = len(scheds[0]), scheds[0].batch_size, len(scheds)
     lrs = [float(v) for v in resolve_lrs(lr, T)]
-    step_grad = vmap(grad(objective.weighted_loss), in_dims=(0, 0, 0, None, None))
+    step_grad = vmap(grad_and_value(objective.weighted_loss), in_dims=(0, 0, 0, None, None))
     divisor = torch.tensor(float(b), dtype=dtype, device=d.device)
     thetas = flat.flatten().to(d.device, dtype).expand(R, -1).clone()
+    size_cap = PARAM_GROWTH * max(1.0, float(thetas.abs().max()))
+    with torch.no_grad():  # the divergence thresholds of dt.train
+        loss_cap = LOSS_GROWTH * max(1.0, float(objective.losses(thetas[0], d.X, d.y).max()))
     for t in range(T):
         idx = torch.tensor([s.batches[t] for s in scheds], dtype=torch.int64, device=d.device)  # [R, m_t]
         X, y = d.X[idx], d.y[idx]  # [R, m_t, ...]
         w = torch.ones(idx.shape[1], dtype=dtype, device=d.device)
-        thetas = sgd_update(thetas, step_grad(thetas, X, y, w, divisor), lrs[t], weight_decay).detach()
-        finite = torch.isfinite(thetas).all(1)
-        if not bool(finite.all()):
-            r = int((~finite).nonzero()[0])
-            raise FloatingPointError(f"order {r} diverged at step {t}: parameters became inf/NaN; "
-                                     f"try a smaller lr (η_{t} = {lrs[t]:g})")
+        g, value = step_grad(thetas, X, y, w, divisor)  # value: (1/b) Σ ℓ, the batch mean × m_t/b
+        batch_mean = value.detach() * b / idx.shape[1]
+        too_big = ~torch.isfinite(batch_mean) | (batch_mean > loss_cap)
+        if bool(too_big.any()):
+            r = int(too_big.nonzero()[0])
+            raise FloatingPointError(f"order {r} diverged at step {t}: the batch loss is {float(batch_mean[r]):.3g}, "
+                                     f"over {LOSS_GROWTH:g} × max(1, the largest example loss at θ_0); try a "
+                                     f"smaller lr (η_{t} = {lrs[t]:g})")
+        thetas = sgd_update(thetas, g, lrs[t], weight_decay).detach()
+        bad = ~torch.isfinite(thetas).all(1) | (thetas.abs().amax(1) > size_cap)
+        if bool(bad.any()):
+            r = int(bad.nonzero()[0])
+            check_growth(thetas[r], size_cap, t, lrs[t], run=f"order {r}")
     return thetas
 
 

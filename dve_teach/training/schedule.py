@@ -11,7 +11,27 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..data.checks import as_flag, as_int
+
 __all__ = ["Schedule"]
+
+
+def _count(v, what: str, minimum: int = 1) -> int:
+    return as_int(v, what, minimum)
+
+
+def _index(v, where: str) -> int:
+    """A training index (int, numpy integer, 0-d integer tensor, whole float)."""
+    try:
+        return as_int(v, "index")
+    except (TypeError, ValueError):
+        raise TypeError(f"{where} holds {type(v).__name__} {v!r}; indices must be integers") from None
+
+
+def _batch(t: int, b) -> tuple[int, ...]:
+    if isinstance(b, (str, bytes)) or not hasattr(b, "__iter__"):
+        raise TypeError(f"batch {t} is {type(b).__name__} {b!r}, not a list of indices: give a list of index lists")
+    return tuple(_index(i, f"batch {t}") for i in b)
 
 
 class Schedule:
@@ -25,11 +45,10 @@ class Schedule:
     __slots__ = ("_batches", "_batch_size", "_n")
 
     def __init__(self, batches: Iterable[Sequence[int]], batch_size: int, n: int):
-        bs = tuple(tuple(int(i) for i in b) for b in batches)
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if int(n) < 1:
-            raise ValueError(f"n (training-set size) must be >= 1, got {n}")
+        batch_size, n = _count(batch_size, "batch_size"), _count(n, "n (training-set size)")
+        if isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__"):
+            raise TypeError(f"batches must be a list of index lists, got {type(batches).__name__}")
+        bs = tuple(_batch(t, b) for t, b in enumerate(batches))
         if not bs:
             raise ValueError("a schedule needs at least one batch")
         for t, b in enumerate(bs):
@@ -50,7 +69,10 @@ class Schedule:
     def from_order(cls, order: Sequence[int], batch_size: int, n: int | None = None,
                    drop_last: bool = False) -> "Schedule":
         """Cut a flat sequence of indices into consecutive batches of `batch_size`."""
-        order = [int(i) for i in order]
+        batch_size, drop_last = _count(batch_size, "batch_size"), as_flag(drop_last, "drop_last")
+        if isinstance(order, (str, bytes)) or not hasattr(order, "__iter__"):
+            raise TypeError(f"order must be a sequence of training indices, got {type(order).__name__} {order!r}")
+        order = [_index(i, "the order") for i in order]
         chunks = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
         if drop_last and chunks and len(chunks[-1]) < batch_size:
             chunks = chunks[:-1]
@@ -61,6 +83,8 @@ class Schedule:
     def shuffled(cls, n: int, batch_size: int, epochs: int = 1, seed: int = 0,
                  drop_last: bool = False) -> "Schedule":
         """`epochs` passes over ``range(n)``, each in a fresh random order drawn from `seed`."""
+        n, batch_size = _count(n, "n (training-set size)"), _count(batch_size, "batch_size")
+        epochs = _count(epochs, "epochs")
         rng = np.random.default_rng(seed)
         batches: list[list[int]] = []
         for _ in range(epochs):
@@ -70,6 +94,8 @@ class Schedule:
     @classmethod
     def sequential(cls, n: int, batch_size: int, epochs: int = 1, drop_last: bool = False) -> "Schedule":
         """`epochs` passes over ``0, 1, ..., n-1`` in order."""
+        n, batch_size = _count(n, "n (training-set size)"), _count(batch_size, "batch_size")
+        epochs = _count(epochs, "epochs")
         one = cls.from_order(range(n), batch_size, n, drop_last).batches
         return cls(list(one) * epochs, batch_size, n)
 
@@ -78,7 +104,9 @@ class Schedule:
                      n: int | None = None) -> "Schedule":
         """Use your own list of index lists. `batch_size` defaults to the largest batch and
         `n` to ``max index + 1``."""
-        bs = [list(b) for b in batches]
+        if isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__"):
+            raise TypeError(f"batches must be a list of index lists, got {type(batches).__name__} {batches!r}")
+        bs = [list(_batch(t, b)) for t, b in enumerate(batches)]
         if batch_size is None:
             batch_size = max((len(b) for b in bs), default=1)
         if n is None:
@@ -90,7 +118,12 @@ class Schedule:
                    descending: bool = False) -> "Schedule":
         """Visit points by increasing score (easy -> hard when the score is a difficulty);
         ``descending=True`` reverses it. The same order is used in every epoch; ties keep index order."""
-        s = np.asarray(scores, dtype=float).ravel()
+        batch_size, epochs = _count(batch_size, "batch_size"), _count(epochs, "epochs")
+        descending = as_flag(descending, "descending")
+        try:
+            s = np.asarray(scores, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise TypeError(f"curriculum scores must be a sequence of finite numbers, got {scores!r:.80}") from None
         if not np.all(np.isfinite(s)):
             raise ValueError("curriculum scores must be finite numbers")
         order = np.argsort(-s if descending else s, kind="stable")
@@ -119,7 +152,7 @@ class Schedule:
 
     def occurrences(self, i: int) -> list[int]:
         """The steps t whose batch holds point `i` (ascending)."""
-        self._check_point(i)
+        i = self._check_point(i)
         return [t for t, b in enumerate(self._batches) if i in b]
 
     def occurrence_pairs(self) -> tuple[list[int], list[int]]:
@@ -131,8 +164,8 @@ class Schedule:
     # ---- edits (return a new Schedule) -----------------------------------------------
     def move(self, i: int, from_step: int, to_step: int) -> "Schedule":
         """Take point `i` out of batch `from_step` and append it to batch `to_step`."""
-        self._check_step(from_step)
-        self._check_step(to_step)
+        i = as_int(i, "point")
+        from_step, to_step = self._check_step(from_step), self._check_step(to_step)
         if i not in self._batches[from_step]:
             raise ValueError(f"point {i} is not in batch {from_step}; it is in steps {self.occurrences(i)}")
         if from_step == to_step:
@@ -148,8 +181,7 @@ class Schedule:
 
     def swap(self, step_a: int, step_b: int) -> "Schedule":
         """Exchange the whole batches of two steps."""
-        self._check_step(step_a)
-        self._check_step(step_b)
+        step_a, step_b = self._check_step(step_a), self._check_step(step_b)
         bs = list(self._batches)
         bs[step_a], bs[step_b] = bs[step_b], bs[step_a]
         return Schedule(bs, self._batch_size, self._n)
@@ -159,13 +191,17 @@ class Schedule:
         return Schedule(self._batches[::-1], self._batch_size, self._n)
 
     # ---- helpers -----------------------------------------------------------------------
-    def _check_step(self, t: int) -> None:
+    def _check_step(self, t: int) -> int:
+        t = as_int(t, "step")
         if not -len(self) <= t < len(self):
             raise IndexError(f"step {t} is out of range: the schedule has {len(self)} steps (0..{len(self) - 1})")
+        return t % len(self)
 
-    def _check_point(self, i: int) -> None:
-        if not 0 <= int(i) < self._n:
+    def _check_point(self, i: int) -> int:
+        i = as_int(i, "point")
+        if not 0 <= i < self._n:
             raise IndexError(f"point {i} is outside the training set [0, {self._n})")
+        return i
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Schedule) and self._batches == other._batches

@@ -10,17 +10,18 @@ import copy
 from pathlib import Path
 from typing import Optional, Union
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..data.container import Data, DataLike, as_data
+from ..data.checks import as_int
+from ..data.container import Data, DataLike, as_data, check_finite
 from .functional import FlatModel, LossLike, Objective
+from .persistence import FORMAT, FORMAT_VERSION, load_trajectory, save_trajectory
 from .schedule import Schedule
 
 __all__ = ["Trajectory", "sgd_update", "removal_directions", "FORMAT", "FORMAT_VERSION"]
 
-FORMAT = "dve-teach-trajectory"
-FORMAT_VERSION = 1
 
 
 def sgd_update(theta: torch.Tensor, batch_grad: torch.Tensor, lr: float, weight_decay: float) -> torch.Tensor:
@@ -113,6 +114,7 @@ class Trajectory:
     def params(self, t: int) -> torch.Tensor:
         """θ_t for t in 0..T (negative t counts from the end), replayed from the nearest
         stored checkpoint when `checkpoint_every` > 1."""
+        t = as_int(t, "step")
         if t < 0:
             t += self.T + 1
         if not 0 <= t <= self.T:
@@ -146,6 +148,7 @@ class Trajectory:
     def prefix(self, s: int) -> "Trajectory":
         """The same run stopped after step s (θ_s final): embeddings and influence "relative to
         the checkpoint at step s" (paper §4.4, data value dynamics). 1 <= s <= T."""
+        s = as_int(s, "prefix length")
         if not 1 <= s <= self.T:
             raise IndexError(f"prefix length {s} must be in 1..{self.T}")
         ck = {t: th for t, th in self.checkpoints.items() if t <= s}
@@ -160,12 +163,28 @@ class Trajectory:
         return self.flat.load_into(copy.deepcopy(self.model), self.params(self.T if t is None else t))
 
     def predict(self, X: torch.Tensor, step: Optional[int] = None) -> torch.Tensor:
-        """Model outputs at θ_step (θ_T by default)."""
+        """Model outputs at θ_step (θ_T by default) for inputs X [m, ...] shaped like the training
+        rows (a tensor or numpy array; floating inputs are cast to the run's dtype)."""
+        if isinstance(X, np.ndarray):
+            X = torch.from_numpy(X)
+        if not isinstance(X, torch.Tensor):
+            raise TypeError(f"X must be a torch.Tensor or numpy array of inputs, got {type(X).__name__}")
+        ref = self.data.X
+        if X.ndim == 0 or tuple(X.shape[1:]) != tuple(ref.shape[1:]):
+            raise ValueError(f"X has shape {list(X.shape)}, but inputs are rows shaped like the training "
+                             f"inputs [m]{list(ref.shape[1:])}: add or fix the leading example dimension")
+        theta = self.params(self.T if step is None else step)
+        X = X.to(self.device, self.dtype) if X.is_floating_point() else X.to(self.device)
+        if X.dtype != ref.dtype:
+            raise TypeError(f"X is {X.dtype} but the training inputs are {ref.dtype}: convert with .to({ref.dtype})")
         with torch.no_grad():
-            return self.flat.forward(self.params(self.T if step is None else step), X.to(self.device, self.dtype))
+            return self.flat.forward(theta, X)
 
     def check_data(self, data: DataLike, name: str = "test") -> Data:
-        """Validate data against the training data (feature shape, dtype, device)."""
+        """Validate data against the training data (feature shape, dtype, device), and refuse
+        rows holding NaN/inf (naming them) and out-of-range class labels. A non-finite test row is
+        refused rather than scored: through the shared backward pass of the test gradients it would
+        turn every test column of the gradient estimators NaN, not only its own."""
         d = as_data(data, name)
         ref = self.data
         if d.device != ref.device:
@@ -180,6 +199,8 @@ class Trajectory:
         if d.y.dtype != ref.y.dtype or tuple(d.y.shape[1:]) != tuple(ref.y.shape[1:]):
             raise TypeError(f"{name}.y is {d.y.dtype} {tuple(d.y.shape)} but training targets are "
                             f"{ref.y.dtype} with shape [n]{list(ref.y.shape[1:])}: match them")
+        check_finite(d, name)
+        self.objective.check_targets(self.final, d, name)
         return d
 
     def test_losses(self, test: DataLike) -> torch.Tensor:
@@ -190,32 +211,24 @@ class Trajectory:
 
     # ---- persistence ------------------------------------------------------------------
     def save(self, path: Union[str, Path]) -> None:
-        """Write the run to one file (versioned format; the loss must be a name or picklable)."""
-        state = {"format": FORMAT, "version": FORMAT_VERSION, "model": self.model,
-                 "data": (self.data.X, self.data.y), "batches": self.schedule.batches,
-                 "batch_size": self.schedule.batch_size, "n": self.schedule.n, "lrs": self.lrs,
-                 "weight_decay": self.weight_decay, "loss": self.loss, "checkpoints": self.checkpoints,
-                 "batch_losses": self.batch_losses, "checkpoint_every": self.checkpoint_every,
-                 "optimizer": self.optimizer}
-        try:
-            torch.save(state, str(path))
-        except (AttributeError, TypeError) as e:  # lambdas and local functions do not pickle
-            raise TypeError(f"cannot save this trajectory: {e}. Define a custom loss at module level "
-                            "(not a lambda) so it can be pickled") from e
+        """Write the run to one file that holds no code: tensors in safetensors, everything else as
+        JSON, plus a sha256 of both (format version 2; `dve_teach.training.persistence`). A custom
+        loss is recorded by name only: pass it again to `load`."""
+        save_trajectory(self, path)
 
     @classmethod
-    def load(cls, path: Union[str, Path]) -> "Trajectory":
-        """Read a file written by `save`; refuses other formats and versions."""
-        state = torch.load(str(path), weights_only=False)
-        if not isinstance(state, dict) or state.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a dve-teach trajectory file")
-        if state.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path} has trajectory format version {state.get('version')}; this dve_teach "
-                             f"reads version {FORMAT_VERSION}: retrain, or use the dve_teach that wrote it")
-        return cls(state["model"], Data(*state["data"]),
-                   Schedule(state["batches"], state["batch_size"], state["n"]), state["lrs"],
-                   state["weight_decay"], state["loss"], state["checkpoints"], state["batch_losses"],
-                   state["checkpoint_every"], state["optimizer"])
+    def load(cls, path: Union[str, Path], model: Optional[nn.Module] = None,
+             loss: Optional[LossLike] = None, device=None) -> "Trajectory":
+        """Read a file written by `save`, never executing anything in it.
+
+        model: needed unless the run used a `dt.models.mlp` / `dt.models.linear` structure (rebuilt
+        from the file); it must have the saved parameter names and shapes, and gets θ_T loaded.
+        loss: needed when the run used a custom loss function (files store no code).
+        device: where to put the run (default: where it was saved).
+        Raises DamagedFileError (a ValueError) for a corrupted, truncated or inconsistent file, and
+        ValueError for a pickle of the old format (see `convert_legacy_trajectory`).
+        """
+        return load_trajectory(cls, path, model=model, loss=loss, device=device)
 
     def __repr__(self) -> str:
         return (f"Trajectory(steps={self.T}, batch_size={self.batch_size}, n={self.schedule.n}, "
