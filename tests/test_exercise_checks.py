@@ -109,3 +109,39 @@ def test_lesson05_checks():
     assert "dot product" in lesson05.check_most_similar([3, 6, 1], r, k=3).message
     assert "itself" in lesson05.check_most_similar([0, 1, 4], r, k=3).message
     assert not lesson05.check_most_similar([1, 1, 4], r, k=3)
+
+
+def test_lesson06_checks():
+    from dve_teach.influence.scores import Influence
+    from dve_teach.teach.exercises import lesson06
+    per = torch.tensor([[0.2, 0.4], [-0.6, -0.2], [0.1, -0.3], [0.5, 0.5], [-0.2, 0.0]], dtype=torch.float64)
+    infl = Influence(per, points=[0, 1, 2, 0, 1], steps=[0, 0, 1, 2, 2], n_train=3)
+    lrs = torch.tensor([0.5, 0.25, 1.0], dtype=torch.float64)
+    # by hand: occurrence means over the test points 0.3, -0.4, -0.1, 0.5, -0.1
+    want = torch.tensor([(0.3 + 0.4) / 2 / 0.5, 0.1 / 0.25, (0.5 + 0.1) / 2 / 1.0], dtype=torch.float64)
+    assert lesson06.check_phase_curve(want, infl, lrs)
+    assert lesson06.check_phase_curve(want.tolist(), infl, lrs)
+    assert "learning rate" in lesson06.check_phase_curve(want * lrs, infl, lrs).message
+    signed = torch.tensor([(0.3 - 0.4) / 2 / 0.5, -0.1 / 0.25, (0.5 - 0.1) / 2], dtype=torch.float64)
+    assert "cancel" in lesson06.check_phase_curve(signed, infl, lrs).message
+    assert "one value per step" in lesson06.check_phase_curve(want[:2], infl, lrs).message
+    curve = torch.tensor([5.0, 4, 3, 1, 2, 2, 3, 3, 4, 6])           # ten steps, one per chunk
+    assert lesson06.check_basin(3, curve)
+    assert "between the start and the end" in lesson06.check_basin(0, curve).message
+    assert not lesson06.check_basin(4, curve) and not lesson06.check_basin(None, curve)
+
+
+def test_lesson07_checks():
+    from dve_teach.teach.exercises import lesson07
+    scores = torch.tensor([0.9, 0.1, 0.8, 0.3, 0.3, 0.7])
+    flipped = torch.tensor([1, 0, 0, 1, 0, 0])
+    # pairs (flipped, clean): 0.9 beats all 4; 0.3 beats 0.1, ties 0.3, loses to 0.8, 0.7 -> 1.5
+    auc = (4 + 1.5) / 8
+    assert lesson07.check_auc_by_pairs(auc, scores, flipped)
+    assert "wrong order" in lesson07.check_auc_by_pairs(1 - auc, scores, flipped).message
+    assert not lesson07.check_auc_by_pairs(0.5, scores, flipped)
+    # top 2 by score: indices 0 (flipped) and 2 (clean) -> 0.5; bottom 2: 1 and 3/4 -> see the check
+    assert lesson07.check_precision_at_k(0.5, scores, flipped, 2)
+    assert lesson07.check_precision_at_k(torch.tensor(0.5), scores, flipped, 2)
+    assert not lesson07.check_precision_at_k(1.0, scores, flipped, 2)
+    assert not lesson07.check_precision_at_k(None, scores, flipped, 2)

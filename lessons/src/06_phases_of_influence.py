@@ -36,6 +36,7 @@ from scipy import stats
 import dve_teach as dt
 from dve_teach import plots
 from dve_teach.influence.counterfactual import divergences
+from dve_teach.teach.exercises import lesson06 as ex
 from dve_teach.teach.phases import PhaseModel
 from dve_teach.widgets import PhaseExplorer, Problem
 
@@ -97,6 +98,25 @@ print("exact TSLOO at the sampled steps ranks them like SGD-influence (Spearman 
       stats.spearmanr(e, s)[0] > 0.9)
 print("exact TSLOO: the first sampled step is more than 3x the median of the middle ones:",
       e[0] > 3 * np.median(e[1:-1]))
+
+# %% [markdown]
+# **Exercise A — the curve by hand.** `r["influence"]` holds the data value embedding's score of every
+# (point, step) occurrence on every test point (`.per_occurrence` [occurrences, test points], `.steps`
+# the step of each row), and `r["traj"].lrs` the learning rates. Compute the orange curve
+# $c_t$ yourself, as a Tensor with one value per step.
+
+# %%
+my_curve = None   # TODO: Tensor[T]
+ex.check_phase_curve(my_curve, r["influence"], r["traj"].lrs)
+
+# %% [markdown]
+# **Exercise B — where is the basin?** Split SGD-influence's curve `r["sgd_curve"]` into 10 consecutive
+# chunks of steps (`np.array_split`) and give the index (0 = first) of the lowest chunk between the
+# first and the last.
+
+# %%
+basin_chunk = None   # TODO: an int between 1 and 8
+ex.check_basin(basin_chunk, r["sgd_curve"])
 
 # %% [markdown]
 # So the toy has all three regimes of the paper. The orange curve, the data value embedding, is
@@ -252,6 +272,20 @@ print("SGD-influence agrees within 10% on both:",
 
 # %% tags=["widget"]
 PhaseExplorer(model=long)
+
+# %% [markdown]
+# **Predict, then check.** Set the schedule to `constant`, the peak to 0.2 and the run length to 3
+# epochs. Will the curve still start far above its basin?
+#
+# <details><summary>Answer</summary>
+#
+# No: that is the short run above, whose start stands less than 2× above its basin, and less than in
+# the long run (the cell below repeats the check). The high start needs the many later steps that
+# stretch the first kicks.
+# </details>
+
+# %% tags=["nbval-check-output"]
+print("3 epochs at a constant 0.2: no high-impact start (start/basin below 2):", ss["start_over_basin"] < 2)
 
 # %% [markdown]
 # Things to try:

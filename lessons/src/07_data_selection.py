@@ -34,6 +34,7 @@ import torch
 
 import dve_teach as dt
 from dve_teach import plots
+from dve_teach.teach.exercises import lesson07 as ex
 from dve_teach.teach.selection import STRATEGIES, SelectionModel
 from dve_teach.widgets import SelectionExplorer
 
@@ -130,6 +131,23 @@ with plots.style():
 fig
 
 # %% [markdown]
+# **Exercise A — ROC-AUC by pairs.** The ROC-AUC is the share of (flipped, clean) pairs in which the
+# score ranks the flipped point higher (ties count one half). Compute it for the training loss,
+# `scores["loss"]`, from `is_flipped`, without `dt.metrics`.
+
+# %%
+loss_auc = None   # TODO: a number between 0 and 1
+ex.check_auc_by_pairs(loss_auc, scores["loss"], is_flipped)
+
+# %% [markdown]
+# **Exercise B — precision@k by hand.** Among the `k` training points with the highest DVE
+# self-influence (`scores["dve_self"]`), which share is flipped?
+
+# %%
+dve_precision = None   # TODO: a number between 0 and 1
+ex.check_precision_at_k(dve_precision, scores["dve_self"], is_flipped, k)
+
+# %% [markdown]
 # ## Part 2 · Selecting data while training
 #
 # `dt.curation.select_and_train` trains along an ordinary shuffled schedule. At a step inside a
@@ -193,6 +211,21 @@ print("early + late does NOT match always (less than 60% of its gain):", share["
 
 # %% tags=["widget"]
 SelectionExplorer(selection)
+
+# %% [markdown]
+# **Predict, then check.** Drag both windows over the whole run, which is "always". With $k = 4$
+# candidates per kept point and a 32-digit validation batch, about how many times the cost of plain
+# training will it be?
+#
+# <details><summary>Answer</summary>
+#
+# About $k + 1 = 5$ times: every step computes $(k-1)\,b$ extra candidate gradients and 32
+# validation gradients on top of its own $b$ (with $b = 32$, $3b + 32 = 4b$ extra). The table's
+# "always" row measured it (checked below).
+# </details>
+
+# %% tags=["nbval-check-output"]
+print("selecting always costs between 4 and 6 times plain training:", 4 < table["always"]["cost"] < 6)
 
 # %% [markdown]
 # ## What you learned
