@@ -152,5 +152,5 @@ class ScalingModel:
                 a.set_xlabel("projected dimension d")
             ax[0, 0].set(ylabel="Spearman vs exact LOO", title=f"{cur.kind}, d = {cur.dim}: {cur.spearman:.3f}")
             ax[0, 1].set(ylabel="fit seconds (this machine)", title="cost of the fit")
-            ax[0, 0].legend(loc="lower right", fontsize=7)
+            ax[0, 0].legend(loc="best", fontsize=7)
         return fig
