@@ -118,8 +118,9 @@ class ScalingModel:
         return [self.result(k, int(d)) for k in kinds for d in (self.dims if dims is None else dims)]
 
     def table(self) -> str:
-        """The cached results as text rows: kind, d, Spearman, share of unprojected, seconds."""
-        rows = [f"{'kind':<14}{'d':>6}{'spearman':>10}{'of unproj.':>12}{'seconds':>9}"]
+        """The cached results as text rows: kind, d, Spearman, share of unprojected, seconds, MiB of
+        the recursion's d×d matrix (8-byte numbers)."""
+        rows = [f"{'kind':<14}{'d':>6}{'spearman':>10}{'of unproj.':>12}{'seconds':>9}{'M MiB':>8}"]
         for (k, d), r in sorted(self._cache.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or 0)):
             rows.append(f"{k or 'none':<14}{r.dim:>6}{r.spearman:>10.3f}{r.share:>11.0%} {r.seconds:>9.3f}")
         return "\n".join(rows)
