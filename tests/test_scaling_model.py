@@ -54,7 +54,11 @@ def test_current_choice_sweep_table_summary_figure(model):
     rows = model.sweep(("gaussian", "pca"))
     assert [(r.kind, r.d) for r in rows] == [("gaussian", 8), ("gaussian", 16), ("pca", 8), ("pca", 16)]
     assert "pca" in model.summary() and f"{model.result().spearman:.3f}" in model.summary()
-    assert len(model.table().splitlines()) == 1 + len(model._cache)
+    lines = model.table().splitlines()
+    assert len(lines) == 1 + len(model._cache)
+    none = next(line.split() for line in lines if line.split()[0] == "none")
+    P = model.traj.flat.P
+    assert int(none[1]) == P and float(none[-1]) == pytest.approx(P * P * 8 / 2 ** 20, abs=1e-3)   # P×P float64, MiB
     fig = model.figure()
     kinds_drawn = {line.get_label() for line in fig.axes[0].get_lines()}
     assert {"gaussian", "pca"} <= kinds_drawn

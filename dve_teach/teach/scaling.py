@@ -119,10 +119,12 @@ class ScalingModel:
 
     def table(self) -> str:
         """The cached results as text rows: kind, d, Spearman, share of unprojected, seconds, MiB of
-        the recursion's d×d matrix (8-byte numbers)."""
+        the recursion's d×d matrix (in the run's dtype)."""
+        size = self.traj.final.element_size()
         rows = [f"{'kind':<14}{'d':>6}{'spearman':>10}{'of unproj.':>12}{'seconds':>9}{'M MiB':>8}"]
         for (k, d), r in sorted(self._cache.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or 0)):
-            rows.append(f"{k or 'none':<14}{r.dim:>6}{r.spearman:>10.3f}{r.share:>11.0%} {r.seconds:>9.3f}")
+            rows.append(f"{k or 'none':<14}{r.dim:>6}{r.spearman:>10.3f}{r.share:>11.0%} {r.seconds:>9.3f}"
+                        f"{r.matrix_numbers * size / 2 ** 20:>8.3f}")
         return "\n".join(rows)
 
     def summary(self) -> str:
