@@ -340,3 +340,25 @@ class SelectionExplorer(_View):
                                     continuous_update=False, tooltip="and in this part", **_WIDE)),
             height="250px")
         self._call(self.refresh)
+
+
+# ---- lesson 08 (appended: the views above are unchanged) -------------------------------------------
+from .scaling import KINDS as _SCALING_KINDS, ScalingModel  # noqa: E402
+
+__all__ += ["ScalingModel", "ScalingExplorer"]
+
+
+class ScalingExplorer(_View):
+    """Lesson 08: projection kind and dimension d -> the projected embedding's Spearman against
+    exact LOO and its fit seconds, every (kind, d) tried so far on the figure (`ScalingModel`)."""
+
+    def __init__(self, problem: Optional[Problem] = None, **kw):
+        m = ScalingModel(problem, **kw)
+        super().__init__(m, dict(
+            kind=W.Dropdown(options=_SCALING_KINDS, value=m.kind, description="projection", **_WIDE,
+                            tooltip="random (gaussian, orthogonal, kronecker) or fitted to the run (pca, kronecker_pca)"),
+            d=W.SelectionSlider(options=m.dims, value=m.d if m.d in m.dims else m.dims[0],
+                                description="dimension d", continuous_update=False, **_WIDE,
+                                tooltip="the projected dimension (P = parameter count)")))
+        self.model.d = self.controls["d"].value
+        self._call(self.refresh)

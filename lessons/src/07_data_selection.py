@@ -257,5 +257,5 @@ print("selecting always costs between 4 and 6 times plain training:", 4 < table[
 
 # %% [markdown]
 # ---
-# You reached the end of the course. Back to the [index of lessons](README.md) — or take the lessons
-# again with your own data.
+# Next: [08 · Scaling up](08_scaling_up.ipynb) — the same embeddings for models too large for exact
+# per-sample gradients: factored gradients, projections, influence checkpointing.

@@ -1,0 +1,436 @@
+# %% [markdown]
+# # 08 · Scaling up
+#
+# *About 30 minutes. Lessons 02 and 04 come first: exact trajectory-specific leave-one-out (TSLOO) and
+# data value embeddings (DVE).*
+#
+# Everything so far ran on models with a thousand or so parameters, where a $P\times P$ matrix is
+# small. The paper's second contribution is that data value embeddings can be computed for language
+# models with hundreds of millions of parameters (paper §4.2–4.4). Three ideas make that possible, and
+# this lesson takes each apart on a model small enough to check against the exact replay.
+#
+# ## Goals
+#
+# - See why **per-sample gradients** are the bottleneck, and how a Linear layer's gradient factors into
+#   *input activation × output gradient* (paper §4.2) — checked against full per-sample gradients.
+# - Compare **random** projections (Gaussian, orthogonal, Kronecker) with projections **fitted to the
+#   data** (PCA of per-sample gradients): fidelity against exact LOO and seconds, as $d$ grows.
+# - Understand **why random projection noise hurts rank correlation**: its error does not shrink with
+#   the dot product it estimates.
+# - Keep **one $M$ per layer** (paper §4.3) and count what it saves.
+# - Split the recursion into segments — **influence checkpointing** (paper §4.4) — and check that it
+#   gives the same embeddings.
+# - Know what changes on a GPU, how these sizes compare with the paper's Pythia-410M run, and where to
+#   go when one machine is not enough.
+
+# %%
+# %matplotlib inline
+# %config InlineBackend.figure_formats = ['png']
+import time
+
+import numpy as np
+import torch
+
+import dve_teach as dt
+from dve_teach import plots
+from dve_teach.influence.projection import factored_grads, make_projection
+from dve_teach.teach.exercises import lesson08 as ex
+from dve_teach.widgets import Problem, ScalingExplorer, ScalingModel
+
+SEED = dt.config.seed()                   # DVE_TEACH_SEED (default 0): every seed below derives from it
+np.random.seed(SEED); torch.manual_seed(SEED)   # seed everything
+torch.set_num_threads(1)                  # small problems: one thread is fastest (and fair to other users)
+sized = dt.config.sized                   # sized(full, fast): smaller problems when DVE_TEACH_FAST=1
+print(f"dve_teach {dt.__version__}, torch {torch.__version__}, fast mode: {dt.config.fast_mode()}")
+
+# %% [markdown]
+# ## The key figure
+#
+# 8×8 digits, a 64-16-10 tanh MLP ($P = 1210$ parameters), two epochs of SGD with batches of 32.
+# `ScalingModel` trains the run once, replays the exact leave-one-out of **every** training point
+# (every occurrence removed) and fits the unprojected Fisher embedding as the reference. Then
+# `sweep()` fits the embedding with each projection kind at $d = 16, 32, 64, 128$ and scores it: the
+# Spearman correlation, over training points, between the embedding's estimate and the exact LOO,
+# averaged over test digits (as in lesson 04).
+
+# %%
+model = ScalingModel(Problem.digits(n_train=sized(300, 200), n_test=sized(100, 50), hidden=16, seed=SEED))
+traj, test = model.traj, model.test
+P, ref = traj.flat.P, model.reference_
+print(f"P = {P} parameters, {len(traj.data)} training digits, T = {traj.T} steps; "
+      f"unprojected Spearman {ref.spearman:.3f} (fit {ref.seconds:.3f} s)")
+results = {(r.kind, r.d): r for r in model.sweep()}
+print(model.table())
+model.d = 128
+model.figure()
+
+# %% [markdown]
+# **How to read it.** *Left:* fidelity against $d$ for each projection; circles are random projections,
+# squares are projections fitted to the run; the dashed line is the unprojected embedding. *Right:*
+# the seconds each fit took (one run each, on a shared machine: read them, do not trust the third
+# digit).
+
+# %% tags=["nbval-check-output"]
+kinds, dims = ("gaussian", "orthogonal", "kronecker", "pca", "kronecker_pca"), model.dims
+random_kinds = ("gaussian", "orthogonal", "kronecker")
+sp = {k: [results[(k, d)].spearman for d in dims] for k in kinds}
+print("pca beats every random projection at every d:",
+      all(sp["pca"][j] > sp[k][j] for k in random_kinds for j in range(len(dims))))
+print("kronecker_pca beats kronecker (its random twin) at every d:",
+      all(a > b for a, b in zip(sp["kronecker_pca"], sp["kronecker"])))
+print("every random projection gains from d = 16 to d = 128:", all(sp[k][-1] > sp[k][0] for k in random_kinds))
+print("pca at d = 64 keeps over 80% of the unprojected Spearman:", results[("pca", 64)].share > 0.8)
+print("no random projection keeps 75% even at d = 128:", all(results[(k, 128)].share < 0.75 for k in random_kinds))
+
+# %% [markdown]
+# A projection fitted to the run beats every random one at every $d$ tried, and the random ones stay
+# far below the unprojected embedding even with 128 dimensions (about a tenth of $P$). The rest of
+# the lesson explains both halves of that picture.
+
+# %% [markdown]
+# ## Why per-sample gradients are the bottleneck
+#
+# The recursion needs $g_i = \nabla\ell(\theta_t, z_i)$ for **every point of every batch**, each a
+# vector of $P$ numbers. Training only ever needs their *sum*, which one backward pass gives. Asking
+# autograd for $b$ separate gradients naively costs $b$ backward passes and $b\cdot P$ numbers per
+# step; for Pythia-410M that is 410 million numbers per training example.
+#
+# For a Linear layer $z = W a + c$ the chain rule gives the gradient of one example as an **outer
+# product** of two small vectors: the layer's input $a_i$ (kept by the forward pass) and the gradient
+# $\delta_i = \partial\ell_i/\partial z_i$ at its output (from the backward pass of the *summed* loss,
+# because examples do not interact):
+#
+# $$\nabla_{[W\,|\,c]}\,\ell_i = \delta_i\,[a_i;\,1]^\top \qquad (\text{out}\times(\text{in}+1)).$$
+#
+# So one forward and one backward pass give every example's gradient (paper §4.2), and storing the
+# two factors takes $\text{out} + \text{in} + 1$ numbers instead of their product.
+# `dve_teach.influence.projection.factored_grads` does this with hooks; the cell below checks it
+# against `vmap(grad)` per-sample gradients, and the last layer by hand: for cross-entropy
+# $\delta = \mathrm{softmax}(z) - \mathrm{onehot}(y)$.
+
+# %%
+theta, X, y = traj.final, traj.data.X, traj.data.y
+start = time.perf_counter(); full = traj.objective.per_sample_grads(theta, X, y); t_full = time.perf_counter() - start
+start = time.perf_counter(); fact = factored_grads(traj.objective, theta, X, y); t_fact = time.perf_counter() - start
+print(f"{len(X)} per-sample gradients of {P} numbers: vmap(grad) {t_full:.4f} s, factored {t_fact:.4f} s")
+net = traj.model_at(traj.T)                                     # the final model as an nn.Module
+hidden = torch.tanh(net[0](X))                                  # a_i of the last Linear layer: [n, 16]
+delta = torch.softmax(net[2](hidden), dim=1) - torch.nn.functional.one_hot(y, 10)   # δ_i: [n, 10]
+by_hand = torch.einsum("no,ni->noi", delta, hidden).reshape(len(X), -1)             # δ_i a_iᵀ, flattened
+w_last = traj.flat.slices[traj.flat.names.index("2.weight")]
+print("numbers per example: full gradient", P, "| its factors", sum(m.in_features + 1 + m.out_features for m in (net[0], net[2])))
+
+# %% tags=["nbval-check-output"]
+print("factored per-sample gradients equal vmap(grad) ones:", torch.allclose(fact, full, atol=1e-12, rtol=0))
+print("last layer by hand, softmax(z) - onehot(y) times its input, equals them too:",
+      torch.allclose(by_hand.detach(), full[:, w_last], atol=1e-12, rtol=0))
+
+# %% [markdown]
+# The factorisation is exact, not an approximation. Still, $P$ numbers per example are too many to
+# keep for every step of a large run, and the recursion's matrix $M$ would be $P\times P$. Hence
+# projections: $R: \mathbb{R}^P\to\mathbb{R}^d$, the recursion run on $Rg$, and test gradients mapped
+# by the same $R$. A Kronecker projection (LoGra's, used by the paper) projects the two factors
+# separately, $(P_\text{out}\,\delta)\otimes(P_\text{in}\,[a;1])$, so it never forms $g$ at all.
+
+# %% [markdown]
+# ## Why random projection noise hurts rank correlation
+#
+# A Gaussian $R$ (entries $\mathcal N(0, 1/d)$) keeps dot products **on average**: $\mathbb E[(Ru)^\top(Rg)]
+# = u^\top g$. But its error has standard deviation
+#
+# $$\sqrt{\big((u^\top g)^2 + \lVert u\rVert^2\lVert g\rVert^2\big)/d},$$
+#
+# dominated by $\lVert u\rVert\,\lVert g\rVert/\sqrt d$, which does **not** shrink when $u^\top g$ is
+# small. For the many training-test pairs with small dot products the estimate is mostly noise, and
+# the ranking of training points — what Spearman measures — is scrambled. Below: every (training, test) pair's dot product at $\theta_T$ against its
+# Gaussian-projected estimate at $d = 64$, and the measured error against that formula.
+
+# %%
+U = traj.objective.per_sample_grads(theta, test.X, test.y)             # test gradients [n_test, P]
+true = full @ U.T                                                      # exact dot products [n, n_test]
+R = make_projection(traj.flat, 64, "gaussian", seed=SEED)
+approx = R.project(full) @ R.project(U).T
+predicted = ((true ** 2 + full.norm(dim=1)[:, None] ** 2 * U.norm(dim=1)[None] ** 2) / 64).sqrt()
+error_ratio = float((approx - true).pow(2).mean().sqrt() / predicted.pow(2).mean().sqrt())
+small = true.abs() < true.abs().median()
+rel = (approx - true).abs() / true.abs()
+print(f"measured RMS error / predicted = {error_ratio:.2f}; median relative error: small half "
+      f"{rel[small].median():.1f}, large half {rel[~small].median():.1f}")
+with plots.style():
+    fig, ax = plots.new_figure(1, figsize=(5, 3.3))
+    ax[0, 0].scatter(true.flatten()[::7], approx.flatten()[::7], s=3, alpha=0.3, color=plots.COLORS[0])
+    lim = float(true.abs().max())
+    ax[0, 0].plot([-lim, lim], [-lim, lim], color="0.4", lw=1)
+    ax[0, 0].set(xlabel="exact gᵀu", ylabel="(Rg)ᵀ(Ru), Gaussian d = 64", title="projected dot products")
+fig
+
+# %% tags=["nbval-check-output"]
+print("the error has the size the formula predicts (ratio 0.8 to 1.25):", 0.8 < error_ratio < 1.25)
+print("small dot products get over 3x the relative error of large ones:", bool(rel[small].median() > 3 * rel[~small].median()))
+
+# %% [markdown]
+# A projection **fitted to the data** spends its $d$ directions where per-sample gradients actually
+# lie. `projection="pca"` draws a sample of training points (here up to 256), takes their per-sample
+# gradients at $\theta_0$ and keeps the top $d$ right singular vectors (`dve_teach.influence.pca`);
+# if every gradient of the run lay in their span, the scores would be exactly the unprojected ones.
+# `"kronecker_pca"` does the same per factor (inputs and output gradients of each Linear layer), so
+# it never forms a full gradient either. How much of the run's gradients do 64 such directions hold,
+# compared with 64 random orthonormal ones (which hold $d/P$ on average)?
+
+# %%
+run_grads = torch.cat([traj.objective.per_sample_grads(traj.params(t), *traj.batch(t)[1:]) for t in range(traj.T)])
+held = {}
+for kind in ("pca", "orthogonal"):
+    R64 = dt.DataValueEmbedding(proj_dim=64, projection=kind, seed=SEED, pca_samples=model.pca_samples).fit(traj).projection_
+    held[kind] = float(R64.project(run_grads).pow(2).sum() / run_grads.pow(2).sum())
+print(f"share of the squared length of all {len(run_grads)} gradients of the run kept by d = 64: "
+      f"pca {held['pca']:.0%}, orthogonal {held['orthogonal']:.1%} (d/P = {64 / P:.1%})")
+
+# %% tags=["nbval-check-output"]
+print("64 principal directions fitted at θ_0 hold over 70% of the whole run's gradients:", held["pca"] > 0.7)
+print("64 random orthonormal directions hold under 10%:", held["orthogonal"] < 0.1)
+
+# %% [markdown]
+# Gradients of the whole run concentrate in a few directions that are already visible at $\theta_0$;
+# a random projection keeps only its $d/P$ share of them and then rescales, noise included. That is
+# the key figure's gap.
+
+# %% [markdown]
+# ## Explore: the ScalingExplorer
+#
+# Choose a **projection** and move the **dimension d** slider; each (kind, $d$) is fitted once and
+# then cached, and every choice tried so far stays on the plot. The readout
+# gives the Spearman, its share of the unprojected one and the fit's seconds.
+
+# %% tags=["widget"]
+explorer = ScalingExplorer(Problem.digits(n_train=sized(300, 200), n_test=sized(100, 50), hidden=16, seed=SEED))
+explorer
+
+# %% [markdown]
+# The same explorer can be driven from code (which is how it is tested): set a control's `.value`.
+
+# %% tags=["nbval-check-output"]
+explorer.controls["kind"].value = "gaussian"
+explorer.controls["d"].value = 128
+print("the widget now shows gaussian at d = 128:", (explorer.model.kind, explorer.model.d) == ("gaussian", 128))
+print("its readout names the projection:", "gaussian" in explorer.readout.value)
+
+# %% [markdown]
+# **Predict, then check.** A random Gaussian projection with $d = 128$ dimensions, or a PCA
+# projection with only $d = 16$: which ranks the training points closer to the exact LOO?
+#
+# <details><summary>Answer</summary>
+#
+# The PCA projection with 16 dimensions (the cell below checks it on this run). Eight times fewer
+# dimensions, fitted to where the gradients are, beat the random ones.
+# </details>
+
+# %%
+g128, p16 = explorer.model.result("gaussian", 128), explorer.model.result("pca", 16)
+print(f"gaussian d = 128: {g128.spearman:.3f};  pca d = 16: {p16.spearman:.3f}")
+
+# %% tags=["nbval-check-output"]
+print("pca with 16 dimensions beats gaussian with 128:", p16.spearman > g128.spearman)
+
+# %% [markdown]
+# ## One M per layer
+#
+# The recursion's matrix is $d\times d$: its memory grows with $d^2$ and each step costs $O(b\,d^2)$.
+# The paper keeps **one block per layer** (§4.3): with $d$ split into $d_l$ per layer, $M$ holds
+# $\sum_l d_l^2$ numbers, and directions of different layers no longer interact in the recursion (the
+# curvature between layers is dropped). `layerwise=True` does it; `projection_.blocks` shows the split.
+
+# %%
+full_m = dt.DataValueEmbedding(proj_dim=128, projection="pca", seed=SEED, pca_samples=model.pca_samples).fit(traj)
+per_layer = dt.DataValueEmbedding(proj_dim=128, projection="pca", layerwise=True, seed=SEED,
+                                  pca_samples=model.pca_samples).fit(traj)
+blocks = [b.stop - b.start for b in per_layer.projection_.blocks]
+rho = {name: dt.metrics.fidelity(e.influence(test).total(), model.exact_)["spearman"]
+       for name, e in (("one M", full_m), ("per layer", per_layer))}
+print(f"per-layer dimensions {blocks}; Spearman one M {rho['one M']:.3f}, per layer {rho['per layer']:.3f}")
+
+# %% tags=["nbval-check-output"]
+print("per-layer M holds fewer numbers than one d×d M:", sum(k * k for k in blocks) < 128 ** 2)
+print("and loses at most 0.05 Spearman here:", bool(rho["per layer"] > rho["one M"] - 0.05))
+
+# %% [markdown]
+# With $L$ equal layers the saving is a factor $L$ in memory and in the recursion's flops; on this
+# two-layer model it is modest, and here it cost (almost) no fidelity.
+#
+# **Exercise A — the size of a per-layer M.** How many numbers does `per_layer`'s recursion matrix
+# hold? (Count entries of the blocks, not dimensions.)
+
+# %%
+m_numbers = None   # TODO: an int
+ex.check_matrix_numbers(m_numbers, per_layer)
+
+# %% [markdown]
+# ## Influence checkpointing: the recursion in segments
+#
+# The backward recursion is sequential: step $t$ needs $M$ from every later step. Influence
+# checkpointing (paper §4.4) cuts the $T$ steps at $0 = s_0 < s_1 < \dots < s_K = T$. Each segment $k$
+# runs the recursion **with $M = 0$ at its own end** — its embeddings are relative to the checkpoint
+# $\theta_{s_{k+1}}$ — and keeps its propagation matrix $\Pi_k = Z_{s_{k+1}-1}\cdots Z_{s_k}$,
+# $Z_t = I - \eta_t H_t$. The final embeddings follow by carrying each segment's embeddings across the
+# later segments:
+#
+# $$\mathrm{DVE}(i,t) = \Pi_{K-1}\cdots\Pi_{k+1}\,\mathrm{DVE}_{\text{local}}(i,t)\qquad (t \text{ in segment } k).$$
+#
+# This is an identity, so the result must equal the sequential one up to rounding; the segments can run
+# at the same time in worker processes (`segments=K, workers=W`). The cell fits the unprojected Fisher
+# embedding sequentially, in 2 and 4 segments in this process, and in 4 segments on 2 worker
+# processes (`start_method="fork"` here: nothing to re-import). It prints the seconds but checks only
+# the equality: on a run this small, starting workers can cost more than they save.
+
+# %%
+timings, fits = {}, {}
+for name, kw in [("sequential", {}), ("2 segments", dict(segments=2)), ("4 segments", dict(segments=4)),
+                 ("4 segments, 2 workers", dict(segments=4, workers=2, start_method="fork"))]:
+    start = time.perf_counter()
+    fits[name] = dt.DataValueEmbedding(**kw).fit(traj)
+    timings[name] = time.perf_counter() - start
+seq = fits["sequential"].embeddings_
+diffs = {name: float((f.embeddings_ - seq).abs().max() / seq.abs().max()) for name, f in fits.items()}
+for name in fits:
+    print(f"{name:22s} {timings[name]:.3f} s   max |difference| / max |entry| = {diffs[name]:.1e}")
+
+# %% tags=["nbval-check-output"]
+print("every segmented fit equals the sequential one (relative difference < 1e-10):",
+      all(v < 1e-10 for v in diffs.values()))
+
+# %% [markdown]
+# The composition, by hand for two segments: the local embeddings of segment 0 are the embeddings of
+# the run stopped at $s_1$ (`traj.prefix(s1)`), and one propagation matrix carries them to $\theta_T$
+# (rows are embeddings, so they are multiplied by $\Pi_1^\top$).
+
+# %%
+two = fits["2 segments"]
+s1 = two.segment_bounds_[1]
+local = dt.DataValueEmbedding().fit(traj.prefix(s1)).embeddings_        # relative to θ_{s1}
+carried = local @ two.propagations_[1][0].T                             # Π_1 · DVE_local, as rows
+rows = int((two.steps_ < s1).sum())
+print(f"segment 0 = steps 0..{s1 - 1}: {rows} occurrences, Π_1 is {tuple(two.propagations_[1][0].shape)}")
+
+# %% tags=["nbval-check-output"]
+print("local embeddings carried by Π_1 equal the sequential ones:",
+      torch.allclose(carried, seq[:rows], atol=1e-10 * float(seq.abs().max()), rtol=0))
+
+# %% [markdown]
+# **Exercise B — compose three segments by hand.** `three` below is a fit in 3 segments. Build the
+# final-model embeddings of the occurrences in its first segment from the local embeddings of
+# `traj.prefix(three.segment_bounds_[1])` and the propagation matrices `three.propagations_[k][0]`.
+# Which segments' matrices do you need, and in which order?
+
+# %%
+three = dt.DataValueEmbedding(segments=3).fit(traj)
+composed = None   # TODO: a Tensor [occurrences in segment 0, P]
+ex.check_composed(composed, three, traj)
+
+# %% [markdown]
+# ## What changes on a GPU
+#
+# No GPU numbers were measured for this lesson; this paragraph says what the code does, not what it
+# achieves. Every estimator runs with `device="cuda"` and `dtype=torch.float32` (`dt.train(...,
+# device=..., dtype=...)`; the embedding follows the trajectory). On a GPU the per-step work is a few
+# large matrix products ($b\times d$ by $d\times d$), the kind of work GPUs are built for, so the
+# $O(T\,b\,d^2)$ recursion should get much faster while the sequential loop over steps stays;
+# influence checkpointing is what removes that limit, one segment per device. `python -m dve_teach
+# bench --device cuda` runs the benchmark on a GPU.
+#
+# float32 (the usual GPU precision) halves the memory of $M$ and of stored gradients. What it costs in
+# fidelity can be measured here, on the CPU: the same run trained and embedded in float32.
+
+# %%
+run32 = dt.train(traj.model_at(0), traj.data, traj.schedule, traj.lrs.tolist(), loss=traj.loss, dtype=torch.float32)
+scores64 = ref.scores
+scores32 = dt.DataValueEmbedding().fit(run32).influence(test.to(dtype=torch.float32)).total().double()
+rho32 = dt.metrics.fidelity(scores32, model.exact_)["spearman"]
+rel32 = float((scores32 - scores64).abs().max() / scores64.abs().max())
+print(f"float32: Spearman {rho32:.4f} (float64 {ref.spearman:.4f}); largest score difference / largest score = {rel32:.1e}")
+
+# %% tags=["nbval-check-output"]
+print("float32 moves the scores by less than 1e-4 (relative) on this run:", rel32 < 1e-4)
+print("and the Spearman by less than 0.001:", abs(rho32 - ref.spearman) < 1e-3)
+
+# %% [markdown]
+# On this short run float32 rounding is invisible in the ranking. Rounding errors add up over steps,
+# so on long runs measure it again (`python -m dve_teach bench` reports it for its own run).
+#
+# ## These sizes and the paper's
+#
+# The paper's efficiency experiment (§5.2, Table 1) — **the paper's numbers, not measured here** —
+# beside this lesson's run (the right column is computed by the cell below):
+
+# %%
+occurrences = len(fits["sequential"].points_)
+print(f"this lesson: P = {P}, d = 16..128, {occurrences} (point, step) occurrences in {traj.T} steps, "
+      f"unprojected fit {timings['sequential']:.3f} s = {occurrences / timings['sequential']:.0f} occurrences/s, "
+      f"one float64 d×d matrix at d = 128: {128 ** 2 * 8 / 2 ** 20:.2f} MiB; "
+      f"stored embeddings {occurrences * 128 * 8 / 2 ** 20:.2f} MiB at d = 128, {seq.numel() * 8 / 2 ** 20:.2f} MiB unprojected")
+
+# %% [markdown]
+# | | paper, Table 1 (Pythia-410M) | this lesson |
+# |---|---|---|
+# | model | Pythia-410M, about 4·10⁸ parameters, trained on 1% of the Pile | 64-16-10 MLP, $P = 1210$ |
+# | projection | Kronecker (LoGra-style), $\tilde p = 1024$ | random or PCA, $d = 16$–$128$ |
+# | parameters per projected dimension | about 400 000 | about 10–75 |
+# | hardware | one A100 80 GB | shared CPU cores |
+# | storing throughput | DVEmb 667.52 points/s, LoGra 41.6 points/s | printed above (occurrences/s) |
+# | peak GPU memory, computing the embeddings | DVEmb 0.84 GB, LoGra 63.6 GB | — |
+# | disk for the stored vectors | 171 GB (LoGra 170 GB) | printed above (MiB) |
+#
+# The ratio $P/d$ is what separates the two: the paper projects by a factor of about $4\cdot10^5$,
+# far beyond anything this lesson can check against an exact replay. What transfers is the
+# mechanism — factored per-sample gradients, a projection, one $M$ per layer, segments — and the
+# warning of this lesson: at a given $d$, *which* projection you use matters a lot.
+#
+# ## When one machine is not enough
+#
+# Libraries built for larger models and several GPUs (names only, for further reading):
+# **dattri** and **dattri-llm** (attribution methods side by side; both include data value
+# embeddings, without influence checkpointing), **kronfluence** (influence functions with
+# Kronecker-factored curvature) and **bergson** (data attribution from stored, projected gradients);
+# PyTorch's own **torch.distributed** spreads work over several GPUs or machines. The paper's influence
+# checkpointing maps naturally onto
+# several devices: one segment each, then one pass to compose.
+
+# %% [markdown]
+# ## What you learned
+#
+# - Per-sample gradients are what the recursion needs and training never forms; for a Linear layer
+#   each is an outer product of its input and its output gradient, exactly (checked above), which
+#   gives all of them from one forward and one backward pass.
+# - Random projections keep dot products on average, but with an error of size
+#   $\lVert u\rVert\lVert g\rVert/\sqrt d$ that swamps the many small dot products, so they lose much of
+#   the ranking: no random projection here kept 75% of the unprojected Spearman at $d = 128$.
+# - Projections fitted to the data (PCA of per-sample gradients) put $d$ where the gradients are:
+#   here PCA beat every random projection at every $d$, and with 16 dimensions beat a Gaussian one with
+#   128.
+# - One $M$ per layer stores $\sum_l d_l^2$ instead of $d^2$ numbers; here it cost almost no fidelity.
+# - Influence checkpointing splits the recursion into segments with their own $d\times d$ propagation
+#   matrices and composes them: the same embeddings as the sequential run, up to rounding.
+# - float32 halves the memory and, on this short run, left the scores' ranking unchanged; GPU speed
+#   was not measured here.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Where to fit the PCA.** `DataValueEmbedding(projection="pca", pca_step=s)` fits the directions
+#    at $\theta_s$ instead of $\theta_0$, and `pca_samples` sets how many training points it uses.
+#    Try `pca_step=traj.T // 2` and `traj.T`, and 32 vs 256 samples, at $d = 32$: what matters more?
+# 2. **Averaging random projections.** Fit the Gaussian embedding at $d = 32$ with 8 seeds and average
+#    the scores. Does the average beat one projection with $d = 256$? (Think of the error formula.)
+# 3. **Curvature.** Repeat the key figure's `pca` row with `hessian="ggn"` and
+#    `hessian="sampled_fisher"` (`DataValueEmbedding(hessian=..., proj_dim=d, projection="pca")`):
+#    which keeps most of the GGN's fidelity, and at what cost in seconds?
+# 4. **Workers for real.** Train a larger run (`Problem.digits(n_train=1000, hidden=64)`, several epochs)
+#    and time `segments=4` with `workers=1` and `workers=2` (`start_method="spawn"` from a script, with
+#    `if __name__ == "__main__":`). When do workers start to pay off on your machine?
+#
+# Solutions: run `%load solutions/08_scaling_up_solutions.py` in a new cell (it loads the code into the
+# cell; run it again to execute), or open [the file](solutions/08_scaling_up_solutions.py).
+
+# %% [markdown]
+# ---
+# You reached the end of the course. Back to the [index of lessons](README.md) — or take the lessons
+# again with your own data.
