@@ -28,7 +28,7 @@ def test_numbers_are_the_estimators(model):
     assert steps == traj.schedule.occurrences(5)
     for s, e in zip(steps, exact):
         assert float(e) == pytest.approx(float(dt.exact_loo(traj, split.test, [5], [s])[0].mean()), rel=1e-10)
-    assert f"point 5" in m.summary() and ("helped" in m.summary() or "hurt" in m.summary()
+    assert "point 5" in m.summary() and ("helped" in m.summary() or "hurt" in m.summary()
                                           or "barely" in m.summary())
 
 

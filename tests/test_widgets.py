@@ -435,7 +435,7 @@ def test_reorder_refuses_an_order_without_the_point(reorder):
 
 
 def test_reorder_frames_share_axes(reorder):
-    v, m = reorder, reorder.model
+    m = reorder.model
     T = len(m.result.schedule)
     (x0, x1), (y0, y1) = m.frame_limits()
     for s in (max(1, T // 4), T):

@@ -16,7 +16,7 @@ high-impact start, a low basin and a gradual late ascent. Here:
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch

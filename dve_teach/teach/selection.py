@@ -8,7 +8,7 @@ and the mean and spread over the seeds are reported.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from torch import nn

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch

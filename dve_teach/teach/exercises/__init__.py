@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-__all__ = ["Feedback", "HISTORY", "right", "wrong", "not_yet", "exercise"]
+import torch
+
+__all__ = ["Feedback", "HISTORY", "right", "wrong", "not_yet", "exercise", "whole", "number"]
 
 #: (check function name, ok) of every check run in this process, oldest first.
 HISTORY: list[tuple[str, bool]] = []
@@ -54,6 +56,31 @@ def wrong(name: str, problem: str, hint: str) -> Feedback:
 
 def not_yet(name: str, hint: str) -> Feedback:
     return Feedback(name, False, f"replace the None with your answer. Hint: {hint}")
+
+
+def whole(answer: Any) -> Optional[int]:
+    """A learner's answer as an int — an int, an integral float or a one-element tensor — or None
+    when it is no whole number (a bool, 2.5, a string...)."""
+    if isinstance(answer, torch.Tensor):
+        if answer.numel() != 1:
+            return None
+        answer = answer.item()
+    if isinstance(answer, bool):
+        return None
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def number(answer: Any) -> float:
+    """A learner's answer as a float (a number or a one-element tensor); ValueError otherwise."""
+    if isinstance(answer, torch.Tensor):
+        if answer.numel() != 1:
+            raise ValueError(f"expected one number, got a tensor of shape {tuple(answer.shape)}; take .mean()")
+        return float(answer.item())
+    return float(answer)
 
 
 def exercise(fn: Callable[..., Feedback]) -> Callable[..., Feedback]:

@@ -3,20 +3,12 @@ from __future__ import annotations
 
 import math
 
-import torch
 
-from . import exercise, not_yet, right, wrong
+from . import exercise, not_yet, number, right, wrong, whole
 from ...influence.loo import exact_loo
 
 __all__ = ["check_most_helpful", "check_last_occurrence"]
 
-
-def _as_float(answer) -> float:
-    if isinstance(answer, torch.Tensor):
-        if answer.numel() != 1:
-            raise ValueError(f"expected one number, got a tensor of shape {tuple(answer.shape)}; take .mean()")
-        return float(answer)
-    return float(answer)
 
 
 @exercise
@@ -26,11 +18,9 @@ def check_most_helpful(answer, traj, test):
     name = "most helpful point"
     if answer is None:
         return not_yet(name, "exact_all holds one exact TSLOO per training point; positive = helped.")
-    if isinstance(answer, torch.Tensor):
-        answer = int(answer)
-    if isinstance(answer, bool) or not float(answer).is_integer():
+    if whole(answer) is None:
         return wrong(name, f"{answer!r} is not a training index.", "an index is a whole number (int(...)).")
-    answer, n = int(answer), traj.schedule.n
+    answer, n = whole(answer), traj.schedule.n
     if not 0 <= answer < n:
         return wrong(name, f"{answer} is not a training index (0..{n - 1}).", "use argmax, not max.")
     exact = exact_loo(traj, test, range(n)).mean(1)
@@ -50,7 +40,7 @@ def check_last_occurrence(answer, traj, test, point: int):
     name = "one moment only"
     if answer is None:
         return not_yet(name, "dt.exact_loo(traj, test, [p], [step]) removes point p at that one step only.")
-    value = _as_float(answer)
+    value = number(answer)
     steps = traj.schedule.occurrences(point)
     truth = float(exact_loo(traj, test, [point], [steps[-1]]).mean())
 

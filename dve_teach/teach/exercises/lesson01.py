@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from . import exercise, not_yet, right, wrong
+from . import exercise, not_yet, right, whole, wrong
 from ...influence.explain import with_copies
 from ...influence.loo import exact_loo
 from ...training.loop import train
@@ -20,10 +20,9 @@ def check_shuffles_below(answer, loss_per_order: torch.Tensor, curriculum_loss: 
     name = "shuffles below the curriculum"
     if answer is None:
         return not_yet(name, "compare loss_per_order with the curriculum's loss and count the Trues (.sum()).")
-    if isinstance(answer, torch.Tensor):
-        answer = answer.item()
-    if isinstance(answer, bool) or not float(answer).is_integer():
+    if whole(answer) is None:
         return wrong(name, f"{answer!r} is not a count.", "a count is a whole number: int(...).")
+    answer = whole(answer)
     truth = int((loss_per_order < float(curriculum_loss)).sum())
     R = len(loss_per_order)
     if int(answer) == truth:

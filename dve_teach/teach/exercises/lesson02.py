@@ -5,17 +5,10 @@ from typing import Sequence
 
 import torch
 
-from . import exercise, not_yet, right, wrong
+from . import exercise, not_yet, right, whole, wrong
 
 __all__ = ["check_dominant_epoch", "check_replayed_steps"]
 
-
-def _whole(answer) -> int:
-    if isinstance(answer, torch.Tensor):
-        answer = answer.item()
-    if isinstance(answer, bool) or not float(answer).is_integer():
-        raise ValueError(f"{answer!r} is not a whole number")
-    return int(answer)
 
 
 @exercise
@@ -24,7 +17,9 @@ def check_dominant_epoch(answer, per_step: torch.Tensor, steps: Sequence[int], s
     name = "which epoch matters most"
     if answer is None:
         return not_yet(name, "group per_step by epoch = step // steps_per_epoch and average the absolute values.")
-    answer = _whole(answer)
+    if whole(answer) is None:
+        return wrong(name, f"{answer!r} is not an epoch number.", "answer 1, 2, 3, ...")
+    answer = whole(answer)
     epoch = torch.as_tensor(list(steps)) // steps_per_epoch
     E = int(epoch.max()) + 1
     means = torch.stack([per_step[epoch == e].abs().mean() for e in range(E)])
@@ -46,7 +41,9 @@ def check_replayed_steps(answer, schedule):
     name = "the cost of exactness"
     if answer is None:
         return not_yet(name, "a removal at step s replays the steps s, s+1, ..., T-1: T - s of them.")
-    answer = _whole(answer)
+    if whole(answer) is None:
+        return wrong(name, f"{answer!r} is not a count.", "a count is a whole number: int(...).")
+    answer = whole(answer)
     points, steps = schedule.occurrence_pairs()
     T = len(schedule)
     truth = sum(T - s for s in steps)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import exercise, not_yet, right, wrong
+from . import exercise, not_yet, right, whole, wrong
 
 __all__ = ["check_strongest_step", "check_most_similar"]
 
@@ -15,10 +15,9 @@ def check_strongest_step(answer, result):
     name = "its strongest moment"
     if answer is None:
         return not_yet(name, "result.steps and result.per_step_exact are aligned: compare absolute values.")
-    if isinstance(answer, torch.Tensor):
-        answer = answer.item()
-    if isinstance(answer, bool) or not float(answer).is_integer():
+    if whole(answer) is None:
         return wrong(name, f"{answer!r} is not a step.", "answer with a step number from result.steps.")
+    answer = whole(answer)
     steps, per = list(result.steps), [abs(float(v)) for v in result.per_step_exact]
     if int(answer) not in steps:
         return wrong(name, f"the point is not used at step {int(answer)}.", f"it is used at steps {steps}.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import exercise, not_yet, right, wrong
+from . import exercise, not_yet, right, whole, wrong
 from ...influence.phases import phase_levels
 
 __all__ = ["check_phase_curve", "check_basin"]
@@ -42,10 +42,9 @@ def check_basin(answer, curve, bins: int = 10):
     name = "where the basin is"
     if answer is None:
         return not_yet(name, "np.array_split the curve into 10 chunks and find the lowest mean, ends excluded.")
-    if isinstance(answer, torch.Tensor):
-        answer = answer.item()
-    if isinstance(answer, bool) or not float(answer).is_integer():
+    if whole(answer) is None:
         return wrong(name, f"{answer!r} is not a chunk index.", f"answer with an integer 1..{bins - 2}.")
+    answer = whole(answer)
     lv = phase_levels(curve, bins)
     if int(answer) == lv["basin_bin"]:
         return right(name, f"chunk {lv['basin_bin']} of {bins}: {lv['start_over_basin']:.1f}x below the start, "

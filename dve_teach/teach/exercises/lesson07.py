@@ -5,14 +5,11 @@ import math
 
 import torch
 
-from . import exercise, not_yet, right, wrong
+from . import exercise, not_yet, number, right, wrong
 from ...influence.metrics import precision_at_k, roc_auc
 
 __all__ = ["check_auc_by_pairs", "check_precision_at_k"]
 
-
-def _number(answer) -> float:
-    return float(answer.item()) if isinstance(answer, torch.Tensor) else float(answer)
 
 
 @exercise
@@ -22,7 +19,7 @@ def check_auc_by_pairs(answer, scores, is_flipped):
     name = "ROC-AUC by pairs"
     if answer is None:
         return not_yet(name, "compare every flipped point's score with every clean point's: (s_f[:, None] > s_c[None, :]).")
-    value = _number(answer)
+    value = number(answer)
     truth = roc_auc(scores, is_flipped)
     if math.isclose(value, truth, abs_tol=1e-9):
         return right(name, f"{truth:.3f} of the pairs are in the right order: that is the ROC-AUC.")
@@ -37,7 +34,7 @@ def check_precision_at_k(answer, scores, is_flipped, k: int):
     name = "precision@k by hand"
     if answer is None:
         return not_yet(name, "take scores.argsort(descending=True)[:k] and the mean of is_flipped there.")
-    value = _number(answer)
+    value = number(answer)
     truth = precision_at_k(scores, is_flipped, k)
     if math.isclose(value, truth, abs_tol=1e-9):
         return right(name, f"{truth:.2f} of the top {k} are flipped.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import exercise, not_yet, right, wrong
+from . import exercise, not_yet, right, whole, wrong
 
 __all__ = ["check_matrix_numbers", "check_composed"]
 
@@ -15,10 +15,9 @@ def check_matrix_numbers(answer, dve):
     name = "the size of a per-layer M"
     if answer is None:
         return not_yet(name, "dve.projection_.blocks lists one slice of the d dimensions per layer.")
-    if isinstance(answer, torch.Tensor):
-        answer = answer.item()
-    if isinstance(answer, bool) or not float(answer).is_integer():
+    if whole(answer) is None:
         return wrong(name, f"{answer!r} is not a whole number.", "count the entries of the matrices: an int.")
+    answer = whole(answer)
     d, answer = dve.embedding_dim_, int(answer)
     blocks = dve.projection_.blocks if dve.layerwise else None
     sizes = [b.stop - b.start for b in blocks] if blocks else [d]
