@@ -443,3 +443,21 @@ def test_reorder_frames_share_axes(reorder):
         assert x0 < xy[:, 0].min() and xy[:, 0].max() < x1 and y0 < xy[:, 1].min() and xy[:, 1].max() < y1
         ax = m.frame_figure(s).axes[0]
         assert ax.get_xlim() == pytest.approx((x0, x1)) and ax.get_ylim() == pytest.approx((y0, y1))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m: m.move(1.5), "steps must be a whole number"),
+    (lambda m: m.move(1, occurrence=-1), "occurrence -1 does not exist"),
+    (lambda m: m.move(1, occurrence=9), "occurrence 9 does not exist"),
+    (lambda m: m.move_occurrence_to(2.5), "step must be a whole number"),
+    (lambda m: m.set_point(True), "point must be an integer"),
+    (lambda m: m.shuffle(-1), "seed must be >= 0"),
+    (lambda m: m.frame(1.5), "step s must be a whole number"),
+])
+def test_reorder_refuses_non_integer_arguments(reorder, call, match):
+    """No silent truncation (2.5 -> 2) and no wrap-around (occurrence -1 = the last one)."""
+    m = reorder.model
+    before = m.order
+    with pytest.raises((TypeError, ValueError), match=match):
+        call(m)
+    assert m.order == before

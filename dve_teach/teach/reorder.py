@@ -13,6 +13,7 @@ import torch
 
 from . import plots
 from .explorers import Problem, _mean_test, _threads, order_for
+from ..data.checks import as_int
 from ..training.schedule import Schedule
 from ..training.trajectory import Trajectory
 
@@ -104,7 +105,7 @@ class ReorderModel:
         return Schedule(bs, self.order.batch_size, self.n)
 
     def _check_point(self, i) -> int:
-        i = int(i)
+        i = as_int(i, "point")
         if not 0 <= i < self.n:
             raise IndexError(f"point {i} is outside the training set 0..{self.n - 1}")
         return i
@@ -123,7 +124,7 @@ class ReorderModel:
         self.order = s
 
     def shuffle(self, seed: int = 0) -> None:
-        self.order = order_for(self.problem, "shuffle", int(seed))
+        self.order = order_for(self.problem, "shuffle", as_int(seed, "seed", 0))
 
     def reverse(self) -> None:
         self.order = self.order.reversed()
@@ -150,7 +151,7 @@ class ReorderModel:
 
     def put_back(self, i: Optional[int] = None) -> None:
         """Put point i (every left-out point when None) back into the order."""
-        self.left_out = frozenset() if i is None else self.left_out - {int(i)}
+        self.left_out = frozenset() if i is None else self.left_out - {as_int(i, "point")}
 
     def move(self, steps: int, occurrence: Optional[int] = None) -> None:
         """Move the chosen point `steps` steps later (< 0: earlier), every occurrence (None) or the
@@ -159,8 +160,8 @@ class ReorderModel:
         occ = self.order.occurrences(self.point)
         if not occ:
             raise ValueError(f"point {self.point} is in no batch of the order; set an order that visits it")
-        sel = occ if occurrence is None else [occ[int(occurrence)]]
-        delta = int(np.clip(int(steps), -min(sel), len(self.order) - 1 - max(sel)))
+        sel = occ if occurrence is None else [occ[self._occurrence(occurrence, occ)]]
+        delta = int(np.clip(as_int(steps, "steps"), -min(sel), len(self.order) - 1 - max(sel)))
         bs = [list(b) for b in self.order.batches]
         p = self.point
         for t in sorted(sel, reverse=delta > 0) if delta else []:
@@ -181,9 +182,18 @@ class ReorderModel:
         occ = self.order.occurrences(self.point)
         if not occ:
             raise ValueError(f"point {self.point} is in no batch of the order; set an order that visits it")
-        if not 0 <= int(step) < len(self.order):
+        step = as_int(step, "step")
+        if not 0 <= step < len(self.order):
             raise ValueError(f"step {step} is outside the run 0..{len(self.order) - 1}")
-        self.move(int(step) - occ[0 if occurrence is None else int(occurrence)], occurrence)
+        self.move(step - occ[0 if occurrence is None else self._occurrence(occurrence, occ)], occurrence)
+
+    @staticmethod
+    def _occurrence(k, occ: list) -> int:
+        """The k-th occurrence's index into `occ`, refusing negative or too large k (no wrap-around)."""
+        k = as_int(k, "occurrence")
+        if not 0 <= k < len(occ):
+            raise ValueError(f"occurrence {k} does not exist: the point is used {len(occ)} times (0..{len(occ) - 1})")
+        return k
 
     def move_to(self, where: str, occurrence: Optional[int] = None) -> None:
         """Move to the "first" or "last" step (with every occurrence: the earliest one to step 0, or
@@ -244,7 +254,8 @@ class ReorderModel:
         after s steps, `Trajectory.prefix`) in the baseline PCA basis: [n, 2]; 1 <= s <= T."""
         from ..influence.embedding import DataValueEmbedding
         sched = self.result.schedule
-        if not 1 <= int(s) <= len(sched):
+        s = as_int(s, "step s")
+        if not 1 <= s <= len(sched):
             raise IndexError(f"step {s} is outside 1..{len(sched)}")
         if (sched, int(s)) not in self._frames:
             dve = DataValueEmbedding(**self.dve_kwargs).fit(self.result.traj.prefix(int(s)))

@@ -17,6 +17,8 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from ...data.checks import as_int
+
 __all__ = ["Feedback", "HISTORY", "right", "wrong", "not_yet", "exercise", "whole", "number"]
 
 #: (check function name, ok) of every check run in this process, oldest first.
@@ -60,18 +62,13 @@ def not_yet(name: str, hint: str) -> Feedback:
 
 def whole(answer: Any) -> Optional[int]:
     """A learner's answer as an int — an int, an integral float or a one-element tensor — or None
-    when it is no whole number (a bool, 2.5, a string...)."""
-    if isinstance(answer, torch.Tensor):
-        if answer.numel() != 1:
-            return None
-        answer = answer.item()
-    if isinstance(answer, bool):
-        return None
+    when it is no whole number (a bool, 2.5, a string...); `dve_teach.data.checks.as_int` decides."""
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+        answer = answer.reshape(())
     try:
-        value = float(answer)
+        return as_int(answer, "answer")
     except (TypeError, ValueError):
         return None
-    return int(value) if value.is_integer() else None
 
 
 def number(answer: Any) -> float:
