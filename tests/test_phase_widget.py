@@ -68,3 +68,21 @@ def test_widget_drives_the_model(small):
     view.controls["epochs"].value = 2
     view.controls["schedule"].value = "warmup_cosine"             # back to a cached run
     assert "warmup_cosine" in view.readout.value
+
+
+@pytest.mark.parametrize("kw, match", [({"epochs": 2.5}, "epochs must be a whole number"),
+                                       ({"epochs": True}, "epochs must be an integer"),
+                                       ({"epochs": 0}, "epochs must be >= 1"),
+                                       ({"peak": "0.4"}, "peak must be a number"),
+                                       ({"seed": -1}, "seed must be >= 0")])
+def test_phase_model_refuses_bad_settings(kw, match):
+    from dve_teach.teach.phases import PhaseModel
+    from dve_teach.widgets import Problem
+    problem = Problem.digits(n_train=40, n_test=8, seed=0)
+    with pytest.raises((TypeError, ValueError), match=match):
+        PhaseModel(problem, **kw)
+    m = PhaseModel(problem, epochs=1)
+    if "epochs" in kw:
+        m.epochs = kw["epochs"]                      # what the widget does: set, then update
+        with pytest.raises((TypeError, ValueError), match=match):
+            m.update()

@@ -22,6 +22,11 @@ def test_windows_to_steps(small):
     assert small.steps([(0.5, 0.5)]) == []                       # an empty window selects nothing
     with pytest.raises(ValueError, match="0 <= start <= stop <= 1"):
         small.steps([(0.6, 0.4)])
+    for bad in ("x", [(0.1, 0.2, 0.3)], [0.5]):
+        with pytest.raises(ValueError, match="a pair"):
+            small.steps(bad)
+    with pytest.raises(TypeError, match="window start must be a number"):
+        small.steps([("0.1", 0.2)])
 
 
 def test_run_is_select_and_train(small, blobs_mlp):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import plots
+from ..data.checks import as_int, as_number
 from ..data.config import sized
 from ..influence.embedding import DataValueEmbedding
 from ..influence.phases import exact_influence, gradient_norms, phase_levels, sample_occurrences
@@ -66,9 +67,19 @@ class PhaseModel:
                  epochs: int = 15, warmup: float = 0.1, exact_steps: int = 12, per_step: Optional[int] = None,
                  seed: int = 0):
         self.problem = problem or Problem.digits(n_train=sized(600, 400), n_test=sized(200, 100), seed=seed)
-        self.schedule, self.peak, self.epochs, self.warmup = schedule, float(peak), int(epochs), float(warmup)
-        self.exact_steps, self.per_step, self.seed = int(exact_steps), per_step or sized(8, 6), int(seed)
+        self.schedule, self.peak, self.epochs, self.warmup = schedule, peak, epochs, as_number(warmup, "warmup")
+        self.exact_steps = as_int(exact_steps, "exact_steps", 1)
+        self.per_step = sized(8, 6) if per_step is None else as_int(per_step, "per_step", 1)
+        self.seed = as_int(seed, "seed", 0)
+        self._settings()
         self._cache: dict = {}
+
+    def _settings(self) -> tuple:
+        """(schedule, peak, epochs) checked — they may be set directly, as the widget does: no
+        silent truncation of 2.5 epochs, no True for 1."""
+        self.epochs = as_int(self.epochs, "epochs", 1)
+        self.peak = as_number(self.peak, "peak")
+        return self.schedule, round(self.peak, 10), self.epochs
 
     @_threads
     def update(self) -> dict:
@@ -76,11 +87,9 @@ class PhaseModel:
         it), "sgd_curve", "sgd_levels" (SGD-influence), "exact_steps", "exact_curve",
         "dve_at_samples", "sgd_at_samples" [len(exact_steps)], "grad_norms" Tensor[T] (mean
         ‖∇ℓ(θ_t, z_i)‖ of each batch), "test_loss"} for the current settings (cached)."""
-        key = (self.schedule, round(self.peak, 10), self.epochs)
+        key = self._settings()
         if key not in self._cache:
             p = self.problem
-            if self.epochs < 1:
-                raise ValueError(f"epochs must be >= 1, got {self.epochs}")
             order = Schedule.shuffled(len(p.train), p.batch_size, self.epochs, seed=self.seed)
             T = len(order)
             traj = p.fit(order, make_schedule(self.schedule, self.peak, T, self.warmup))

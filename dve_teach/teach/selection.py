@@ -14,6 +14,7 @@ import numpy as np
 from torch import nn
 
 from . import plots
+from ..data.checks import as_number
 from ..data.container import Data
 from ..influence.curation import Selection, select_and_train
 from ..training import lr as lrs
@@ -57,7 +58,10 @@ class SelectionModel:
     def steps(self, windows: Sequence) -> list[tuple[int, int]]:
         """Fractions -> steps: (round(a·T), round(b·T)); refuses fractions outside [0, 1]."""
         out = []
-        for a, b in windows:
+        for w in windows:
+            if isinstance(w, (str, bytes)) or not hasattr(w, "__len__") or len(w) != 2:
+                raise ValueError(f"a window must be a pair (start, stop) of fractions of the run, got {w!r}")
+            a, b = as_number(w[0], "window start"), as_number(w[1], "window stop")
             if not 0 <= a <= b <= 1:
                 raise ValueError(f"a window ({a}, {b}) must satisfy 0 <= start <= stop <= 1 (fractions of the run)")
             out.append((int(round(a * self.T)), int(round(b * self.T))))
