@@ -23,14 +23,14 @@ __version__ = "0.1.0"
 from .data import Data, Split, as_data, config, datasets, models
 from .influence import (DataValueEmbedding, Influence, counterfactual, curation, exact_loo, explain, grad_dot,
                         influence_function, metrics, phases, sgd_influence, tracin)
-from .training import (DamagedFileError, Schedule, Trajectory, convert_legacy_trajectory, functional, lr, orders,
-                       train)
+from .training import (DamagedFileError, Schedule, Trajectory, convert_legacy_trajectory, functional, lr, optim,
+                       orders, train)
 
 __all__ = [
     "Data", "Split", "as_data", "Schedule", "train", "Trajectory", "Influence",
     "exact_loo", "sgd_influence", "DataValueEmbedding", "tracin", "grad_dot", "influence_function",
     "datasets", "models", "metrics", "orders", "counterfactual", "explain", "config", "functional",
-    "lr", "phases", "curation", "convert_legacy_trajectory", "DamagedFileError", "__version__",
+    "lr", "optim", "phases", "curation", "convert_legacy_trajectory", "DamagedFileError", "__version__",
 ]
 
 #: Module paths of the flat layout before the layers (``from dve_teach.loo import exact_loo`` in

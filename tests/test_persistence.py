@@ -240,7 +240,7 @@ def test_consistent_forgeries_are_refused(saved, tmp_path):
         "missing tensors \\['checkpoint.3'\\]": dict(edit_tensors=lambda t: t.pop("checkpoint.3")),
         "lrs has shape \\(7,\\)": dict(edit_tensors=lambda t: t.__setitem__("lrs", t["lrs"][:-1])),
         "7 batches for T = 8": dict(edit_meta=lambda m: m.__setitem__("batches", m["batches"][:-1])),
-        "checkpoint is not a float64 vector": dict(
+        "checkpoint is not a float64 state vector": dict(
             edit_tensors=lambda t: t.__setitem__("checkpoint.0", t["checkpoint.0"][:-1])),
         "training rows": dict(edit_tensors=lambda t: t.update({"data.X": t["data.X"][:-2], "data.y": t["data.y"][:-2]})),
         "weight_decay": dict(edit_meta=lambda m: m.__setitem__("weight_decay", -1.0)),
@@ -251,7 +251,8 @@ def test_consistent_forgeries_are_refused(saved, tmp_path):
             dt.Trajectory.load(rewrite(saved, out, **edit))
     for edit in (dict(edit_tensors=lambda t: t["lrs"].mul_(2)),           # η_t doubled, hash redone
                  dict(edit_meta=lambda m: m.__setitem__("batch_size", 1)),  # another SGD divisor
-                 dict(edit_meta=lambda m: m.__setitem__("weight_decay", 0.5))):
+                 dict(edit_meta=lambda m: (m.__setitem__("weight_decay", 0.5),
+                                           m["optimizer"].__setitem__("weight_decay", 0.5)))):
         with pytest.raises(ValueError, match=r"does not replay: θ_3 recomputed from θ_0 differs"):
             dt.Trajectory.load(rewrite(saved, out, **edit))
     with pytest.raises(dt.DamagedFileError, match="content hash"):  # an edit without re-hashing
@@ -260,10 +261,10 @@ def test_consistent_forgeries_are_refused(saved, tmp_path):
 
 def test_version_messages_show_the_type(saved, tmp_path):
     out = tmp_path / "v.dvt"
-    with pytest.raises(ValueError, match=r"version '2' \(str\); this dve_teach reads version 2 \(int\)"):
+    with pytest.raises(ValueError, match=r"version '2' \(str\); this dve_teach reads versions 2 and 3 \(int\)"):
         dt.Trajectory.load(rewrite(saved, out, edit_meta=lambda m: m.__setitem__("version", "2")))
-    with pytest.raises(ValueError, match=r"version 3 \(int\); this dve_teach reads version 2"):
-        dt.Trajectory.load(rewrite(saved, out, edit_meta=lambda m: m.__setitem__("version", 3)))
+    with pytest.raises(ValueError, match=r"version 4 \(int\); this dve_teach reads versions 2 and 3"):
+        dt.Trajectory.load(rewrite(saved, out, edit_meta=lambda m: m.__setitem__("version", 4)))
     save_file({"w": torch.zeros(3)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(ValueError, match="not a dve-teach trajectory"):
         dt.Trajectory.load(tmp_path / "plain.safetensors")

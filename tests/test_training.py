@@ -215,17 +215,3 @@ def test_gpu_mixed_devices_refused(blobs_mlp):
         cuda.test_losses(p.test)
     with pytest.raises(ValueError, match="X is on cpu but y on cuda"):
         dt.Data(p.train.X, p.train.y.to("cuda"))
-
-
-def test_estimators_refuse_a_run_of_another_optimizer(blobs_mlp):
-    """The estimators assume the plain SGD update; a run recorded with another optimizer is refused
-    (not scored silently wrong)."""
-    import copy
-
-    traj = copy.copy(blobs_mlp.traj)
-    traj.optimizer = "adam"
-    calls = [lambda: dt.exact_loo(traj, blobs_mlp.test, [0]), lambda: dt.sgd_influence(traj, blobs_mlp.test),
-             lambda: dt.tracin(traj, blobs_mlp.test), lambda: dt.DataValueEmbedding().fit(traj)]
-    for call in calls:
-        with pytest.raises(NotImplementedError, match="plain SGD.*'adam'"):
-            call()

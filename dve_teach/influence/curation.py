@@ -32,10 +32,12 @@ import torch
 from torch import nn
 
 from ..data.container import Data, DataLike, as_data
-from ..training.functional import LossLike
+from ..training.functional import FlatModel, LossLike, Objective
 from ..training.loop import LR, resolve_lrs
+from ..training.optim import RuleLike, as_rule
+from ..training.replay import Engine, Guard
 from ..training.schedule import Schedule
-from ..training.trajectory import Trajectory, sgd_update
+from ..training.trajectory import Trajectory
 
 __all__ = ["flip_labels", "METHODS", "detection_scores", "Selection", "select_and_train"]
 
@@ -148,7 +150,7 @@ def _check_windows(windows: Sequence, T: int) -> list[tuple[int, int]]:
 def select_and_train(model: nn.Module, pool: DataLike, validation: DataLike, schedule: Schedule, lr: LR, *,
                      windows: Sequence = (), ratio: int = 4, val_batch_size: Optional[int] = None,
                      test: Optional[DataLike] = None, loss: LossLike = "cross_entropy",
-                     weight_decay: float = 0.0, seed: int = 0,
+                     weight_decay: float = 0.0, optimizer: RuleLike = None, seed: int = 0,
                      dtype: torch.dtype = torch.float64) -> Selection:
     """Train a copy of `model` on `pool` along `schedule` (T steps, batch size b), selecting
     batches online inside `windows` (module docstring; paper §5.3, Figure 1(b)).
@@ -157,7 +159,8 @@ def select_and_train(model: nn.Module, pool: DataLike, validation: DataLike, sch
     (drawn without replacement by ``default_rng([seed, t])``); a validation batch of
     `val_batch_size` points (None: all of `validation`) is drawn the same way; scores
     a_i = ∇ℓ(θ_t, z_i) · (1/|V|) Σ_{v∈V} ∇ℓ(θ_t, z_v); the b largest are kept, in candidate
-    order, and the step is the usual θ_{t+1} = θ_t − η_t((1/b) Σ ∇ℓ + λθ_t). With
+    order, and the step is the run's update rule (plain SGD θ_{t+1} = θ_t − η_t((1/b) Σ ∇ℓ + λθ_t)
+    unless `optimizer` says otherwise, as in `dt.train`), through the one replay engine. With
     ``windows=[]`` the run is bitwise the one of `dt.train`.
     """
     d, v = as_data(pool, "pool"), as_data(validation, "validation")
@@ -180,13 +183,16 @@ def select_and_train(model: nn.Module, pool: DataLike, validation: DataLike, sch
     net = copy.deepcopy(model).to(device=device, dtype=dtype)
     net.eval()
     lrs = resolve_lrs(lr, T)
-    probe = Trajectory(net, d, schedule, lrs, weight_decay, loss, {}, torch.empty(0))
-    obj, theta = probe.objective, probe.flat.flatten().to(device, dtype)
-    checkpoints, losses, batches, selected, extra = {0: theta}, torch.empty(T, dtype=torch.float64), [], [], 0
+    rule = as_rule(optimizer, weight_decay)
+    obj = Objective(FlatModel(net), loss)
+    theta0 = obj.flat.flatten().to(device, dtype)
+    engine, guard = Engine(obj, rule, lrs, b), Guard.of(obj, theta0, d)
+    state = rule.init(theta0)
+    checkpoints, losses, batches, selected, extra = {0: state}, torch.empty(T, dtype=torch.float64), [], [], 0
     candidates: dict = {}
-    bdiv = torch.as_tensor(float(b), dtype=dtype, device=device)
     for t in range(T):
         batch = list(schedule.batches[t])
+        theta = rule.theta(state)
         if inside[t]:
             rng = np.random.default_rng([seed, t])
             rest = np.setdiff1d(np.arange(len(d)), batch)
@@ -204,17 +210,13 @@ def select_and_train(model: nn.Module, pool: DataLike, validation: DataLike, sch
             extra += (ratio - 1) * b + len(vidx)
         idx = torch.as_tensor(batch, dtype=torch.int64, device=device)
         X, y = d.X[idx], d.y[idx]
-        with torch.no_grad():
-            losses[t] = obj.losses(theta, X, y).mean()
-        if not math.isfinite(float(losses[t])):
-            raise FloatingPointError(f"training diverged at step {t}: try a smaller lr (η_{t} = {float(lrs[t]):g})")
-        w = torch.ones(len(X), dtype=dtype, device=device)
-        theta = sgd_update(theta, obj.batch_grad(theta, X, y, w, bdiv), float(lrs[t]), weight_decay).detach()
-        checkpoints[t + 1] = theta
+        state, losses[t] = engine.step(state, t, X, y)
+        guard.check(losses[t], rule.theta(state), t, engine.lr(t))
+        checkpoints[t + 1] = state
         batches.append(batch)
     used = Schedule(batches, b, len(d))
-    traj = Trajectory(net, d, used, lrs, weight_decay, loss, checkpoints, losses)
-    traj.flat.load_into(net, theta)
+    traj = Trajectory(net, d, used, lrs, rule, loss, checkpoints, losses)
+    traj.flat.load_into(net, rule.theta(state))
     plain = sum(len(bt) for bt in schedule.batches)
     test_loss = math.nan
     if test is not None:

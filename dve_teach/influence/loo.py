@@ -1,18 +1,20 @@
-"""`exact_loo`: the ground truth — trajectory-specific leave-one-out by replaying SGD.
+"""`exact_loo`: the ground truth — trajectory-specific leave-one-out by replaying the run.
 
 For each removal k (a training point i_k, removed at one step t_k or at all its occurrences)
 the counterfactual run is the recorded one with ``w_{i_k} = 0`` at the affected steps
-(DEVELOPERS.md, "The maths"; paper §2, Definition 1; Hara et al. 2019):
+(DEVELOPERS.md, "The maths"; paper §2, Definition 1; Hara et al. 2019), for any update rule:
 
-    θ'_{t+1} = θ'_t − η_t · ((1/d_t) Σ_{j∈B_t} w_j ∇ℓ(θ'_t, z_j) + λ θ'_t),   θ'_{t_0} = θ_{t_0},
+    s'_{t+1} = F_t(s'_t, (1/d_t) Σ_{j∈B_t} w_j ∇ℓ(θ'_t, z_j)),   s'_{t_0} = s_{t_0}
+    (plain SGD: θ'_{t+1} = θ'_t − η_t ((1/d_t) Σ w_j ∇ℓ(θ'_t, z_j) + λ θ'_t)),
     TSLOO_k(z_test) = m(θ'_T, z_test) − m(θ_T, z_test)       (m: the test loss or the user's measure)
 
 with divisor ``d_t = b`` (zero-weight, the default) or ``d_t = |B_t| − 1`` at an affected step
 (``renormalize=True``, what a DataLoader that drops the point does). Positive = the point helped.
 
-Replays are exact and start at their first affected step from the recorded θ_t. Removals are
-sorted by that step and run ``chunk_size`` at a time as one batched computation:
-``vmap(grad(weighted_loss))`` over the replays' parameters, per-replay weights and divisors.
+Replays are exact and start at their first affected step from the recorded state s_t (θ_t and the
+optimizer's buffers, which the removal then changes too). Removals are sorted by that step and run
+``chunk_size`` at a time as one step of the replay engine (`dve_teach.training.replay`) over the
+replays' states, per-replay weights and divisors.
 Within a chunk a replay only joins the computation at its first affected step.
 """
 from __future__ import annotations
@@ -20,12 +22,12 @@ from __future__ import annotations
 from typing import Iterator, Optional, Sequence, Union
 
 import torch
-from torch.func import grad, vmap
+from torch.func import vmap
 
 from ..data.checks import as_flag, as_index_list, as_int
 from ..data.container import Data, DataLike
 from ..training.functional import Measure
-from ..training.trajectory import Trajectory, sgd_update
+from ..training.trajectory import Trajectory
 
 __all__ = ["exact_loo"]
 
@@ -76,13 +78,13 @@ def _removals(traj: Trajectory, points: IndexLike, steps: Optional[IndexLike],
     return rem
 
 
-def _base_params(traj: Trajectory, start: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """(t, θ_t) of the recorded run for t = start..T−1, stepping between stored checkpoints."""
-    theta = traj.params(start)
+def _base_states(traj: Trajectory, start: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(t, s_t) of the recorded run for t = start..T−1, stepping between stored checkpoints."""
+    s = traj.state(start)
     for t in range(start, traj.T):
-        yield t, theta
+        yield t, s
         nxt = traj.checkpoints.get(t + 1)
-        theta = nxt if nxt is not None else traj.step(theta, t).detach()
+        s = nxt if nxt is not None else traj.step(s, t).detach()
 
 
 def _measure_rows(traj: Trajectory, f, thetas: torch.Tensor, test: Data) -> torch.Tensor:
@@ -113,7 +115,6 @@ def exact_loo(traj: Trajectory, test: DataLike, points: IndexLike, steps: Option
     FloatingPointError naming the step if a replay stops being finite. Paper §2 (Definition 1).
     """
     chunk_size = as_int(chunk_size, "chunk_size", 1)
-    traj.require_sgd("exact_loo's replay")
     data = traj.check_data(test)
     rem = _removals(traj, points, steps, renormalize)
     f = traj.objective.measure_fn(measure)
@@ -129,8 +130,7 @@ def exact_loo(traj: Trajectory, test: DataLike, points: IndexLike, steps: Option
     active.sort(key=lambda k: min(rem[k]))
     chunks = [active[s:s + chunk_size] for s in range(0, len(active), chunk_size)]
     work = sum(T - min(rem[c[0]]) for c in chunks)
-    lrs = [float(v) for v in traj.lrs]
-    batched_grad = vmap(grad(traj.objective.weighted_loss), in_dims=(0, None, None, 0, 0))
+    rule, engine, guard = traj.optimizer, traj.engine, traj.guard
 
     from tqdm.auto import tqdm
     bar = tqdm(total=work, desc="exact LOO replays", unit="step", leave=False,
@@ -144,35 +144,28 @@ def exact_loo(traj: Trajectory, test: DataLike, points: IndexLike, steps: Option
             for r, k in enumerate(chunk):
                 for t, pos in rem[k].items():
                     hits.setdefault(t, []).append((r, pos))
-            thetas = torch.empty(R, traj.flat.P, dtype=dt, device=dev)
+            states = torch.empty(R, traj.checkpoints[0].shape[0], dtype=dt, device=dev)
             n_act = 0
-            for t, theta_t in _base_params(traj, t0):
+            for t, s_t in _base_states(traj, t0):
                 n_new = n_act
                 while n_new < R and firsts[n_new] <= t:
                     n_new += 1
-                if n_new > n_act:  # replays whose first removal is at t start from the recorded θ_t
-                    thetas[n_act:n_new] = theta_t
+                if n_new > n_act:  # replays whose first removal is at t start from the recorded s_t
+                    states[n_act:n_new] = s_t
                     n_act = n_new
                 _, X, y = traj.batch(t)
-                W = torch.ones(n_act, len(X), dtype=dt, device=dev)
-                D = torch.full((n_act,), float(b), dtype=dt, device=dev)
+                W, D = engine.unit(states[:n_act], len(X))
                 if t in hits:
                     rows = torch.tensor([r for r, _ in hits[t]], device=dev)
                     W[rows, torch.tensor([p for _, p in hits[t]], device=dev)] = 0.0
                     if renormalize:
                         D[rows] = float(len(X) - 1)
-                with torch.enable_grad():
-                    g = batched_grad(thetas[:n_act], X, y, W, D)
-                thetas[:n_act] = sgd_update(thetas[:n_act], g, lrs[t], traj.weight_decay)
-                if not bool(torch.isfinite(thetas[:n_act]).all()):
-                    bad = [chunk[r] for r in range(n_act) if not torch.isfinite(thetas[r]).all()]
-                    raise FloatingPointError(
-                        f"the replay without point {_point_of(points, bad[0])} diverged at step {t} "
-                        f"(parameters became inf/NaN, η_{t} = {lrs[t]:g}); the recorded run is close to "
-                        "unstable: retrain with a smaller lr")
+                states[:n_act], L = engine.step(states[:n_act], t, X, y, W, D)
+                guard.check(L, rule.theta(states[:n_act]), t, engine.lr(t),
+                            who=lambda r: f"the replay without point {_point_of(points, chunk[r])}")
                 bar.update(1)
             with torch.no_grad():
-                out[torch.tensor(chunk, device=dev)] = _measure_rows(traj, f, thetas, data) - base
+                out[torch.tensor(chunk, device=dev)] = _measure_rows(traj, f, rule.theta(states), data) - base
     finally:
         bar.close()
     return out

@@ -9,6 +9,7 @@ import torch
 
 from ..data.container import Data
 from .persistence import FORMAT, PathLike, save_trajectory
+from .optim import SGD
 from .schedule import Schedule
 from .trajectory import Trajectory
 
@@ -29,6 +30,6 @@ def convert_legacy_trajectory(src: PathLike, dst: PathLike, *, trusted: bool = F
         raise ValueError(f"{src} is not a version-1 dve-teach trajectory file")
     traj = Trajectory(state["model"], Data(*state["data"]),
                       Schedule(state["batches"], state["batch_size"], state["n"]), state["lrs"],
-                      state["weight_decay"], state["loss"], state["checkpoints"], state["batch_losses"],
-                      state["checkpoint_every"], state["optimizer"])
+                      SGD(weight_decay=state["weight_decay"]), state["loss"], state["checkpoints"],
+                      state["batch_losses"], state["checkpoint_every"])
     save_trajectory(traj, dst)

@@ -1,6 +1,8 @@
-"""`train`: run functional SGD over a `Schedule` and record the `Trajectory`.
+"""`train`: run an update rule (plain SGD by default) over a `Schedule` and record the `Trajectory`.
 
-    θ_{t+1} = θ_t − η_t · ((1/b) Σ_{i∈B_t} ∇ℓ(θ_t, z_i) + λ θ_t)      (DEVELOPERS.md; paper §2)
+    g_t = (1/b) Σ_{i∈B_t} ∇ℓ(θ_t, z_i),   s_{t+1} = F_t(s_t, g_t)     (DEVELOPERS.md; paper §2)
+
+plain SGD: θ_{t+1} = θ_t − η_t (g_t + λ θ_t); momentum, Adam, AdamW: `dve_teach.training.optim`.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from torch import nn
 from ..data.checks import as_device, as_number
 from ..data.container import Data, DataLike, as_data, check_finite
 from .functional import LossLike, Objective
+from .optim import RuleLike, as_rule
+from .replay import LOSS_GROWTH, PARAM_GROWTH
 from .schedule import Schedule
 from .trajectory import Trajectory
 
@@ -53,12 +57,6 @@ def resolve_lrs(lr: LR, T: int) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64)
 
 
-#: divergence thresholds of `train`: a batch loss above LOSS_GROWTH · max(1, L_0) or a parameter
-#: entry above PARAM_GROWTH · max(1, max |θ_0|), L_0 = the largest per-example training loss at θ_0
-#: (no batch mean can exceed it at θ_0, so only growth of three orders of magnitude trips it).
-LOSS_GROWTH, PARAM_GROWTH = 1e3, 1e8
-
-
 def check_setup(model: nn.Module, data: DataLike, dtype: torch.dtype, weight_decay) -> tuple[Data, float]:
     """The checks `train` and `orders.train_orders` share: (the data as `Data`, λ as a float).
     Refuses a non-Module model, a non-floating dtype, a bad λ and non-finite rows (named)."""
@@ -90,23 +88,27 @@ def check_model_fits(objective: Objective, theta: torch.Tensor, d: Data, dtype: 
 
 
 def train(model: nn.Module, data: DataLike, schedule: Schedule, lr: LR, *,
-          loss: LossLike = "cross_entropy", weight_decay: float = 0.0, device=None,
-          dtype: torch.dtype = torch.float64, checkpoint_every: int = 1) -> Trajectory:
-    """Train a copy of `model` with plain SGD along `schedule` and record the run.
+          loss: LossLike = "cross_entropy", weight_decay: float = 0.0, optimizer: RuleLike = None,
+          device=None, dtype: torch.dtype = torch.float64, checkpoint_every: int = 1) -> Trajectory:
+    """Train a copy of `model` along `schedule` and record the run.
 
     model: any `nn.Module` without batch norm or dropout (left untouched; a copy is trained).
     data: `Data` or (X, y); ``schedule.n`` must equal ``len(data)``.
     lr: float, sequence of T floats, or callable ``lr(t)``.
     loss: ``"cross_entropy"``, ``"mse"`` (averaged over output dims) or ``loss(outputs, targets) -> Tensor[n]``.
+    optimizer: None (plain SGD with `weight_decay`, the paper's setting), ``"adam"``, ``"adamw"`` or a
+      rule such as ``dt.optim.SGD(momentum=0.9)``, ``dt.optim.Adam(betas=(0.9, 0.99))``,
+      ``dt.optim.AdamW(weight_decay=0.01)`` (torch.optim's semantics; its λ is set on the rule).
     device: where to train (default: where the data lives). dtype: floating dtype of model and inputs.
-    checkpoint_every: store θ_t every k steps (θ_T always); the rest is replayed exactly on demand.
+    checkpoint_every: store the state s_t every k steps (s_T always); the rest is replayed exactly.
     Raises ValueError naming the rows if X or y holds NaN/inf, and FloatingPointError naming the
-    step when training diverges: a batch loss or θ stops being finite, a batch loss exceeds
-    ``LOSS_GROWTH`` (1e3) × max(1, the largest per-example training loss at θ_0), or max |θ_t|
-    exceeds ``PARAM_GROWTH`` (1e8) × max(1, max |θ_0|). Every estimator would otherwise report
-    meaningless (often exactly zero) influence for such a run.
+    step when training diverges (`dve_teach.training.replay`): a batch loss or θ stops being finite,
+    a batch loss exceeds ``LOSS_GROWTH`` (1e3) × max(1, the largest per-example training loss at θ_0),
+    or max |θ_t| exceeds ``PARAM_GROWTH`` (1e8) × max(1, max |θ_0|). Every estimator would otherwise
+    report meaningless (often exactly zero) influence for such a run.
     """
     d, weight_decay = check_setup(model, data, dtype, weight_decay)
+    rule = as_rule(optimizer, weight_decay)
     if not isinstance(schedule, Schedule):
         raise TypeError("schedule must be a dt.Schedule (e.g. dt.Schedule.shuffled(len(data), 32))")
     if schedule.n != len(d):
@@ -120,41 +122,19 @@ def train(model: nn.Module, data: DataLike, schedule: Schedule, lr: LR, *,
     net = copy.deepcopy(model).to(device=device, dtype=dtype)
     net.eval()  # no train-mode behaviour; unsupported layers are refused by FlatModel
     lrs = resolve_lrs(lr, len(schedule))
-    traj = Trajectory(net, d, schedule, lrs, weight_decay, loss, {}, torch.empty(0),
-                      checkpoint_every=checkpoint_every)
+    traj = Trajectory(net, d, schedule, lrs, rule, loss, {}, torch.empty(0), checkpoint_every=checkpoint_every)
     theta = traj.flat.flatten().to(device, dtype)
     check_model_fits(traj.objective, theta, d, dtype)
-    with torch.no_grad():
-        loss_cap = LOSS_GROWTH * max(1.0, float(traj.objective.losses(theta, d.X, d.y).max()))
-    size_cap = PARAM_GROWTH * max(1.0, float(theta.abs().max()))
-    checkpoints = {0: theta}
+    state = rule.init(theta)
+    traj.checkpoints = {0: state}
+    guard = traj.guard
     batch_losses = torch.empty(len(schedule), dtype=torch.float64)
     for t in range(len(schedule)):
         _, X, y = traj.batch(t)
-        with torch.no_grad():
-            batch_losses[t] = traj.objective.losses(theta, X, y).mean()
-        L = float(batch_losses[t])
-        if not math.isfinite(L) or L > loss_cap:
-            what = f"is {L}" if not math.isfinite(L) else \
-                f"is {L:.3g}, over {LOSS_GROWTH:g} × max(1, the largest example loss at θ_0)"
-            raise FloatingPointError(f"training diverged at step {t}: the batch loss {what}; "
-                                     f"try a smaller lr (η_{t} = {float(lrs[t]):g})")
-        theta = traj.step(theta, t).detach()
-        check_growth(theta, size_cap, t, float(lrs[t]))
+        state, batch_losses[t] = traj.engine.step(state, t, X, y)
+        guard.check(batch_losses[t], rule.theta(state), t, float(lrs[t]))
         if (t + 1) % checkpoint_every == 0 or t + 1 == len(schedule):
-            checkpoints[t + 1] = theta
-    traj.checkpoints, traj.batch_losses = checkpoints, batch_losses
-    traj.flat.load_into(net, theta)  # the stored module holds θ_T, like a normal training loop
+            traj.checkpoints[t + 1] = state
+    traj.batch_losses = batch_losses
+    traj.flat.load_into(net, rule.theta(state))  # the stored module holds θ_T, like a normal training loop
     return traj
-
-
-def check_growth(theta: torch.Tensor, size_cap: float, t: int, lr: float, run: str = "training") -> None:
-    """FloatingPointError naming step t when θ_{t+1} (Tensor[P] or [R, P]) is not finite or an
-    entry exceeds `size_cap` (= PARAM_GROWTH × max(1, max |θ_0|))."""
-    if not bool(torch.isfinite(theta).all()):
-        raise FloatingPointError(f"{run} diverged at step {t}: parameters became inf/NaN; "
-                                 f"try a smaller lr (η_{t} = {lr:g})")
-    big = float(theta.abs().max())
-    if big > size_cap:
-        raise FloatingPointError(f"{run} diverged at step {t}: max |θ_{t + 1}| = {big:.3g} grew over "
-                                 f"{PARAM_GROWTH:g} × max(1, max |θ_0|); try a smaller lr (η_{t} = {lr:g})")

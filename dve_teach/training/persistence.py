@@ -5,9 +5,10 @@ never execute code in it. The file is one safetensors container (a length-prefix
 then raw little-endian tensor bytes; nothing in it is code):
 
 - tensors: ``data.X``, ``data.y``, ``lrs`` (η_t, Tensor[T]), ``batch_losses`` (Tensor[T]) and one
-  ``checkpoint.{t}`` (θ_t, Tensor[P]) per stored step;
+  ``checkpoint.{t}`` (the optimizer state s_t = (θ_t, buffers), Tensor[k·P]) per stored step;
 - the header's ``__metadata__``: ``"dve_teach"``, a JSON document with the format name and
-  version, the schedule (batches, b, n), λ, the loss name, optimizer, checkpoint spacing, dtype,
+  version, the schedule (batches, b, n), λ, the loss name, the update rule's spec (name and
+  settings, `dve_teach.training.optim`), checkpoint spacing, dtype,
   device, the library version, the parameter names and shapes, and a model spec (the library's
   own `dt.models.mlp` / `dt.models.linear` structures are rebuilt from it; any other model is
   passed by the caller, ``Trajectory.load(path, model=...)``, and checked against the shapes);
@@ -18,7 +19,8 @@ then raw little-endian tensor bytes; nothing in it is code):
   run: the recorded batch loss of step 0 at θ_0, and θ_k replayed from θ_0 (same shapes are not
   the same function: another activation or loss would give other numbers).
 
-Files of the first format (version 1, a ``torch.save`` pickle) are refused with the way out:
+Version 3 added the update rule and its state; version-2 files (plain SGD: ``"optimizer": "sgd"``,
+checkpoints θ_t) still load. Files of the first format (version 1, a ``torch.save`` pickle) are refused with the way out:
 `dve_teach.training.legacy.convert_legacy_trajectory`, an explicit opt-in for files you trust.
 """
 from __future__ import annotations
@@ -37,12 +39,14 @@ from ..data.checks import as_device
 from ..data.container import Data
 from ..data.models import build_model, model_spec
 from .functional import FlatModel, LossLike, _LOSSES
+from .optim import SGD, rule_from_spec
 from .schedule import Schedule
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_trajectory", "load_trajectory", "DamagedFileError"]
 
 FORMAT = "dve-teach-trajectory"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 PathLike = Union[str, Path]
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
@@ -105,7 +109,7 @@ def save_trajectory(traj, path: PathLike) -> None:
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "library_version": _library_version(),
             "batches": [list(b) for b in traj.schedule.batches], "batch_size": traj.schedule.batch_size,
             "n": traj.schedule.n, "weight_decay": traj.weight_decay, "loss": loss, "loss_repr": loss_repr,
-            "optimizer": traj.optimizer, "checkpoint_every": traj.checkpoint_every, "T": traj.T,
+            "optimizer": traj.optimizer.spec(), "checkpoint_every": traj.checkpoint_every, "T": traj.T,
             "dtype": _dtype_name(traj.dtype), "device": str(traj.device),
             "param_names": traj.flat.names, "param_shapes": [list(s) for s in traj.flat.shapes],
             "model_spec": model_spec(traj.model), "model_class": type(traj.model).__qualname__}
@@ -165,9 +169,10 @@ def _read_container(path: PathLike) -> tuple[dict, dict[str, torch.Tensor], str]
     foreign = None if meta.get("format") == FORMAT else \
         f"{path} is not a dve-teach trajectory file (format {meta.get('format')!r})"
     version = meta.get("version")
-    other = type(version) is not int or version != FORMAT_VERSION
+    other = type(version) is not int or version not in READABLE_VERSIONS
     message = (f"{path} has trajectory format version {version!r} ({type(version).__name__}); this dve_teach "
-               f"reads version {FORMAT_VERSION!r} (int): retrain, or use the dve_teach that wrote it")
+               f"reads versions {' and '.join(map(str, READABLE_VERSIONS))} (int): retrain, or use the dve_teach "
+               "that wrote it")
     from safetensors.torch import load as st_load
     try:
         tensors = st_load(raw)
@@ -229,11 +234,14 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
             isinstance(sh, list) and all(type(d) is int and d >= 0 for d in sh) for sh in shapes):
         raise _damaged(path, "the parameter names and shapes do not fit together")
     if not isinstance(meta.get("dtype"), str) or meta["dtype"] not in _DTYPES or not isinstance(meta.get("loss"), str) \
-            or meta["loss"] not in ("custom", *_LOSSES) or not isinstance(meta.get("optimizer"), str) \
-            or not isinstance(meta.get("device"), str):
-        raise _damaged(path, f"dtype {meta.get('dtype')!r}, loss {meta.get('loss')!r}, optimizer "
-                             f"{meta.get('optimizer')!r} or device {meta.get('device')!r} is not valid")
+            or meta["loss"] not in ("custom", *_LOSSES) or not isinstance(meta.get("device"), str):
+        raise _damaged(path, f"dtype {meta.get('dtype')!r}, loss {meta.get('loss')!r} or device "
+                             f"{meta.get('device')!r} is not valid")
     dtype = _DTYPES[meta["dtype"]]
+    lam = meta.get("weight_decay")
+    if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not lam >= 0:
+        raise _damaged(path, f"weight_decay is {lam!r}")
+    rule = _rule(meta, float(lam), path)
     if T < 1 or k < 1 or len(batches) != T:
         raise _damaged(path, f"{len(batches)} batches for T = {T} steps")
     want = {f"checkpoint.{t}" for t in range(0, T, k)} | {f"checkpoint.{T}"}
@@ -241,13 +249,13 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
     if set(tensors) != want:
         missing, extra = sorted(want - set(tensors)), sorted(set(tensors) - want)
         raise _damaged(path, f"missing tensors {missing[:5]}" if missing else f"unexpected tensors {extra[:5]}")
-    P = sum(int(torch.Size(s).numel()) for s in meta["param_shapes"])
+    P = rule.k * sum(int(torch.Size(s).numel()) for s in meta["param_shapes"])
     for name, n in (("lrs", T), ("batch_losses", T)):
         if tuple(tensors[name].shape) != (n,):
             raise _damaged(path, f"{name} has shape {tuple(tensors[name].shape)}, expected ({n},)")
     if any(tuple(tensors[f"checkpoint.{t}"].shape) != (P,) or tensors[f"checkpoint.{t}"].dtype != dtype
            for t in [*range(0, T, k), T]):
-        raise _damaged(path, f"a checkpoint is not a {meta['dtype']} vector of length P = {P}")
+        raise _damaged(path, f"a checkpoint is not a {meta['dtype']} state vector of length {P}")
     try:
         schedule = Schedule(batches, _get(meta, "batch_size", int, path), _get(meta, "n", int, path))
         data = Data(tensors["data.X"], tensors["data.y"])
@@ -273,14 +281,26 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
     net = _resolve_model(meta, model, dtype, path).to(device)
     net.eval()
     ck = {t: tensors[f"checkpoint.{t}"].to(device) for t in [*range(0, T, k), T]}
-    lam = meta.get("weight_decay")
-    if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not lam >= 0:
-        raise _damaged(path, f"weight_decay is {lam!r}")
-    traj = cls(net, data.to(device), schedule, tensors["lrs"], float(lam), loss, ck,
-               tensors["batch_losses"], k, meta["optimizer"])
+    traj = cls(net, data.to(device), schedule, tensors["lrs"], rule, loss, ck, tensors["batch_losses"], k)
     _check_reproduces(traj, path)
-    traj.flat.load_into(net, ck[T])
+    traj.flat.load_into(net, traj.final)
     return traj
+
+
+def _rule(meta: dict, lam: float, path: PathLike):
+    """The update rule: version 2 knows only plain SGD ("sgd", λ apart); version 3 stores its spec."""
+    spec = meta.get("optimizer")
+    if meta["version"] == 2:
+        if spec != "sgd":
+            raise _damaged(path, f"optimizer {spec!r} in a version-2 file (which knows only 'sgd')")
+        return SGD(weight_decay=lam)
+    try:
+        rule = rule_from_spec(spec)
+    except (TypeError, ValueError) as e:
+        raise _damaged(path, f"its optimizer {spec!r:.120} is not a dt.optim rule ({e})") from None
+    if rule.weight_decay != lam:
+        raise _damaged(path, f"weight_decay {lam!r} differs from the optimizer's {rule.weight_decay!r}")
+    return rule
 
 
 def _check_reproduces(traj, path: PathLike) -> None:
@@ -290,7 +310,7 @@ def _check_reproduces(traj, path: PathLike) -> None:
     _, X, y = traj.batch(0)
     try:
         with torch.no_grad():
-            got = float(traj.objective.losses(traj.checkpoints[0], X, y).mean())
+            got = float(traj.objective.losses(traj.params(0), X, y).mean())
     except (RuntimeError, ValueError, TypeError) as e:
         raise ValueError(f"the model or loss given cannot evaluate the saved run's data ({e}); pass the "
                          "architecture and loss it was trained with") from e
@@ -301,7 +321,7 @@ def _check_reproduces(traj, path: PathLike) -> None:
                          f"at θ_0 is {got:.10g} here but {want:.10g} in {path}; pass the architecture (also the "
                          "activations) and the loss the run was trained with")
     end = min(traj.checkpoint_every, traj.T)
-    theta = traj.checkpoints[0]
+    theta = traj.checkpoints[0]   # the whole state: the replay checks the buffers too
     for t in range(end):
         theta = traj.step(theta, t).detach()
     stored = traj.checkpoints[end]

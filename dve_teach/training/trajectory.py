@@ -1,8 +1,9 @@
-"""`Trajectory`: one recorded SGD run — θ_t, batches, step sizes η_t, batch losses — and the
-one-step update every replay and estimator shares.
+"""`Trajectory`: one recorded run — the optimizer states s_t (θ_t, plus momentum or Adam's m, v),
+batches, step sizes η_t, batch losses — and the update rule every replay and estimator shares.
 
 The update (DEVELOPERS.md, "The maths"; paper §2 with η_paper = η/b):
-    θ_{t+1} = θ_t − η_t · ((1/b) Σ_{i∈B_t} w_i ∇ℓ(θ_t, z_i) + λ θ_t),   w_i = 1 in the recorded run.
+    g_t = (1/b) Σ_{i∈B_t} w_i ∇ℓ(θ_t, z_i),   s_{t+1} = F_t(s_t, g_t)   (w_i = 1 in the recorded run),
+F_t the rule of `dve_teach.training.optim`; for plain SGD θ_{t+1} = θ_t − η_t (g_t + λ θ_t).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from torch import nn
 from ..data.checks import as_int
 from ..data.container import Data, DataLike, as_data, check_finite
 from .functional import FlatModel, LossLike, Objective
+from .optim import SGD, UpdateRule
+from .replay import Engine, Guard
 from .persistence import FORMAT, FORMAT_VERSION, load_trajectory, save_trajectory
 from .schedule import Schedule
 
@@ -25,8 +28,8 @@ __all__ = ["Trajectory", "sgd_update", "removal_directions", "FORMAT", "FORMAT_V
 
 
 def sgd_update(theta: torch.Tensor, batch_grad: torch.Tensor, lr: float, weight_decay: float) -> torch.Tensor:
-    """θ − η (g + λ θ): the optimizer step (plain SGD with weight decay). Works under vmap."""
-    return theta - lr * (batch_grad + weight_decay * theta)
+    """θ − η (g + λ θ): one plain SGD step (`dt.optim.SGD(weight_decay=λ).step`). Works under vmap."""
+    return SGD(weight_decay=weight_decay).step(theta, batch_grad, lr, 0)
 
 
 def removal_directions(G: torch.Tensor, lr: float, b: int, renormalize: bool = False) -> torch.Tensor:
@@ -48,23 +51,28 @@ def removal_directions(G: torch.Tensor, lr: float, b: int, renormalize: bool = F
 
 
 class Trajectory:
-    """A recorded SGD run. Build it with `dt.train`; do not construct it by hand.
+    """A recorded run. Build it with `dt.train`; do not construct it by hand.
 
-    Attributes: ``schedule`` (`Schedule`), ``lrs`` Tensor[T] (η_t), ``weight_decay`` (λ),
-    ``batch_losses`` Tensor[T] (mean loss of each batch at θ_t, before the step), ``data`` (the
-    training `Data`, on the trajectory's device and dtype), ``loss`` (name or callable),
-    ``checkpoint_every`` (θ_t is stored for t % k == 0 and t = T; others are replayed).
+    Attributes: ``schedule`` (`Schedule`), ``lrs`` Tensor[T] (η_t), ``optimizer`` (the
+    `dt.optim` update rule), ``weight_decay`` (its λ), ``batch_losses`` Tensor[T] (mean loss of each
+    batch at θ_t, before the step), ``data`` (the training `Data`, on the trajectory's device and
+    dtype), ``loss`` (name or callable), ``checkpoint_every`` (the state s_t is stored for
+    t % k == 0 and t = T; others are replayed). ``checkpoints[t]`` is the whole state s_t
+    Tensor[k·P] (θ_t first, then the rule's buffers); `params` gives θ_t, `state` gives s_t.
     """
 
     def __init__(self, model: nn.Module, data: Data, schedule: Schedule, lrs: torch.Tensor,
-                 weight_decay: float, loss: LossLike, checkpoints: dict, batch_losses: torch.Tensor,
-                 checkpoint_every: int = 1, optimizer: str = "sgd"):
+                 optimizer: UpdateRule, loss: LossLike, checkpoints: dict, batch_losses: torch.Tensor,
+                 checkpoint_every: int = 1):
+        if not isinstance(optimizer, UpdateRule):
+            raise TypeError(f"optimizer must be a dt.optim rule, got {type(optimizer).__name__}")
         self.model, self.data, self.schedule = model, data, schedule
-        self.lrs, self.weight_decay, self.loss = lrs, float(weight_decay), loss
+        self.lrs, self.optimizer, self.loss = lrs, optimizer, loss
         self.checkpoints, self.batch_losses = checkpoints, batch_losses
-        self.checkpoint_every, self.optimizer = int(checkpoint_every), optimizer
+        self.checkpoint_every = int(checkpoint_every)
         self.flat = FlatModel(model)
         self.objective = Objective(self.flat, loss)
+        self._guard: Optional[Guard] = None
 
     # ---- basic facts ------------------------------------------------------------------
     @property
@@ -88,14 +96,32 @@ class Trajectory:
         return self.flat.dtype
 
     @property
+    def weight_decay(self) -> float:
+        """λ of the update rule (coupled for SGD and Adam, decoupled for AdamW)."""
+        return self.optimizer.weight_decay
+
+    @property
     def final(self) -> torch.Tensor:
         """θ_T as a flat Tensor[P]."""
-        return self.checkpoints[self.T]
+        return self.optimizer.theta(self.checkpoints[self.T])
 
-    def require_sgd(self, what: str) -> None:
-        """Refuse runs of another optimizer: `what` assumes the plain SGD update above."""
-        if self.optimizer != "sgd":
-            raise NotImplementedError(f"{what} assumes plain SGD; this run used {self.optimizer!r}")
+    @property
+    def engine(self) -> Engine:
+        """One step of this run (`dve_teach.training.replay.Engine`): its objective, rule, η_t and b."""
+        return Engine(self.objective, self.optimizer, self.lrs, self.batch_size)
+
+    @property
+    def guard(self) -> Guard:
+        """The divergence rule of this run (`dve_teach.training.replay`), fixed by θ_0 and the data."""
+        if self._guard is None:
+            self._guard = Guard.of(self.objective, self.params(0), self.data)
+        return self._guard
+
+    def require_sgd(self, what: str, instead: str = "") -> None:
+        """Refuse runs of another rule than plain SGD: `what` assumes θ' = θ − η(g + λθ)."""
+        if not self.optimizer.plain_sgd:
+            hint = f"; use {instead}" if instead else ""
+            raise NotImplementedError(f"{what} assumes plain SGD; this run used {self.optimizer!r}{hint}")
 
     # ---- stepping and replay -------------------------------------------------------------
     def batch(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -103,32 +129,38 @@ class Trajectory:
         idx = torch.as_tensor(self.schedule.batches[t], dtype=torch.int64, device=self.device)
         return idx, self.data.X[idx], self.data.y[idx]
 
-    def step(self, theta: torch.Tensor, t: int) -> torch.Tensor:
-        """θ_{t+1} from θ_t with the recorded batch and η_t (unit weights)."""
+    def step(self, state: torch.Tensor, t: int) -> torch.Tensor:
+        """s_{t+1} from s_t with the recorded batch and η_t (unit weights). For plain SGD the state
+        is θ itself."""
         _, X, y = self.batch(t)
-        w = torch.ones(len(X), dtype=self.dtype, device=self.device)
-        b = torch.as_tensor(float(self.batch_size), dtype=self.dtype, device=self.device)
-        g = self.objective.batch_grad(theta, X, y, w, b)
-        return sgd_update(theta, g, float(self.lrs[t]), self.weight_decay)
+        return self.engine.step(state, t, X, y)[0]
 
-    def params(self, t: int) -> torch.Tensor:
-        """θ_t for t in 0..T (negative t counts from the end), replayed from the nearest
-        stored checkpoint when `checkpoint_every` > 1."""
-        t = as_int(t, "step")
+    def _check_step(self, t, name: str = "step") -> int:
+        t = as_int(t, name)
         if t < 0:
             t += self.T + 1
         if not 0 <= t <= self.T:
-            raise IndexError(f"step {t} is out of range 0..{self.T}")
+            raise IndexError(f"{name} {t} is out of range 0..{self.T}")
+        return t
+
+    def state(self, t: int) -> torch.Tensor:
+        """The optimizer state s_t Tensor[k·P] (θ_t, then buffers) for t in 0..T (negative t counts
+        from the end), replayed from the nearest stored checkpoint when `checkpoint_every` > 1."""
+        t = self._check_step(t)
         if t in self.checkpoints:
             return self.checkpoints[t]
         start = max(s for s in self.checkpoints if s <= t)
-        theta = self.checkpoints[start]
-        for s in range(start, t):
-            theta = self.step(theta, s)
-        return theta.detach()
+        s = self.checkpoints[start]
+        for u in range(start, t):
+            s = self.step(s, u)
+        return s.detach()
 
-    def iter_params(self, reverse: bool = False, start: int = 0, stop: Optional[int] = None):
-        """Yield (t, θ_t) for t = start..stop−1 (or stop−1..start; default all T steps), replaying
+    def params(self, t: int) -> torch.Tensor:
+        """θ_t Tensor[P] for t in 0..T (negative t counts from the end)."""
+        return self.optimizer.theta(self.state(t))
+
+    def iter_states(self, reverse: bool = False, start: int = 0, stop: Optional[int] = None):
+        """Yield (t, s_t) for t = start..stop−1 (or stop−1..start; default all T steps), replaying
         each stretch between stored checkpoints once."""
         stop = self.T if stop is None else stop
         if not 0 <= start <= stop <= self.T:
@@ -137,13 +169,18 @@ class Trajectory:
         cache: dict[int, torch.Tensor] = {}
         for t in steps:
             if t not in cache:
-                start = t - t % self.checkpoint_every
-                theta = self.checkpoints[start]
-                cache = {start: theta}
-                for s in range(start, min(start + self.checkpoint_every, self.T) - 1):
-                    theta = self.step(theta, s)
-                    cache[s + 1] = theta.detach()
+                first = t - t % self.checkpoint_every
+                s = self.checkpoints[first]
+                cache = {first: s}
+                for u in range(first, min(first + self.checkpoint_every, self.T) - 1):
+                    s = self.step(s, u)
+                    cache[u + 1] = s.detach()
             yield t, cache[t]
+
+    def iter_params(self, reverse: bool = False, start: int = 0, stop: Optional[int] = None):
+        """Yield (t, θ_t), as `iter_states`."""
+        for t, s in self.iter_states(reverse, start, stop):
+            yield t, self.optimizer.theta(s)
 
     def prefix(self, s: int) -> "Trajectory":
         """The same run stopped after step s (θ_s final): embeddings and influence "relative to
@@ -152,10 +189,10 @@ class Trajectory:
         if not 1 <= s <= self.T:
             raise IndexError(f"prefix length {s} must be in 1..{self.T}")
         ck = {t: th for t, th in self.checkpoints.items() if t <= s}
-        ck[s] = self.params(s)
+        ck[s] = self.state(s)
         sched = Schedule(self.schedule.batches[:s], self.schedule.batch_size, self.schedule.n)
-        return Trajectory(self.model, self.data, sched, self.lrs[:s], self.weight_decay, self.loss,
-                          ck, self.batch_losses[:s], self.checkpoint_every, self.optimizer)
+        return Trajectory(self.model, self.data, sched, self.lrs[:s], self.optimizer, self.loss,
+                          ck, self.batch_losses[:s], self.checkpoint_every)
 
     # ---- using the trained model ----------------------------------------------------------
     def model_at(self, t: Optional[int] = None) -> nn.Module:
@@ -231,5 +268,6 @@ class Trajectory:
         return load_trajectory(cls, path, model=model, loss=loss, device=device)
 
     def __repr__(self) -> str:
+        opt = "" if self.optimizer == SGD(weight_decay=self.weight_decay) else f"optimizer={self.optimizer!r}, "
         return (f"Trajectory(steps={self.T}, batch_size={self.batch_size}, n={self.schedule.n}, "
-                f"P={self.flat.P}, final_batch_loss={float(self.batch_losses[-1]):.4g})")
+                f"P={self.flat.P}, {opt}final_batch_loss={float(self.batch_losses[-1]):.4g})")
