@@ -15,8 +15,8 @@ from .baselines import grad_dot, influence_function, tracin
 from .embedding import DataValueEmbedding
 from .loo import exact_loo
 from .scores import Influence
-from .unroll import sgd_influence
+from .unroll import sgd_influence, unrolled_influence
 
-__all__ = ["Influence", "exact_loo", "sgd_influence", "DataValueEmbedding", "tracin", "grad_dot",
+__all__ = ["Influence", "exact_loo", "sgd_influence", "unrolled_influence", "DataValueEmbedding", "tracin", "grad_dot",
            "influence_function", "baselines", "checkpointing", "counterfactual", "curation", "explain",
            "metrics", "pca", "phases", "projection", "recursion"]

@@ -63,9 +63,9 @@ class UpdateRule:
         """Δs = s_{t+1} − s_t for state s [..., k·P] and batch gradient g [..., P]."""
         raise NotImplementedError
 
-    def step(self, s: torch.Tensor, g: torch.Tensor, lr: float, t: int) -> torch.Tensor:
+    def step(self, s: torch.Tensor, g: torch.Tensor, lr: float, t: int, **kw) -> torch.Tensor:
         """s_{t+1} = s_t + Δs (`update`)."""
-        return s + self.update(s, g, lr, t)
+        return s + self.update(s, g, lr, t, **kw)
 
     # ---- the state ----------------------------------------------------------------------------
     @property
@@ -161,13 +161,16 @@ class Adam(UpdateRule):
     def _settings(self) -> dict:
         return {"betas": self.betas, "eps": self.eps, "weight_decay": self._wd}
 
-    def update(self, s, g, lr, t):
+    def update(self, s, g, lr, t, v_grad=None):
+        """As the base class; ``v_grad`` (for the frozen-preconditioner linearisation only) feeds
+        the second moment a fixed gradient instead of g."""
         (b1, b2), lam = self.betas, self._wd
         theta, m, v = self.split(s)
         if lam and not self.decoupled:
             g = g + lam * theta
+        gv = g if v_grad is None else v_grad
         new_m = b1 * m + (1.0 - b1) * g
-        new_v = b2 * v + (1.0 - b2) * g * g
+        new_v = b2 * v + (1.0 - b2) * gv * gv
         c1, c2 = 1.0 - b1 ** (t + 1), 1.0 - b2 ** (t + 1)
         dtheta = -(lr / c1) * new_m / (_sqrt0(new_v) / math.sqrt(c2) + self.eps)
         if lam and self.decoupled:
