@@ -41,11 +41,14 @@ from .pca import build_projection
 from .projection import Projection, ProjectionLike
 from .checkpointing import SegmentsLike, check_workers, segment_bounds, segmented_recursion
 from .recursion import ggn_factors, run_recursion  # noqa: F401  (ggn_factors: its old home)
+from .state_recursion import run_state_recursion
 from ..training.trajectory import Trajectory
 
 __all__ = ["DataValueEmbedding"]
 
 _MAX_MATRIX_BYTES = 8 * 2 ** 30
+#: the values of DataValueEmbedding(optimizer=...)
+OPTIMIZER_MODES = ("recorded", "sgd_proxy", "frozen_preconditioner")
 
 
 class DataValueEmbedding:
@@ -70,6 +73,16 @@ class DataValueEmbedding:
       propagation matrices (equal to the sequential run up to rounding). 1 = sequential.
     workers: processes that run the segments (1 = this process); start_method: "spawn" (default,
       safe with CUDA and threads), "fork" or "forkserver".
+    optimizer: how the run's update rule enters the recursion.
+      ``"recorded"`` (default): the rule the run used. For plain SGD the recursion above; for
+      momentum, Adam and AdamW the recursion over the whole optimizer state (θ and its buffers,
+      including how Adam's v reacts to the gradient; `dve_teach.influence.state_recursion`), with the
+      same curvature choices, projections (applied to the output side) and ``layerwise``; segments
+      are not supported there yet.
+      ``"sgd_proxy"``: the plain-SGD recursion with the run's η_t and λ whatever the rule (what the
+      paper does for its AdamW-trained language models, §5.3).
+      ``"frozen_preconditioner"`` (Adam, AdamW): the state recursion with v held at its recorded
+      values.
 
     Fitted state: ``embeddings_`` Tensor[n_occ, d] (rows in ``schedule.occurrence_pairs()`` order),
     ``points_``, ``steps_`` Tensor[n_occ] int64, ``projection_`` (`Projection`), ``embedding_dim_``,
@@ -82,11 +95,13 @@ class DataValueEmbedding:
                  projection: ProjectionLike = "gaussian", layerwise: bool = False, seed: int = 0,
                  renormalize: bool = False, block_rank: Optional[int] = None,
                  segments: SegmentsLike = 1, workers: int = 1, start_method: str = "spawn",
-                 pca_samples: int = 256, pca_step: int = 0, fisher_samples: int = 1):
+                 pca_samples: int = 256, pca_step: int = 0, fisher_samples: int = 1,
+                 optimizer: str = "recorded"):
         self.hessian, self.proj_dim, self.projection = hessian, proj_dim, projection
         self.layerwise, self.seed, self.renormalize, self.block_rank = layerwise, seed, renormalize, block_rank
         self.segments, self.workers, self.start_method = segments, workers, start_method
         self.pca_samples, self.pca_step, self.fisher_samples = pca_samples, pca_step, fisher_samples
+        self.optimizer = optimizer
 
     # ---- fitting ------------------------------------------------------------------------
     def fit(self, traj: Trajectory) -> "DataValueEmbedding":
@@ -102,7 +117,13 @@ class DataValueEmbedding:
         as_flag(self.layerwise, "layerwise"), as_flag(self.renormalize, "renormalize")
         if self.block_rank is not None:
             as_int(self.block_rank, "block_rank", 0)
-        traj.require_sgd("the data value embedding recursion")
+        if self.optimizer not in OPTIMIZER_MODES:
+            raise ValueError(f"optimizer must be one of {OPTIMIZER_MODES}, got {self.optimizer!r}")
+        rule = traj.optimizer
+        if self.optimizer == "frozen_preconditioner" and rule.name not in ("adam", "adamw"):
+            raise ValueError(f"optimizer='frozen_preconditioner' holds Adam's v constant, but this run used "
+                             f"{rule!r}: use 'recorded' or 'sgd_proxy'")
+        stateful = self.optimizer != "sgd_proxy" and not rule.plain_sgd
         proj = build_projection(traj, self.proj_dim, self.projection, self.layerwise, self.seed,
                                 self.pca_samples, self.pca_step)
         d = proj.dim
@@ -116,14 +137,24 @@ class DataValueEmbedding:
             slices = [slice(0, d)]
         sizes = [s.stop - s.start for s in slices]
         nbytes = sum(k * k for k in sizes) * torch.finfo(traj.dtype).bits // 8
+        shape = "d×d matrix"
+        if stateful:   # Q: d rows over the whole state (k·P columns)
+            nbytes, shape = d * traj.checkpoints[0].shape[0] * torch.finfo(traj.dtype).bits // 8, "d×(k·P) matrix"
         if nbytes > _MAX_MATRIX_BYTES:
-            raise MemoryError(f"the recursion needs {nbytes / 2**30:.1f} GiB for its d×d matrix (d = {d}): "
-                              "use proj_dim (e.g. 1024) or layerwise=True")
+            raise MemoryError(f"the recursion needs {nbytes / 2**30:.1f} GiB for its {shape} (d = {d}): "
+                              "use proj_dim (e.g. 1024)" + ("" if stateful else " or layerwise=True"))
         cuts = segment_bounds(traj.T, self.segments)
         check_workers(self.workers, self.start_method)
+        if stateful and len(cuts) > 2:
+            raise NotImplementedError(f"segments with optimizer={self.optimizer!r} on a {rule.name} run (the state "
+                                      "recursion) are not supported yet: use segments=1, or optimizer='sgd_proxy'")
         options = dict(hessian=self.hessian, renormalize=self.renormalize, block_rank=self.block_rank,
                        fisher_samples=self.fisher_samples, seed=self.seed)
-        if len(cuts) == 2:
+        if stateful:
+            E, props = run_state_recursion(traj, proj, self.hessian, self.renormalize, self.layerwise,
+                                           self.optimizer == "frozen_preconditioner", self.fisher_samples,
+                                           self.seed), None
+        elif len(cuts) == 2:
             E, props = run_recursion(traj, proj, slices, **options)[0], None
         else:
             E, props = segmented_recursion(traj, proj, slices, cuts, self.workers, self.start_method, **options)
@@ -168,6 +199,7 @@ class DataValueEmbedding:
         if self.proj_dim is not None or isinstance(self.projection, torch.Tensor):
             kind = "matrix" if isinstance(self.projection, torch.Tensor) else self.projection
             name += f"_{kind}{getattr(self, 'embedding_dim_', self.proj_dim)}"
+        name += {"recorded": "", "sgd_proxy": "_sgd_proxy", "frozen_preconditioner": "_frozen"}.get(self.optimizer, "")
         return name + ("_renormalized" if self.renormalize else "")
 
     def __repr__(self) -> str:
@@ -175,4 +207,4 @@ class DataValueEmbedding:
         return (f"DataValueEmbedding(hessian={self.hessian!r}, proj_dim={self.proj_dim}, projection="
                 f"{'Tensor' if isinstance(self.projection, torch.Tensor) else repr(self.projection)}, "
                 f"layerwise={self.layerwise}, seed={self.seed}, renormalize={self.renormalize}, "
-                f"segments={self.segments}, workers={self.workers}{fitted})")
+                f"segments={self.segments}, workers={self.workers}, optimizer={self.optimizer!r}{fitted})")

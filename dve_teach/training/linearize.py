@@ -34,11 +34,12 @@ def batch_gradient(G: torch.Tensor, b: int) -> torch.Tensor:
 
 
 def removal_deltas(rule: UpdateRule, s: torch.Tensor, G: torch.Tensor, lr: float, t: int, b: int,
-                   renormalize: bool = False) -> torch.Tensor:
+                   renormalize: bool = False, v_grad: Optional[torch.Tensor] = None) -> torch.Tensor:
     """δ_i = F(s, g'_i) − F(s, g) for every member i of the batch: Tensor[m, S] (module docstring).
 
     G: per-sample gradients [m, P] at θ_t; s: the state s_t [S]. Computed as a difference of
-    updates (not of new states), so it keeps full relative precision."""
+    updates (not of new states), so it keeps full relative precision. ``v_grad``: as in
+    `rule_partials` (Adam's second moment fed a fixed gradient)."""
     m = G.shape[0]
     S = G.sum(0, keepdim=True)
     if renormalize:
@@ -50,7 +51,8 @@ def removal_deltas(rule: UpdateRule, s: torch.Tensor, G: torch.Tensor, lr: float
         g_new = S / b - G / b
     g = (S / b).expand_as(G)
     s_rows = s.expand(m, -1)
-    return rule.update(s_rows, g_new, lr, t) - rule.update(s_rows, g, lr, t)
+    kw = {} if v_grad is None else {"v_grad": v_grad}
+    return rule.update(s_rows, g_new, lr, t, **kw) - rule.update(s_rows, g, lr, t, **kw)
 
 
 def step_vjp(objective: Objective, rule: UpdateRule, s: torch.Tensor, X: torch.Tensor, y: torch.Tensor,

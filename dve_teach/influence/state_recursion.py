@@ -1,0 +1,96 @@
+"""The data value embedding recursion for runs whose optimizer has a state (momentum, Adam, AdamW).
+
+A step is s_{t+1} = F_t(s_t, g_t) with s = (θ, buffers) ∈ R^S, S = k·P (`dve_teach.training.optim`).
+Removing point i at step t changes s_{t+1} by δ_{i,t} (exact, `training.linearize.removal_deltas`),
+and later steps carry the change through their Jacobians
+
+    J_k = ∂F_k/∂s + ∂F_k/∂g · H_k · E        (E: θ out of s; H_k the Hessian of step k's batch loss),
+
+so the test-free embedding is the θ-rows of their product applied to δ (DEVELOPERS.md, "The maths"):
+
+    DVE(i, t) = Q_t δ_{i,t},   Q_t = R E J_{T−1} ··· J_{t+1}  Tensor[d, S],
+    influence(i, t; z_test) = (R ∇m(θ_T, z_test))ᵀ DVE(i, t),
+
+R [d, P] the projection (the identity without one). The backward recursion: Q = [R, 0] at the end;
+for t = T−1, ..., 0: DVE_i = Q δ_i for every i ∈ B_t (all with the same Q), then Q ← Q J_t with H_t
+replaced by the curvature of `DataValueEmbedding` — H̃_t = (1/b) Wᵀ V: Fisher W = V = G (per-sample
+gradients), GGN W = diag(s) K, V = K (`recursion.ggn_factors`), sampled Fisher W = G̃/S, V = G̃ —
+per layer when ``layerwise``. F acts on each coordinate of θ separately, so ∂F/∂s and ∂F/∂g are
+k×k and k×1 blocks per coordinate (`training.linearize.rule_partials`), and
+
+    Q J = Q A + ((Q C) H̃) E,     (Q A)[:, j, p] = Σ_l Q[:, l, p] A[l, j, p],  (Q C)[:, p] = Σ_l Q[:, l, p] C[l, p].
+
+For plain SGD (k = 1, A = 1 − ηλ, C = −η) this is the P-form recursion of `recursion.run_recursion`
+(with R applied on the output side); the tests hold the two equal. Adam's J includes how v — and
+so every coordinate's step size — reacts to the gradient; ``frozen=True`` holds v at its recorded
+values instead (v fed the recorded gradient, ∂F/∂v = 0): the "frozen preconditioner" variant.
+
+Cost per step O(d·S·m) (m = batch size, times C outputs for the GGN); memory d·S numbers. Dense in
+the gradient space (no low-rank batching): meant for the models of the lessons (P up to ~10⁴).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..training.linearize import removal_deltas, rule_partials
+from ..training.trajectory import Trajectory
+from .projection import Projection
+from .recursion import ggn_factors, sampled_targets
+
+__all__ = ["run_state_recursion"]
+
+
+def _curvature(traj: Trajectory, theta: torch.Tensor, X, y, G: torch.Tensor, hessian: str, samples: int,
+               seed: int, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, V) with H̃ = (1/b) Wᵀ V, both [r, P] (module docstring)."""
+    obj = traj.objective
+    if hessian == "fisher":
+        return G, G
+    if hessian == "ggn":
+        K, s = ggn_factors(obj, theta, X, y)
+        return K * s.unsqueeze(1), K
+    Gs = obj.per_sample_grads(theta, *sampled_targets(obj, theta, X, samples, seed, t)).detach()
+    return Gs / samples, Gs
+
+
+def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fisher", renormalize: bool = False,
+                        layerwise: bool = False, frozen: bool = False, fisher_samples: int = 1,
+                        seed: int = 0) -> torch.Tensor:
+    """Embeddings of every occurrence, Tensor[n_occ, d], rows in ``schedule.occurrence_pairs()`` order
+    (step order, batch order within a step). See the module docstring."""
+    rule, obj, b = traj.optimizer, traj.objective, traj.batch_size
+    k, P = rule.k, traj.flat.P
+    R = proj.matrix().to(traj.dtype)                                      # [d, P]
+    d = R.shape[0]
+    Q = torch.zeros(d, k * P, dtype=traj.dtype, device=traj.device)
+    Q[:, :P] = R
+    slices = [sl for _, sl in traj.flat.layers] if layerwise else [slice(0, P)]
+    rows: list = [None] * traj.T
+    decoupled = getattr(rule, "decoupled", True)
+    with torch.no_grad():
+        for t, s in traj.iter_states(reverse=True):
+            _, X, y = traj.batch(t)
+            lr, theta = float(traj.lrs[t]), rule.theta(s)
+            G = obj.per_sample_grads(theta, X, y).detach()
+            g = G.sum(0) / b
+            v_grad = None
+            if frozen:   # v fed the recorded (effective) gradient: it reacts to nothing
+                v_grad = g + rule.weight_decay * theta if not decoupled and rule.weight_decay else g
+            try:
+                delta = removal_deltas(rule, s, G, lr, t, b, renormalize, v_grad=v_grad)
+            except ValueError as e:
+                raise ValueError(f"step {t}: {e}") from e
+            rows[t] = delta @ Q.T
+            if t == 0:
+                break
+            A, C = rule_partials(rule, s, g, lr, t, v_grad=v_grad)
+            if frozen:
+                A[:, 2] = 0.0
+            Qs = Q.view(d, k, P)
+            QC = torch.einsum("dlp,lp->dp", Qs, C)
+            Qn = torch.einsum("dlp,ljp->djp", Qs, A)
+            W, V = _curvature(traj, theta, X, y, G, hessian, fisher_samples, seed, t)
+            for sl in slices:
+                Qn[:, 0, sl] += (QC[:, sl] @ W[:, sl].T) @ V[:, sl] / b
+            Q = Qn.reshape(d, k * P)
+    return torch.cat(rows, 0)
