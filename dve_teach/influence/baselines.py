@@ -5,6 +5,12 @@ All share the sign and scale of TSLOO (DEVELOPERS.md, "The maths"): a score esti
 ``m(θ'_T) − m(θ_T)`` for the run without the point, so positive = helpful for the test loss,
 and an occurrence at step t carries the step's own scale η_t/b (zero-weight removal).
 Paper §2 (IF), §5 (baselines); Pruthi et al. 2020 (TracIn).
+
+They keep these definitions on a run of any update rule, and then ignore what the rule does: momentum
+carries a gradient on into later steps (its total step is about η/(1 − μ), not η), Adam and AdamW
+divide each coordinate by √v̂ + ε (at the first step the update is nearly η·sign(g)), and AdamW's
+decay is decoupled. `dt.unrolled_influence` and `DataValueEmbedding(optimizer="recorded")` follow
+the rule itself.
 """
 from __future__ import annotations
 
@@ -27,7 +33,6 @@ __all__ = ["tracin", "grad_dot", "influence_function"]
 
 def _per_step(traj: Trajectory, test: DataLike, measure: Optional[Measure], at_each_step: bool,
               method: str) -> Influence:
-    traj.require_sgd("the η/b-scaled per-step baselines")
     data = traj.check_data(test)
     obj, b = traj.objective, traj.batch_size
     U = None if at_each_step else _test_gradients(traj, traj.final, data, measure)
@@ -82,6 +87,9 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
     Scale: the 1/n is that of removing i from the *mean* objective. It matches TSLOO of every
     occurrence when SGD has converged (the expected zero-weight update without i is the
     gradient of L − (1/n)ℓ_i), whereas per-occurrence scores carry η_t/b. Sign: positive = helpful.
+    λ is the run's weight decay taken as an L2 term, which is what it is for SGD and Adam; for
+    AdamW's decoupled decay it is only an approximation. Training order and optimizer state are
+    invisible to it by construction.
 
     solver: ``"exact"`` forms H with ``torch.func.hessian`` (summed over data chunks) and solves
     densely — it warns (does not fail) when H + damping·I is not positive definite, which is

@@ -9,7 +9,8 @@
                      (a mislabelled point is fitted only by memorising it: large self-influence);
     ``"dve_value"``  −Σ_t DVE(i, t) · ∇L_val(θ_T): minus its value for the mean loss on a clean
                      validation set (a mislabelled point hurts it);
-    ``"tracin_self"`` Σ_t (η_t/b) ‖∇ℓ(θ_t, z_i)‖² over its occurrences (Pruthi et al. 2020);
+    ``"tracin_self"`` Σ_t (η_t/b) ‖∇ℓ(θ_t, z_i)‖² over its occurrences (Pruthi et al. 2020; the
+                     plain-SGD scale, whatever the rule);
     ``"tracin_value"`` −TracIn on the mean validation loss;
     ``"if_self"``    (1/n) g_iᵀ (H + δI)⁻¹ g_i at θ_T (Koh & Liang 2017);
     ``"if_value"``   −influence function on the mean validation loss;
