@@ -99,3 +99,21 @@ def test_refuses_large_models(monkeypatch, blobs_mlp):
     monkeypatch.setattr(explain, "MAX_EXPLICIT_P", 10)
     with pytest.raises(ValueError, match="sgd_influence"):
         explain.unrolled_product(blobs_mlp.traj, 0)
+
+
+@pytest.mark.parametrize("rule", [dt.optim.SGD(momentum=0.9, weight_decay=0.01), dt.optim.Adam()], ids=repr)
+def test_state_space_product_times_delta_is_first_order_exact(blobs_mlp, rule):
+    """For momentum and Adam runs K_t and δ live in state space; their θ rows predict the replayed
+    change of θ_T to first order (within 5% here; the rest is second order)."""
+    p = blobs_mlp
+    traj = dt.train(p.model, p.train, p.schedule, 0.01, optimizer=rule)
+    P, t = traj.flat.P, 2
+    J = explain.step_jacobian(traj, t)
+    assert J.shape == (traj.checkpoints[0].shape[0],) * 2
+    K = explain.unrolled_product(traj, t)
+    assert torch.allclose(K, explain.unrolled_product(traj, t + 1) @ explain.step_jacobian(traj, t + 1))
+    i = traj.schedule.batches[t][0]
+    delta = explain.removal_direction(traj, i, t)
+    moved = counterfactual_params(traj, i, t)[-1] - traj.final
+    pred = (K @ delta)[:P]
+    assert float((pred - moved).norm()) < 0.05 * float(moved.norm())

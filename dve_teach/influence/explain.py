@@ -9,6 +9,11 @@ To *see* what they compute, these functions build the matrices themselves, for t
 and the exact removal direction δ_{i,t} = θ'_{t+1} − θ_{t+1}. Then K_t δ_{i,t} is the first-order
 estimate of θ'_T − θ_T and ∇m(θ_T)ᵀ K_t δ_{i,t} that of TSLOO(i, t) (DEVELOPERS.md, "The maths").
 
+For a run whose optimizer has a state (momentum, Adam) the same objects live in state space,
+s = (θ, buffers) ∈ R^S: `step_jacobian` J_t = ∂s_{t+1}/∂s_t, K_t = J_{T−1} ··· J_{t+1} [S, S] and δ ∈ R^S;
+its first P rows and entries are the θ parts. All are derived from the rule's one definition with
+``torch.func.jacrev`` (`dve_teach.training.linearize`); for plain SGD, J_t = I − η_t (H_t + λI).
+
 `with_copies` builds the duplicate experiment of lesson 04 (paper §4.1: later similar points
 soak up an earlier point's influence).
 """
@@ -22,9 +27,11 @@ from torch.func import hessian
 from ..data.checks import as_index_list, as_int
 from ..data.container import Data
 from ..training.schedule import Schedule
-from ..training.trajectory import Trajectory, removal_directions
+from ..training.linearize import removal_deltas, step_jacobian as _step_jacobian
+from ..training.trajectory import Trajectory
 
-__all__ = ["MAX_EXPLICIT_P", "batch_hessian", "unrolled_product", "removal_direction", "with_copies"]
+__all__ = ["MAX_EXPLICIT_P", "batch_hessian", "step_jacobian", "unrolled_product", "removal_direction",
+           "with_copies"]
 
 #: Explicit P x P matrices are refused above this many parameters (use the HVP-based estimators).
 MAX_EXPLICIT_P = 5000
@@ -58,27 +65,40 @@ def batch_hessian(traj: Trajectory, t: int) -> torch.Tensor:
     return H.detach()
 
 
-def unrolled_product(traj: Trajectory, t: int) -> torch.Tensor:
-    """K_t = (I − η_{T−1}(H_{T−1} + λI)) ··· (I − η_{t+1}(H_{t+1} + λI)): Tensor[P, P].
+def step_jacobian(traj: Trajectory, t: int) -> torch.Tensor:
+    """J_t = ∂s_{t+1}/∂s_t of the recorded run at step t: Tensor[S, S] (S = P for plain SGD, where it
+    is I − η_t (H_t + λI); 2P with momentum, 3P for Adam). Exact (``jacrev`` through the gradient)."""
+    _check_small(traj)
+    t = _check_step(traj, t)
+    _, X, y = traj.batch(t)
+    return _step_jacobian(traj.objective, traj.optimizer, traj.state(t), X, y, float(traj.lrs[t]), t,
+                          traj.batch_size)
 
-    The Jacobian ∂θ_T/∂θ_{t+1} of the recorded run (exact, not an approximation): it carries a
+
+def unrolled_product(traj: Trajectory, t: int) -> torch.Tensor:
+    """K_t = J_{T−1} ··· J_{t+1}: Tensor[S, S]; for plain SGD (S = P)
+    K_t = (I − η_{T−1}(H_{T−1} + λI)) ··· (I − η_{t+1}(H_{t+1} + λI)).
+
+    The Jacobian ∂s_T/∂s_{t+1} of the recorded run (exact, not an approximation): it carries a
     change made right after step t to the end of training. K_{T−1} = I. Paper §3.1, Eq. (1).
     """
     _check_small(traj)
     t = _check_step(traj, t)
-    P, lam = traj.flat.P, traj.weight_decay
-    eye = torch.eye(P, dtype=traj.dtype, device=traj.device)
-    K = eye.clone()
+    S = traj.checkpoints[0].shape[0]
+    K = torch.eye(S, dtype=traj.dtype, device=traj.device)
     for k in range(t + 1, traj.T):
-        K = (eye - float(traj.lrs[k]) * (batch_hessian(traj, k) + lam * eye)) @ K
+        K = step_jacobian(traj, k) @ K
     return K
 
 
 def removal_direction(traj: Trajectory, point: int, step: int, renormalize: bool = False) -> torch.Tensor:
-    """δ_{i,t} = θ'_{t+1} − θ_{t+1} when `point` is dropped at `step` (exact): Tensor[P].
+    """δ_{i,t} = s'_{t+1} − s_{t+1} when `point` is dropped at `step` (exact): Tensor[S] (= θ'_{t+1} − θ_{t+1},
+    Tensor[P], for plain SGD).
 
-    Zero-weight (η_t/b) g_i, or with ``renormalize=True`` η_t [g_i/(m−1) − S (1/(m−1) − 1/b)]
-    (`dve_teach.training.trajectory.removal_directions`). The point must be in that step's batch.
+    Plain SGD: zero-weight (η_t/b) g_i, or with ``renormalize=True`` η_t [g_i/(m−1) − S (1/(m−1) − 1/b)]
+    (`dve_teach.training.trajectory.removal_directions`); any rule: its step with the batch gradient
+    without the point minus the recorded step (`training.linearize.removal_deltas`). The point must
+    be in that step's batch.
     """
     t, point = _check_step(traj, step), as_int(point, "point")
     if not 0 <= point < traj.schedule.n:
@@ -89,7 +109,7 @@ def removal_direction(traj: Trajectory, point: int, step: int, renormalize: bool
         held = traj.schedule.occurrences(int(point))
         raise ValueError(f"point {point} is not in the batch of step {t}; it is in steps {held}")
     G = traj.objective.per_sample_grads(traj.params(t), X, y)
-    D = removal_directions(G, float(traj.lrs[t]), traj.batch_size, renormalize)
+    D = removal_deltas(traj.optimizer, traj.state(t), G, float(traj.lrs[t]), t, traj.batch_size, renormalize)
     return D[members.index(int(point))].detach()
 
 

@@ -17,9 +17,9 @@ from torch import nn
 
 from ..data.checks import as_device, as_number
 from ..data.container import Data, DataLike, as_data, check_finite
-from .functional import LossLike, Objective
+from .functional import FlatModel, LossLike, Objective
 from .optim import RuleLike, as_rule
-from .replay import LOSS_GROWTH, PARAM_GROWTH
+from .replay import LOSS_GROWTH, PARAM_GROWTH, Engine, Guard
 from .schedule import Schedule
 from .trajectory import Trajectory
 
@@ -122,19 +122,20 @@ def train(model: nn.Module, data: DataLike, schedule: Schedule, lr: LR, *,
     net = copy.deepcopy(model).to(device=device, dtype=dtype)
     net.eval()  # no train-mode behaviour; unsupported layers are refused by FlatModel
     lrs = resolve_lrs(lr, len(schedule))
-    traj = Trajectory(net, d, schedule, lrs, rule, loss, {}, torch.empty(0), checkpoint_every=checkpoint_every)
-    theta = traj.flat.flatten().to(device, dtype)
-    check_model_fits(traj.objective, theta, d, dtype)
+    objective = Objective(FlatModel(net), loss)
+    theta = objective.flat.flatten().to(device, dtype)
+    check_model_fits(objective, theta, d, dtype)
+    engine, guard = Engine(objective, rule, lrs, schedule.batch_size), Guard.of(objective, theta, d)
     state = rule.init(theta)
-    traj.checkpoints = {0: state}
-    guard = traj.guard
+    checkpoints = {0: state}
     batch_losses = torch.empty(len(schedule), dtype=torch.float64)
-    for t in range(len(schedule)):
-        _, X, y = traj.batch(t)
-        state, batch_losses[t] = traj.engine.step(state, t, X, y)
-        guard.check(batch_losses[t], rule.theta(state), t, float(lrs[t]))
+    for t, batch in enumerate(schedule.batches):
+        idx = torch.as_tensor(batch, dtype=torch.int64, device=device)
+        state, batch_losses[t] = engine.step(state, t, d.X[idx], d.y[idx])
+        guard.check(batch_losses[t], rule.theta(state), t, engine.lr(t))
         if (t + 1) % checkpoint_every == 0 or t + 1 == len(schedule):
-            traj.checkpoints[t + 1] = state
-    traj.batch_losses = batch_losses
-    traj.flat.load_into(net, rule.theta(state))  # the stored module holds θ_T, like a normal training loop
+            checkpoints[t + 1] = state
+    objective.flat.load_into(net, rule.theta(state))  # the stored module holds θ_T, like a normal training loop
+    traj = Trajectory(net, d, schedule, lrs, rule, loss, checkpoints, batch_losses, checkpoint_every)
+    traj._guard = guard
     return traj
