@@ -78,6 +78,12 @@ def blobs():
     return split, sched, traj
 
 
+@pytest.fixture(scope="module")
+def adam_run(blobs):
+    split, sched, _ = blobs
+    return dt.train(dt.models.mlp((2, 4, 3), seed=0), split.train, sched, 0.05, optimizer=dt.optim.AdamW())
+
+
 # ---- strategies --------------------------------------------------------------------------------
 def edge_floats():
     return st.sampled_from([0.0, -0.0, 1e-300, -1.0, 1e308, math.inf, -math.inf, math.nan, 0.1, 3.0, 1e6])
@@ -439,6 +445,53 @@ def test_load_consistent_forgeries(blobs, tmp_path_factory, key, value):
         assert torch.equal(back.lrs, traj.lrs) and back.weight_decay == traj.weight_decay
 
 
+# ---- update rules ------------------------------------------------------------------------------
+@FAST
+@given(momentum=numbers_of_every_kind(), dampening=st.one_of(st.just(0.0), numbers_of_every_kind()),
+       nesterov=st.sampled_from([False, True, "True", 1, None]), wd=st.one_of(st.just(0.0), numbers_of_every_kind()))
+def test_sgd_rule_settings(momentum, dampening, nesterov, wd):
+    ok, rule = attempt("optim.SGD", lambda: dt.optim.SGD(momentum, dampening, nesterov, wd),
+                       r"momentum|dampening|nesterov|weight_decay")
+    if ok:  # oracle: the settings as floats, and the state size they imply
+        assert 0 <= rule.momentum < 1 and rule.weight_decay >= 0 and rule.k == (2 if rule.momentum else 1)
+
+
+@FAST
+@given(betas=st.one_of(st.tuples(numbers_of_every_kind(), numbers_of_every_kind()), st.sampled_from([0.9, None, "ab", (0.9,)])),
+       eps=numbers_of_every_kind(), wd=st.one_of(st.just(0.0), numbers_of_every_kind()),
+       kind=st.sampled_from(["Adam", "AdamW"]))
+def test_adam_rule_settings(betas, eps, wd, kind):
+    ok, rule = attempt(f"optim.{kind}", lambda: getattr(dt.optim, kind)(betas, eps, wd), r"betas|eps|weight_decay")
+    if ok:
+        assert all(0 <= b < 1 for b in rule.betas) and rule.eps > 0 and rule.k == 3
+
+
+@SLOW
+@given(optimizer=st.sampled_from([None, "sgd", "adam", "adamw", "Adam", "rmsprop", 3, torch.optim.SGD, dt.optim.SGD,
+                                  dt.optim.SGD(momentum=0.9), dt.optim.AdamW(weight_decay=0.0), [dt.optim.Adam()]]),
+       wd=st.sampled_from([0.0, 0.01, -1.0]))
+def test_train_optimizer(blobs, optimizer, wd):
+    split, sched, _ = blobs
+    ok, traj = attempt("train(optimizer)", lambda: dt.train(dt.models.mlp((2, 4, 3), seed=0), split.train, sched,
+                                                            0.05, weight_decay=wd, optimizer=optimizer),
+                       r"optimizer|weight_decay")
+    if ok:  # oracle: the state holds θ first, then the rule's buffers
+        assert traj.state(traj.T).shape == (traj.optimizer.k * traj.flat.P,)
+        assert torch.equal(traj.final, traj.state(traj.T)[:traj.flat.P])
+
+
+@FAST
+@given(mode=st.sampled_from(["recorded", "sgd_proxy", "frozen_preconditioner", "adam", None, 3]),
+       which=st.sampled_from(["sgd", "adamw"]), segments=st.sampled_from([1, 2]))
+def test_data_value_embedding_optimizer_modes(blobs, adam_run, mode, which, segments):
+    traj = blobs[2] if which == "sgd" else adam_run
+    ok, fitted = attempt("DataValueEmbedding(optimizer)",
+                         lambda: dt.DataValueEmbedding(optimizer=mode, segments=segments).fit(traj),
+                         r"optimizer|frozen_preconditioner|segments", ValueError, NotImplementedError)
+    if ok:
+        assert torch.isfinite(fitted.embeddings_).all() and fitted.embeddings_.shape[0] == len(traj.schedule.order)
+
+
 # ---- estimators --------------------------------------------------------------------------------
 @FAST
 @given(points=st.one_of(st.lists(st.integers(0, 11), min_size=1, max_size=4), index_kinds()),
@@ -462,11 +515,14 @@ def test_exact_loo_indices(blobs, points, steps, chunk, renormalize):
 
 
 @settings(FAST, max_examples=100)
-@given(data=labelled(), method=st.sampled_from(["sgd_influence", "tracin", "grad_dot", "dve", "influence_function"]))
-def test_gradient_estimators_test_data(blobs, data, method):
+@given(data=labelled(), method=st.sampled_from(["sgd_influence", "tracin", "grad_dot", "dve", "influence_function",
+                                                "unrolled", "dve_adamw"]))
+def test_gradient_estimators_test_data(blobs, adam_run, data, method):
     _, _, traj = blobs
     X, y, flaw = data
     run = {"sgd_influence": lambda: dt.sgd_influence(traj, (X, y)).per_occurrence,
+           "unrolled": lambda: dt.unrolled_influence(adam_run, (X, y)).per_occurrence,
+           "dve_adamw": lambda: dt.DataValueEmbedding().fit(adam_run).influence((X, y)).per_occurrence,
            "tracin": lambda: dt.tracin(traj, (X, y)).per_occurrence,
            "grad_dot": lambda: dt.grad_dot(traj, (X, y)).per_occurrence,
            "dve": lambda: dt.DataValueEmbedding().fit(traj).influence((X, y)).per_occurrence,
