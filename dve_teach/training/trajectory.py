@@ -249,7 +249,8 @@ class Trajectory:
     # ---- persistence ------------------------------------------------------------------
     def save(self, path: Union[str, Path]) -> None:
         """Write the run to one file that holds no code: tensors in safetensors, everything else as
-        JSON, plus a sha256 of both (format version 2; `dve_teach.training.persistence`). A custom
+        JSON, plus a sha256 of both (format version 3, with the update rule and its state;
+        `dve_teach.training.persistence`). A custom
         loss is recorded by name only: pass it again to `load`."""
         save_trajectory(self, path)
 
