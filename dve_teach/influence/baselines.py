@@ -26,7 +26,6 @@ from ..data.container import DataLike
 from ..training.functional import Measure, no_second_derivatives
 from .scores import Influence
 from ..training.trajectory import Trajectory
-from .unroll import _test_gradients
 
 __all__ = ["tracin", "grad_dot", "influence_function"]
 
@@ -35,11 +34,11 @@ def _per_step(traj: Trajectory, test: DataLike, measure: Optional[Measure], at_e
               method: str) -> Influence:
     data = traj.check_data(test)
     obj, b = traj.objective, traj.batch_size
-    U = None if at_each_step else _test_gradients(traj, traj.final, data, measure)
+    U = None if at_each_step else obj.measure_grads(traj.final, data, measure)
     rows = []
     for t, theta in traj.iter_params():
         _, X, y = traj.batch(t)
-        Ut = _test_gradients(traj, theta, data, measure) if at_each_step else U
+        Ut = obj.measure_grads(theta, data, measure) if at_each_step else U
         rows.append((float(traj.lrs[t]) / b) * (obj.per_sample_grads(theta, X, y) @ Ut.T))
     points, steps = traj.schedule.occurrence_pairs()
     return Influence(torch.cat(rows, 0).detach(), points, steps, traj.schedule.n, method=method)
@@ -115,7 +114,7 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
     n, lam = len(Xtr), traj.weight_decay
     if solver == "auto":
         solver = "exact" if P <= 3000 else "cg"
-    U = _test_gradients(traj, theta, data, measure)  # [n_test, P]
+    U = obj.measure_grads(theta, data, measure)  # [n_test, P]
     parts = _chunks(n, int(chunk_size))
 
     if solver == "exact":

@@ -18,8 +18,8 @@ from typing import Optional
 
 import torch
 
-from ..data.checks import as_int
-from .loo import IndexLike, _as_index_list, _removals
+from ..data.checks import as_index_list, as_int
+from .loo import IndexLike, _removals
 from ..training.trajectory import Trajectory
 
 __all__ = ["counterfactual_params", "divergence", "divergences"]
@@ -46,7 +46,7 @@ def _replay(traj: Trajectory, points: IndexLike, steps: Optional[IndexLike], ren
     engine, rule = traj.engine, traj.optimizer
     states = base[t0].expand(len(active), -1).clone()
     rows = torch.tensor(active, device=dev)
-    labels = _as_index_list(points, 'points')
+    labels = as_index_list(points, 'points')
     for t in range(t0, T):
         waiting = firsts > t  # not removed yet: these follow the recorded run exactly
         states[waiting] = base[t + 1]

@@ -179,9 +179,6 @@ class DataValueEmbedding:
         traj = self.trajectory_
         data = traj.check_data(test)
         U = traj.objective.measure_grads(traj.final, data, measure)
-        if U.shape != (len(data), traj.flat.P):
-            raise ValueError(f"the measure must return one value per test point (Tensor[{len(data)}]); its "
-                             f"gradient has shape {tuple(U.shape)} instead of [{len(data)}, {traj.flat.P}]")
         return self.projection_.project(U.detach())
 
     def influence(self, test: DataLike, measure: Optional[Measure] = None) -> Influence:

@@ -34,16 +34,12 @@ __all__ = ["exact_loo"]
 IndexLike = Union[Sequence[int], torch.Tensor]
 
 
-def _as_index_list(x: IndexLike, what: str) -> list[int]:
-    return as_index_list(x, what)
-
-
 def _removals(traj: Trajectory, points: IndexLike, steps: Optional[IndexLike],
               renormalize: bool) -> list[dict[int, int]]:
     """For each removal, {step: position of the point in that step's batch} (possibly empty)."""
     sched, T = traj.schedule, traj.T
     renormalize = as_flag(renormalize, "renormalize")
-    pts = _as_index_list(points, "points")
+    pts = as_index_list(points, "points")
     bad = [p for p in pts if not 0 <= p < sched.n]
     if bad:
         raise IndexError(f"point {bad[0]} is outside the training set [0, {sched.n})")
@@ -54,7 +50,7 @@ def _removals(traj: Trajectory, points: IndexLike, steps: Optional[IndexLike],
                 where.setdefault(i, {})[t] = pos
         rem = [dict(where.get(p, {})) for p in pts]
     else:
-        sts = _as_index_list(steps, "steps")
+        sts = as_index_list(steps, "steps")
         if len(sts) != len(pts):
             raise ValueError(f"steps has {len(sts)} entries but points has {len(pts)}: give one step per "
                              "point, or steps=None to remove every occurrence")

@@ -33,15 +33,6 @@ from ..training.trajectory import Trajectory
 __all__ = ["unrolled_influence", "sgd_influence"]
 
 
-def _test_gradients(traj: Trajectory, theta: torch.Tensor, data, measure: Optional[Measure]) -> torch.Tensor:
-    """∇_θ m(θ, z_j) for every test point, Tensor[n_test, P], with a clear error on a bad measure."""
-    U = traj.objective.measure_grads(theta, data, measure)
-    if U.shape != (len(data), traj.flat.P):
-        raise ValueError(f"the measure must return one value per test point (Tensor[{len(data)}]); its "
-                         f"gradient has shape {tuple(U.shape)} instead of [{len(data)}, {traj.flat.P}]")
-    return U.detach()
-
-
 def unrolled_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = False,
                        measure: Optional[Measure] = None) -> Influence:
     """First-order trajectory-specific LOO of every (point, step) occurrence, for any update rule:
@@ -66,7 +57,7 @@ def unrolled_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = 
     data = traj.check_data(test)
     obj, b, rule = traj.objective, traj.batch_size, traj.optimizer
     theta_T = traj.final
-    Ut = _test_gradients(traj, theta_T, data, measure)
+    Ut = obj.measure_grads(theta_T, data, measure)
     U = torch.zeros(Ut.shape[0], traj.checkpoints[0].shape[0], dtype=Ut.dtype, device=Ut.device)
     U[:, :Ut.shape[1]] = Ut
     scores: list[Optional[torch.Tensor]] = [None] * traj.T

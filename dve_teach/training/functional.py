@@ -264,4 +264,8 @@ class Objective:
                                  ".detach(), numpy or new tensors cut the graph): its gradient would be zero "
                                  "and every gradient estimator would report zero influence; compute it from "
                                  "params with torch ops")
-        return jacrev(lambda th: f(th, data), chunk_size=chunk_size)(theta)
+        U = jacrev(lambda th: f(th, data), chunk_size=chunk_size)(theta)
+        if U.shape != (len(data), self.flat.P):
+            raise ValueError(f"the measure must return one value per test point (Tensor[{len(data)}]); its "
+                             f"gradient has shape {tuple(U.shape)} instead of [{len(data)}, {self.flat.P}]")
+        return U.detach()
