@@ -67,7 +67,9 @@ def test_state_holds_the_rule_buffers(blobs_mlp):
         traj = dt.train(p.model, p.train, p.schedule, 0.01, optimizer=rule, checkpoint_every=3)
         assert traj.state(5).shape == (k * P,) and traj.params(5).shape == (P,)
         assert torch.equal(traj.params(5), traj.state(5)[:P])
-        assert torch.equal(traj.state(5), dict(traj.iter_states())[5])   # replayed from checkpoint 3
+        every = dt.train(p.model, p.train, p.schedule, 0.01, optimizer=rule)   # every state stored
+        assert torch.equal(traj.state(5), every.state(5))                      # replayed from checkpoint 3
+        assert torch.equal(dict(traj.iter_states())[5], every.state(5))
         if k == 3:   # v is a running mean of squared gradients: never negative, and not all zero
             v = traj.state(traj.T)[2 * P:]
             assert bool((v >= 0).all()) and float(v.max()) > 0

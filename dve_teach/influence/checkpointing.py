@@ -15,6 +15,10 @@ and since the product over later segments factors,
 
     DVE(i, t) = Π_{K−1} Π_{K−2} ··· Π_{k+1} · local DVE(i, t)        (t in segment k).
 
+For a run whose optimizer has a state (momentum, Adam; `state_recursion`) the segments run in state
+space instead: Q = I_S at a segment's end gives local embeddings relative to s_{s_{k+1}} (rows of
+length S) and Π_k = J_{s_{k+1}−1} ··· J_{s_k} [S, S]; then DVE(i, t) = [R, 0] Π_{K−1} ··· Π_{k+1} · local.
+
 This is an identity of the recursion (not an approximation): in exact arithmetic the result is the
 sequential one for every Hessian choice (Fisher, GGN), weight decay, learning-rate schedule,
 projection and per-layer blocks (Π_k is then block-diagonal and composed block by block).
@@ -39,6 +43,7 @@ import torch
 from ..training.trajectory import Trajectory
 from .projection import Projection
 from .recursion import run_recursion
+from .state_recursion import compose_state_segments, run_state_recursion
 
 __all__ = ["segment_bounds", "check_workers", "segmented_recursion", "compose_segments", "SegmentsLike"]
 
@@ -124,12 +129,22 @@ def _refuse_interactive_definitions(traj: Trajectory, start_method: str) -> None
                          "module, use start_method='fork' (Linux, CPU), or workers=1")
 
 
+def _run_segment(traj: Trajectory, proj: Projection, slices: list, options: dict, start: int, stop: int):
+    """One segment with P = I (or Q = I_S, in state space) at its end: (local E, [propagation blocks])."""
+    options = dict(options)
+    if options.pop("state", False):   # momentum / Adam: rows over the whole state (state_recursion)
+        eye = torch.eye(traj.checkpoints[0].shape[0], dtype=traj.dtype, device=traj.device)
+        E, Q = run_state_recursion(traj, proj, start=start, stop=stop, rows=eye, propagate_first=True, **options)
+        return E, [Q]
+    return run_recursion(traj, proj, slices, start=start, stop=stop, propagate_first=True, **options)
+
+
 def _segment_job(args: tuple) -> tuple[torch.Tensor, list[torch.Tensor]]:
     traj, proj, slices, options, start, stop, threads = args
     if threads is None:   # in this process
-        return run_recursion(traj, proj, slices, start=start, stop=stop, propagate_first=True, **options)
+        return _run_segment(traj, proj, slices, options, start, stop)
     torch.set_num_threads(threads)
-    E, Ps = run_recursion(traj, proj, slices, start=start, stop=stop, propagate_first=True, **options)
+    E, Ps = _run_segment(traj, proj, slices, options, start, stop)
     # CUDA tensors sent between processes stay owned by the sender, and a pool worker exits: send CPU copies
     return E.cpu(), [Pi.cpu() for Pi in Ps]
 
@@ -168,4 +183,6 @@ def segmented_recursion(traj: Trajectory, proj: Projection, slices: list, cuts: 
                                "`if __name__ == '__main__':` (the workers import it); or use workers=1") from e
     local = [E.to(traj.device) for E, _ in results]
     props = [[Pi.to(traj.device) for Pi in Ps] for _, Ps in results]
+    if options.get("state"):
+        return compose_state_segments(local, [Ps[0] for Ps in props], proj, traj), props
     return compose_segments(local, props, slices), props

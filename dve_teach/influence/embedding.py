@@ -77,8 +77,8 @@ class DataValueEmbedding:
       ``"recorded"`` (default): the rule the run used. For plain SGD the recursion above; for
       momentum, Adam and AdamW the recursion over the whole optimizer state (θ and its buffers,
       including how Adam's v reacts to the gradient; `dve_teach.influence.state_recursion`), with the
-      same curvature choices, projections (applied to the output side) and ``layerwise``; segments
-      are not supported there yet.
+      same curvature choices, projections (applied to the output side), ``layerwise`` and segments
+      (then composed in state space: Π_k is S×S, S = k·P).
       ``"sgd_proxy"``: the plain-SGD recursion with the run's η_t and λ whatever the rule (what the
       paper does for its AdamW-trained language models, §5.3).
       ``"frozen_preconditioner"`` (Adam, AdamW): the state recursion with v held at its recorded
@@ -138,22 +138,26 @@ class DataValueEmbedding:
         sizes = [s.stop - s.start for s in slices]
         nbytes = sum(k * k for k in sizes) * torch.finfo(traj.dtype).bits // 8
         shape = "d×d matrix"
-        if stateful:   # Q: d rows over the whole state (k·P columns)
-            nbytes, shape = d * traj.checkpoints[0].shape[0] * torch.finfo(traj.dtype).bits // 8, "d×(k·P) matrix"
+        if stateful:   # Q: d rows over the whole state (k·P columns); with segments, S×S per segment
+            S, K = traj.checkpoints[0].shape[0], len(segment_bounds(traj.T, self.segments)) - 1
+            nbytes = (d * S if K == 1 else K * S * S) * torch.finfo(traj.dtype).bits // 8
+            shape = "d×(k·P) matrix" if K == 1 else f"{K} state-space propagation matrices"
         if nbytes > _MAX_MATRIX_BYTES:
             raise MemoryError(f"the recursion needs {nbytes / 2**30:.1f} GiB for its {shape} (d = {d}): "
                               "use proj_dim (e.g. 1024)" + ("" if stateful else " or layerwise=True"))
         cuts = segment_bounds(traj.T, self.segments)
         check_workers(self.workers, self.start_method)
-        if stateful and len(cuts) > 2:
-            raise NotImplementedError(f"segments with optimizer={self.optimizer!r} on a {rule.name} run (the state "
-                                      "recursion) are not supported yet: use segments=1, or optimizer='sgd_proxy'")
         options = dict(hessian=self.hessian, renormalize=self.renormalize, block_rank=self.block_rank,
                        fisher_samples=self.fisher_samples, seed=self.seed)
         if stateful:
-            E, props = run_state_recursion(traj, proj, self.hessian, self.renormalize, self.layerwise,
-                                           self.optimizer == "frozen_preconditioner", self.fisher_samples,
-                                           self.seed), None
+            options = dict(hessian=self.hessian, renormalize=self.renormalize, layerwise=self.layerwise,
+                           frozen=self.optimizer == "frozen_preconditioner", fisher_samples=self.fisher_samples,
+                           seed=self.seed)
+        if stateful and len(cuts) == 2:
+            E, props = run_state_recursion(traj, proj, **options)[0], None
+        elif stateful:
+            E, props = segmented_recursion(traj, proj, slices, cuts, self.workers, self.start_method, state=True,
+                                           **options)
         elif len(cuts) == 2:
             E, props = run_recursion(traj, proj, slices, **options)[0], None
         else:

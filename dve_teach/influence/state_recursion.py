@@ -30,6 +30,8 @@ the gradient space (no low-rank batching): meant for the models of the lessons (
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from ..training.linearize import removal_deltas, rule_partials
@@ -37,7 +39,7 @@ from ..training.trajectory import Trajectory
 from .projection import Projection
 from .recursion import ggn_factors, sampled_targets
 
-__all__ = ["run_state_recursion"]
+__all__ = ["run_state_recursion", "compose_state_segments"]
 
 
 def _curvature(traj: Trajectory, theta: torch.Tensor, X, y, G: torch.Tensor, hessian: str, samples: int,
@@ -54,21 +56,30 @@ def _curvature(traj: Trajectory, theta: torch.Tensor, X, y, G: torch.Tensor, hes
 
 
 def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fisher", renormalize: bool = False,
-                        layerwise: bool = False, frozen: bool = False, fisher_samples: int = 1,
-                        seed: int = 0) -> torch.Tensor:
-    """Embeddings of every occurrence, Tensor[n_occ, d], rows in ``schedule.occurrence_pairs()`` order
-    (step order, batch order within a step). See the module docstring."""
+                        layerwise: bool = False, frozen: bool = False, fisher_samples: int = 1, seed: int = 0,
+                        start: int = 0, stop: Optional[int] = None, rows: Optional[torch.Tensor] = None,
+                        propagate_first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings of the occurrences of steps [start, stop), Tensor[n, r], rows in step order (batch
+    order within a step), and the Q left at the end, Tensor[r, S]. See the module docstring.
+
+    rows: the Q at `stop` (default [R, 0], r = d: the embeddings of the final model); with the
+    identity I_S (influence checkpointing, `checkpointing`) the embeddings are relative to the state
+    s_stop and the returned Q is the segment's propagation J_{stop−1} ··· J_start when
+    ``propagate_first`` (otherwise the Jacobian of step `start`, which only feeds earlier steps, is
+    skipped)."""
     rule, obj, b = traj.optimizer, traj.objective, traj.batch_size
     k, P = rule.k, traj.flat.P
-    R = proj.matrix().to(traj.dtype)                                      # [d, P]
-    d = R.shape[0]
-    Q = torch.zeros(d, k * P, dtype=traj.dtype, device=traj.device)
-    Q[:, :P] = R
+    stop = traj.T if stop is None else stop
+    if rows is None:
+        R = proj.matrix().to(traj.dtype)                                  # [d, P]
+        rows = torch.zeros(R.shape[0], k * P, dtype=traj.dtype, device=traj.device)
+        rows[:, :P] = R
+    Q, d = rows.clone(), rows.shape[0]
     slices = [sl for _, sl in traj.flat.layers] if layerwise else [slice(0, P)]
-    rows: list = [None] * traj.T
+    out: list = [None] * (stop - start)
     decoupled = getattr(rule, "decoupled", True)
     with torch.no_grad():
-        for t, s in traj.iter_states(reverse=True):
+        for t, s in traj.iter_states(reverse=True, start=start, stop=stop):
             _, X, y = traj.batch(t)
             lr, theta = float(traj.lrs[t]), rule.theta(s)
             G = obj.per_sample_grads(theta, X, y).detach()
@@ -80,8 +91,8 @@ def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fish
                 delta = removal_deltas(rule, s, G, lr, t, b, renormalize, v_grad=v_grad)
             except ValueError as e:
                 raise ValueError(f"step {t}: {e}") from e
-            rows[t] = delta @ Q.T
-            if t == 0:
+            out[t - start] = delta @ Q.T
+            if t == start and not propagate_first:
                 break
             A, C = rule_partials(rule, s, g, lr, t, v_grad=v_grad)
             if frozen:
@@ -93,4 +104,20 @@ def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fish
             for sl in slices:
                 Qn[:, 0, sl] += (QC[:, sl] @ W[:, sl].T) @ V[:, sl] / b
             Q = Qn.reshape(d, k * P)
-    return torch.cat(rows, 0)
+    return torch.cat(out, 0), Q
+
+
+def compose_state_segments(local: list[torch.Tensor], props: list[torch.Tensor], proj: Projection,
+                           traj: Trajectory) -> torch.Tensor:
+    """Final-model embeddings from per-segment ones in state space (influence checkpointing, §4.4):
+    segment k's rows [n_k, S] times ([R, 0] Π_{K−1} ··· Π_{k+1})ᵀ, Π_j [S, S] the segments'
+    propagations. Returns Tensor[Σ n_k, d]."""
+    P = traj.flat.P
+    R = proj.matrix().to(traj.dtype)
+    C = torch.zeros(R.shape[0], props[0].shape[0], dtype=traj.dtype, device=traj.device)
+    C[:, :P] = R
+    out = [None] * len(local)
+    for k in range(len(local) - 1, -1, -1):
+        out[k] = local[k] @ C.T
+        C = C @ props[k]
+    return torch.cat(out, 0)
