@@ -21,14 +21,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 from .data import Data, Split, as_data, config, datasets, models
-from .influence import (DataValueEmbedding, Influence, counterfactual, curation, exact_loo, explain, grad_dot,
-                        influence_function, metrics, phases, sgd_influence, tracin, unrolled_influence)
+from .influence import (DataValueEmbedding, Influence, OrderPredictor, counterfactual, curation, exact_loo,
+                        exact_order_change, explain, grad_dot, influence_function, metrics, phases, predict_order,
+                        sgd_influence, tracin, unrolled_influence)
 from .training import (DamagedFileError, Schedule, Trajectory, convert_legacy_trajectory, functional, lr, optim,
                        orders, train)
 
 __all__ = [
     "Data", "Split", "as_data", "Schedule", "train", "Trajectory", "Influence",
-    "exact_loo", "sgd_influence", "unrolled_influence", "DataValueEmbedding", "tracin", "grad_dot", "influence_function",
+    "exact_loo", "sgd_influence", "unrolled_influence", "predict_order", "exact_order_change", "OrderPredictor", "DataValueEmbedding", "tracin", "grad_dot", "influence_function",
     "datasets", "models", "metrics", "orders", "counterfactual", "explain", "config", "functional",
     "lr", "optim", "phases", "curation", "convert_legacy_trajectory", "DamagedFileError", "__version__",
 ]

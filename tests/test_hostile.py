@@ -492,6 +492,32 @@ def test_data_value_embedding_optimizer_modes(blobs, adam_run, mode, which, segm
         assert torch.isfinite(fitted.embeddings_).all() and fitted.embeddings_.shape[0] == len(traj.schedule.order)
 
 
+@FAST
+@given(edit=st.sampled_from(["move", "swap", "same", "longer", "other_b", "batches", None, "reversed"]),
+       method=st.sampled_from(["unrolled", "embedding", "exact", None]), point=st.one_of(st.integers(-2, 13),
+                                                                                           st.sampled_from([1.5, "2", None])))
+def test_predict_order(blobs, adam_run, edit, method, point):
+    split, sched, _ = blobs
+    traj = adam_run
+    i = sched.batches[0][0]
+    free = next(t for t in range(len(sched)) if i not in sched.batches[t])
+    new = {"move": lambda: sched.move(i, 0, free), "swap": lambda: sched.swap(1, 4),
+           "same": lambda: sched, "longer": lambda: dt.Schedule.shuffled(12, 4, epochs=3, seed=0),
+           "other_b": lambda: dt.Schedule.from_batches(sched.batches, 5, 12), "batches": lambda: sched.batches,
+           None: lambda: None, "reversed": lambda: sched.reversed()}[edit]()
+    ok, out = attempt("predict_order", lambda: dt.predict_order(traj, split.test, new, method),
+                      r"schedule|method|n = 12|batch size")
+    if ok:
+        assert out.shape == (len(split.test),) and torch.isfinite(out).all()
+        if edit == "same":
+            assert torch.equal(out, torch.zeros_like(out))
+    ok, curve = attempt("OrderPredictor.insertion_curve",
+                        lambda: dt.OrderPredictor(traj, split.test, mean=True).fit().insertion_curve(point),
+                        r"point|integer", ValueError, TypeError, IndexError)
+    if ok:
+        assert curve.shape == (traj.T, 1) and torch.isfinite(curve).all()
+
+
 # ---- estimators --------------------------------------------------------------------------------
 @FAST
 @given(points=st.one_of(st.lists(st.integers(0, 11), min_size=1, max_size=4), index_kinds()),

@@ -30,7 +30,7 @@ the gradient space (no low-rank batching): meant for the models of the lessons (
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -58,7 +58,8 @@ def _curvature(traj: Trajectory, theta: torch.Tensor, X, y, G: torch.Tensor, hes
 def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fisher", renormalize: bool = False,
                         layerwise: bool = False, frozen: bool = False, fisher_samples: int = 1, seed: int = 0,
                         start: int = 0, stop: Optional[int] = None, rows: Optional[torch.Tensor] = None,
-                        propagate_first: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                        propagate_first: bool = False, probe: Optional[Callable] = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of the occurrences of steps [start, stop), Tensor[n, r], rows in step order (batch
     order within a step), and the Q left at the end, Tensor[r, S]. See the module docstring.
 
@@ -66,7 +67,8 @@ def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fish
     identity I_S (influence checkpointing, `checkpointing`) the embeddings are relative to the state
     s_stop and the returned Q is the segment's propagation J_{stop−1} ··· J_start when
     ``propagate_first`` (otherwise the Jacobian of step `start`, which only feeds earlier steps, is
-    skipped)."""
+    skipped). probe: called as ``probe(t, s_t, g_t, Q)`` at every step before Q is updated (Q maps a
+    change of s_{t+1} to the embedding space), e.g. to embed edits of the order (`order_effects`)."""
     rule, obj, b = traj.optimizer, traj.objective, traj.batch_size
     k, P = rule.k, traj.flat.P
     stop = traj.T if stop is None else stop
@@ -92,6 +94,8 @@ def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fish
             except ValueError as e:
                 raise ValueError(f"step {t}: {e}") from e
             out[t - start] = delta @ Q.T
+            if probe is not None:
+                probe(t, s, g, Q)
             if t == start and not propagate_first:
                 break
             A, C = rule_partials(rule, s, g, lr, t, v_grad=v_grad)
