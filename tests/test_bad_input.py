@@ -308,3 +308,31 @@ def test_dropout_zero_is_the_identity_and_allowed(blobs_mlp):
     assert torch.equal(traj.final, p.traj.final)
     with pytest.raises(TypeError, match="remove batch norm / dropout, or set dropout=0.0"):
         dt.train(nn.Sequential(p.model[0], nn.Dropout(0.1), *list(p.model)[1:]), p.train, p.schedule, p.lr)
+
+
+class _NaNOnNegativeFirstInput(torch.nn.Module):
+    """A model whose output is NaN for finite rows with x[0] < 0 (sqrt inside forward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 3, dtype=torch.float64)
+
+    def forward(self, x):
+        return self.lin(x) * torch.sqrt(x[:, :1])
+
+
+def test_finite_rows_with_a_nan_loss_are_named(blobs_mlp):
+    split = dt.datasets.blobs(n_train=12, n_test=4, seed=2)
+    X = split.train.X.abs()
+    X[5, 0] = -1.0
+    sched = dt.Schedule.shuffled(12, 4, epochs=1, seed=0)
+    with pytest.raises(ValueError, match=r"training rows \[5\] are finite but the model's loss at θ_0 is NaN"):
+        dt.train(_NaNOnNegativeFirstInput(), (X, split.train.y), sched, 0.1)
+    X[5, 0] = 1.0
+    traj = dt.train(_NaNOnNegativeFirstInput(), (X, split.train.y), sched, 0.1)
+    Xt = split.test.X.abs()
+    Xt[2, 0] = -3.0
+    for call in (lambda: dt.sgd_influence(traj, (Xt, split.test.y)),
+                 lambda: dt.DataValueEmbedding().fit(traj).influence((Xt, split.test.y))):
+        with pytest.raises(ValueError, match=r"test rows \[2\] are finite but the model's loss at θ_T is NaN"):
+            call()

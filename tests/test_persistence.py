@@ -6,6 +6,7 @@ Integrity oracle: the file's own sha256 and structure, edited byte by byte or pi
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import struct
 
@@ -253,7 +254,7 @@ def test_consistent_forgeries_are_refused(saved, tmp_path):
                  dict(edit_meta=lambda m: m.__setitem__("batch_size", 1)),  # another SGD divisor
                  dict(edit_meta=lambda m: (m.__setitem__("weight_decay", 0.5),
                                            m["optimizer"].__setitem__("weight_decay", 0.5)))):
-        with pytest.raises(ValueError, match=r"does not replay: θ_3 recomputed from θ_0 differs"):
+        with pytest.raises(ValueError, match=r"does not replay: (θ_3 recomputed from θ_0 differs|the batch loss of step)"):
             dt.Trajectory.load(rewrite(saved, out, **edit))
     with pytest.raises(dt.DamagedFileError, match="content hash"):  # an edit without re-hashing
         dt.Trajectory.load(rewrite(saved, out, edit_meta=lambda m: m.__setitem__("weight_decay", 0.5), rehash=False))
@@ -284,3 +285,71 @@ def test_save_path_errors(blobs_mlp, tmp_path):
             traj.save(bad)
         with pytest.raises(TypeError, match="path must be a str or pathlib.Path"):
             dt.Trajectory.load(bad)
+
+
+# ---- the whole run is verified; nothing is read or built before its size is known ------------------
+@pytest.fixture()
+def saved_long(blobs_mlp, tmp_path):
+    traj = dt.train(blobs_mlp.model, blobs_mlp.train, blobs_mlp.schedule, blobs_mlp.lr, checkpoint_every=2)
+    path = tmp_path / "long.dvt"
+    traj.save(path)
+    return traj, path
+
+
+def test_edits_late_in_the_run_are_refused(saved_long, tmp_path):
+    traj, path = saved_long
+    out = tmp_path / "late.dvt"
+    T = traj.T
+    late = [t for t in range(T) if t >= 4]
+    a, c = late[0], late[-1]
+    i, j = traj.schedule.batches[a][0], traj.schedule.batches[c][0]
+
+    def swap_points(m):
+        m["batches"][a][0], m["batches"][c][0] = j, i
+
+    first_late_row = next(r for r in range(30) if min(traj.schedule.occurrences(r)) >= 2)   # first used at step 2 or 3
+
+    def nan_row(t):
+        t["data.X"][first_late_row, 0] = float("nan")
+
+    edits = {"η_t tripled late": dict(edit_tensors=lambda t: t["lrs"][6:].mul_(3)),
+             "two points swapped between late batches": dict(edit_meta=swap_points),
+             "a checkpoint replaced by an earlier one": dict(edit_tensors=lambda t: t.__setitem__(
+                 "checkpoint.6", t["checkpoint.4"].clone())),
+             "a late batch loss changed": dict(edit_tensors=lambda t: t["batch_losses"][7:].add_(0.1))}
+    for what, edit in edits.items():
+        with pytest.raises(ValueError, match="does not replay"):
+            dt.Trajectory.load(rewrite(path, out, **edit))
+        if what != "a checkpoint replaced by an earlier one":   # without verification such edits load
+            dt.Trajectory.load(rewrite(path, out, **edit), verify=False)
+    with pytest.raises(dt.DamagedFileError, match=rf"rows? \[{first_late_row}\]"):
+        dt.Trajectory.load(rewrite(path, out, edit_tensors=nan_row))
+    with pytest.raises(dt.DamagedFileError, match="labels.*outside 0..2"):
+        dt.Trajectory.load(rewrite(path, out, edit_tensors=lambda t: t["data.y"].__setitem__(first_late_row, 7)))
+
+
+def test_non_regular_files_are_refused_unread(tmp_path):
+    fifo = tmp_path / "pipe.dvt"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        dt.Trajectory.load(fifo)      # would block forever if opened
+    with pytest.raises(ValueError, match="not a regular file"):
+        dt.Trajectory.load("/dev/zero")   # would read until memory runs out
+
+
+def test_hostile_specs_and_json_are_damage_not_crashes(saved, tmp_path):
+    out = tmp_path / "spec.dvt"
+    huge = {"kind": "mlp", "sizes": [2] + [10 ** 7] * 3 + [3], "activation": "tanh"}
+    deep = {"kind": "mlp", "sizes": [2] * 700_000, "activation": "tanh"}
+    for spec in (huge, deep, {"kind": "linear", "in_dim": 10 ** 9, "out_dim": 3}):
+        with pytest.raises(dt.DamagedFileError, match="model spec"):
+            dt.Trajectory.load(rewrite(saved, out, edit_meta=lambda m: m.__setitem__("model_spec", spec)))
+    # metadata too deeply nested, or an integer too long for Python's conversion: damaged, not a crash
+    with safe_open(str(saved), "pt") as f:
+        header = f.metadata()
+    tensors = load_file(str(saved))
+    for meta_json in ("[" * 100_000 + "]" * 100_000, '{"T": ' + "9" * 5000 + "}"):
+        save_file(tensors, str(out), metadata={"dve_teach": meta_json, "sha256": _digest(meta_json, tensors)})
+        with pytest.raises(dt.DamagedFileError, match="unreadable metadata"):
+            dt.Trajectory.load(out)
+    assert header["sha256"]

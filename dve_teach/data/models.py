@@ -9,7 +9,7 @@ from torch import nn
 
 from .checks import as_int
 
-__all__ = ["mlp", "linear", "ACTIVATIONS", "model_spec", "build_model"]
+__all__ = ["mlp", "linear", "ACTIVATIONS", "model_spec", "build_model", "spec_param_shapes"]
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus}
 
@@ -90,6 +90,28 @@ def model_spec(model: nn.Module) -> Optional[dict]:
             return None
     return {"kind": "mlp", "sizes": [layers[0].in_features] + [m.out_features for m in layers],
             "activation": act}
+
+
+def spec_param_shapes(spec: dict) -> list[tuple[str, list[int]]]:
+    """(name, shape) of every parameter the network of `spec` would have, computed without building
+    it (so a hostile spec with a million layers or huge widths is refused before any memory is
+    taken). ValueError/TypeError for anything that is not a `model_spec`."""
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind == "linear":
+        a, b = as_int(spec.get("in_dim"), "in_dim", 1), as_int(spec.get("out_dim"), "out_dim", 1)
+        return [("weight", [b, a]), ("bias", [b])]
+    if kind == "mlp":
+        sizes = spec.get("sizes")
+        if not isinstance(sizes, list) or not 2 <= len(sizes) <= 10_000:
+            raise ValueError("an mlp spec needs a list of 2 to 10000 layer widths")
+        sizes = [as_int(s, "sizes", 1) for s in sizes]
+        if spec.get("activation") not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {spec.get('activation')!r}")
+        out = []
+        for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            out += [(f"{2 * k}.weight", [b, a]), (f"{2 * k}.bias", [b])]
+        return out
+    raise ValueError(f"unknown model spec {spec!r:.100}: use one written by model_spec")
 
 
 def build_model(spec: dict, dtype: torch.dtype = torch.float64) -> nn.Module:

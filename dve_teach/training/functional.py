@@ -187,6 +187,18 @@ class Objective:
             raise ValueError(f"{name}.y rows {bad[:10]} hold labels {data.y[bad[:10]].tolist()} outside 0..{k - 1} "
                              f"(the model has {k} outputs): fix the labels or widen the model's last layer")
 
+    def check_finite_losses(self, theta: torch.Tensor, data: Data, name: str = "data", where: str = "θ") -> None:
+        """Refuse finite rows whose loss at θ is NaN/inf (the model's output is not finite there),
+        naming them: through a shared backward pass one such row turns every column NaN."""
+        if len(data) == 0:
+            return
+        with torch.no_grad():
+            bad = torch.nonzero(~torch.isfinite(self.losses(theta, data.X, data.y))).reshape(-1).tolist()
+        if bad:
+            raise ValueError(f"{name} rows {bad[:10]} are finite but the model's loss at {where} is NaN/inf for "
+                             f"them (its output is not finite there: a log, sqrt or division inside forward?); "
+                             f"fix the model or drop those rows")
+
     def example_loss(self, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.losses(theta, x.unsqueeze(0), y.unsqueeze(0))[0]
 

@@ -15,9 +15,19 @@ then raw little-endian tensor bytes; nothing in it is code):
 - ``"sha256"``: a hash over the JSON document and every tensor's name, dtype, shape and bytes.
   `load` recomputes it, then checks the pieces fit together (T batches, T step sizes, the
   checkpoints 0, k, 2k, …, T of length P), so a corrupted, truncated or edited file is refused
-  as damaged instead of loaded into wrong numbers. Last, the model and loss must reproduce the
-  run: the recorded batch loss of step 0 at θ_0, and θ_k replayed from θ_0 (same shapes are not
-  the same function: another activation or loss would give other numbers).
+  as damaged instead of loaded into wrong numbers. Last, the whole run is verified by replay
+  (``verify=True``, the default; it costs about one training run): every checkpoint segment is
+  replayed from its stored state and must reach the next stored state, every recorded batch loss
+  must be reproduced, and the training rows must be finite with labels the model can take. So a
+  file edited anywhere (a late η_t, two points swapped between batches, a checkpoint replaced, a row
+  or label changed) is refused, and so is a model or loss other than the one trained with (same
+  shapes are not the same function). ``verify=False`` checks the first segment only (for runs too
+  large to replay; the file's hash still guards against corruption, not against a forger).
+
+Nothing is built before its size is known: a non-regular file (a pipe, a device) is refused
+unread, the read is bounded by the file's size, a model spec's parameter shapes are computed
+without building it and must match the stored checkpoints, and malformed JSON (too deep, huge
+integers) is reported as damaged.
 
 Version 3 added the update rule and its state; version-2 files (plain SGD: ``"optimizer": "sgd"``,
 checkpoints θ_t) still load. Files of the first format (version 1, a ``torch.save`` pickle) are refused with the way out:
@@ -37,7 +47,7 @@ from torch import nn
 
 from ..data.checks import as_device
 from ..data.container import Data
-from ..data.models import build_model, model_spec
+from ..data.models import build_model, model_spec, spec_param_shapes
 from .functional import FlatModel, LossLike, _LOSSES
 from .optim import SGD, rule_from_spec
 from .schedule import Schedule
@@ -139,7 +149,14 @@ def _read_container(path: PathLike) -> tuple[dict, dict[str, torch.Tensor], str]
         raise FileNotFoundError(f"no trajectory file at {path}")
     if p.is_dir():
         raise IsADirectoryError(f"{path} is a directory; give the path of a file written by Trajectory.save")
-    raw = p.read_bytes()
+    if not p.is_file():   # a named pipe would block forever, /dev/zero never ends
+        raise ValueError(f"{path} is not a regular file (a pipe, socket or device?): give the path of a file "
+                         "written by Trajectory.save")
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        raw = f.read(size + 1)
+    if len(raw) != size:
+        raise _damaged(path, "it changed size while being read")
     if len(raw) == 0:
         raise _damaged(path, "the file is empty")
     if len(raw) < 9:
@@ -155,14 +172,14 @@ def _read_container(path: PathLike) -> tuple[dict, dict[str, torch.Tensor], str]
         header = json.loads(raw[8:8 + n_header].decode("utf-8"))
         meta_json = header.get("__metadata__", {}).get("dve_teach")
         stored = header.get("__metadata__", {}).get("sha256")
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError) as e:
         raise _damaged(path, f"unreadable header: {e}") from None
     if meta_json is None:
         raise ValueError(f"{path} is a safetensors file but not a dve-teach trajectory (no dve_teach "
                          "metadata); save one with Trajectory.save")
     try:
         meta = json.loads(meta_json)
-    except (TypeError, json.JSONDecodeError) as e:
+    except (TypeError, ValueError, RecursionError) as e:   # also too deep, or integers too long
         raise _damaged(path, f"unreadable metadata: {e}") from None
     if not isinstance(meta, dict):
         raise _damaged(path, "the metadata is not a JSON object")
@@ -204,6 +221,12 @@ def _resolve_model(meta: dict, model: Optional[nn.Module], dtype: torch.dtype, p
             raise TypeError(f"{path} was trained with a model dve_teach cannot rebuild "
                             f"({meta.get('model_class')!r}, not dt.models.mlp/linear): pass it, "
                             "Trajectory.load(path, model=YourModel(...)) with the same architecture")
+        try:   # the shapes the spec implies, before anything is built
+            implied = spec_param_shapes(spec)
+        except (ValueError, TypeError) as e:
+            raise _damaged(path, f"its model spec {spec!r:.120} does not describe a dt.models network ({e})") from None
+        if [(n, tuple(s)) for n, s in implied] != list(zip(names, shapes)):
+            raise _damaged(path, "its model spec does not match the stored parameter names and shapes")
         try:
             model = build_model(spec, dtype)
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -223,7 +246,7 @@ def _resolve_model(meta: dict, model: Optional[nn.Module], dtype: torch.dtype, p
 
 
 def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss: Optional[LossLike] = None,
-                    device: Any = None):
+                    device: Any = None, verify: bool = True):
     """Read a file written by `save_trajectory` into ``cls`` (a `Trajectory`); see the module docstring."""
     meta, tensors, _ = _read_container(path)
     T = _get(meta, "T", int, path)
@@ -231,7 +254,8 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
     k = _get(meta, "checkpoint_every", int, path)
     names, shapes = _get(meta, "param_names", list, path), _get(meta, "param_shapes", list, path)
     if len(names) != len(shapes) or not names or not all(isinstance(n, str) for n in names) or not all(
-            isinstance(sh, list) and all(type(d) is int and d >= 0 for d in sh) for sh in shapes):
+            isinstance(sh, list) and len(sh) <= 8 and all(type(d) is int and 0 <= d < 2 ** 40 for d in sh)
+            for sh in shapes):
         raise _damaged(path, "the parameter names and shapes do not fit together")
     if not isinstance(meta.get("dtype"), str) or meta["dtype"] not in _DTYPES or not isinstance(meta.get("loss"), str) \
             or meta["loss"] not in ("custom", *_LOSSES) or not isinstance(meta.get("device"), str):
@@ -282,7 +306,7 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
     net.eval()
     ck = {t: tensors[f"checkpoint.{t}"].to(device) for t in [*range(0, T, k), T]}
     traj = cls(net, data.to(device), schedule, tensors["lrs"], rule, loss, ck, tensors["batch_losses"], k)
-    _check_reproduces(traj, path)
+    _check_reproduces(traj, path, verify)
     traj.flat.load_into(net, traj.final)
     return traj
 
@@ -303,10 +327,12 @@ def _rule(meta: dict, lam: float, path: PathLike):
     return rule
 
 
-def _check_reproduces(traj, path: PathLike) -> None:
+def _check_reproduces(traj, path: PathLike, verify: bool = True) -> None:
     """The model and loss must give the recorded batch loss of step 0 at θ_0 (equal parameter shapes
-    do not mean an equal function: another activation, another loss), and replaying the first
-    checkpoint segment from θ_0 must give the stored θ_k (the file's schedule, η_t, b and λ agree)."""
+    do not mean an equal function: another activation, another loss). With `verify` every checkpoint
+    segment is replayed from its stored state and must reach the next one, reproducing every recorded
+    batch loss, and the training rows must be finite with labels the model takes; without, only the
+    first segment is replayed."""
     _, X, y = traj.batch(0)
     try:
         with torch.no_grad():
@@ -315,18 +341,31 @@ def _check_reproduces(traj, path: PathLike) -> None:
         raise ValueError(f"the model or loss given cannot evaluate the saved run's data ({e}); pass the "
                          "architecture and loss it was trained with") from e
     eps = torch.finfo(traj.dtype).eps  # tolerances allow another device's rounding, not another run
+    loss_tol = max(1e-6, 100 * eps)
     want = float(traj.batch_losses[0])
-    if not abs(got - want) <= max(1e-6, 100 * eps) * abs(want) + 1e-9:
+    if not abs(got - want) <= loss_tol * abs(want) + 1e-9:
         raise ValueError(f"the model or loss given does not reproduce the saved run: the batch loss of step 0 "
                          f"at θ_0 is {got:.10g} here but {want:.10g} in {path}; pass the architecture (also the "
                          "activations) and the loss the run was trained with")
-    end = min(traj.checkpoint_every, traj.T)
-    theta = traj.checkpoints[0]   # the whole state: the replay checks the buffers too
-    for t in range(end):
-        theta = traj.step(theta, t).detach()
-    stored = traj.checkpoints[end]
-    gap = float((theta - stored).norm())
-    if not gap <= max(1e-6, 1e3 * eps * end) * float(stored.norm()) + 1e-12:
-        raise ValueError(f"the saved run does not replay: θ_{end} recomputed from θ_0 differs from the stored "
-                         f"checkpoint by {gap:.3g} in {path}; the file was edited, or the model or loss given "
-                         "differs from the one it was trained with")
+    if verify:
+        try:
+            traj.check_data(traj.data, "training")
+        except (ValueError, TypeError) as e:
+            raise DamagedFileError(f"{path} holds training data the run could not have used: {e}") from None
+    marks = sorted(traj.checkpoints)
+    for a, c in zip(marks[:-1], marks[1:] if verify else marks[1:2]):
+        s = traj.checkpoints[a]   # the whole state: the replay checks the buffers too
+        for t in range(a, c):
+            _, X, y = traj.batch(t)
+            s, L = traj.engine.step(s, t, X, y)
+            rec = float(traj.batch_losses[t])
+            if verify and not abs(float(L) - rec) <= loss_tol * abs(rec) + 1e-9:
+                raise ValueError(f"the saved run does not replay: the batch loss of step {t} is {float(L):.10g} "
+                                 f"here but {rec:.10g} in {path}; the file was edited, or the model or loss given "
+                                 "differs from the one it was trained with")
+        stored = traj.checkpoints[c]
+        gap = float((s - stored).norm())
+        if not gap <= max(1e-6, 1e3 * eps * (c - a)) * float(stored.norm()) + 1e-12:
+            raise ValueError(f"the saved run does not replay: θ_{c} recomputed from θ_{a} differs from the stored "
+                             f"checkpoint by {gap:.3g} in {path}; the file was edited, or the model or loss given "
+                             "differs from the one it was trained with")

@@ -43,6 +43,9 @@ class Guard:
 
     @classmethod
     def of(cls, objective: Objective, theta0: torch.Tensor, data: Data) -> "Guard":
+        """The caps of a run from θ_0 and its training data; finite rows whose loss at θ_0 is NaN/inf
+        are refused by name (a model whose output is not finite there), not reported as divergence."""
+        objective.check_finite_losses(theta0, data, "training", "θ_0")
         with torch.no_grad():
             L0 = float(objective.losses(theta0, data.X, data.y).max()) if len(data) else 0.0
         return cls(LOSS_GROWTH * max(1.0, L0), PARAM_GROWTH * max(1.0, float(theta0.abs().max())))

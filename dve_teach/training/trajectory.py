@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.checks import as_int
+from ..data.checks import as_flag, as_int
 from ..data.container import Data, DataLike, as_data, check_finite
 from .functional import FlatModel, LossLike, Objective
 from .optim import SGD, UpdateRule
@@ -238,6 +238,7 @@ class Trajectory:
                             f"{ref.y.dtype} with shape [n]{list(ref.y.shape[1:])}: match them")
         check_finite(d, name)
         self.objective.check_targets(self.final, d, name)
+        self.objective.check_finite_losses(self.final, d, name, "θ_T")
         return d
 
     def test_losses(self, test: DataLike) -> torch.Tensor:
@@ -256,17 +257,20 @@ class Trajectory:
 
     @classmethod
     def load(cls, path: Union[str, Path], model: Optional[nn.Module] = None,
-             loss: Optional[LossLike] = None, device=None) -> "Trajectory":
+             loss: Optional[LossLike] = None, device=None, verify: bool = True) -> "Trajectory":
         """Read a file written by `save`, never executing anything in it.
 
         model: needed unless the run used a `dt.models.mlp` / `dt.models.linear` structure (rebuilt
         from the file); it must have the saved parameter names and shapes, and gets θ_T loaded.
         loss: needed when the run used a custom loss function (files store no code).
         device: where to put the run (default: where it was saved).
+        verify: replay the whole run and check it against every stored checkpoint and batch loss (the
+        default; costs about one training run). False replays only the first checkpoint segment, for
+        runs too large to replay: a file edited later in the run would then load.
         Raises DamagedFileError (a ValueError) for a corrupted, truncated or inconsistent file, and
         ValueError for a pickle of the old format (see `convert_legacy_trajectory`).
         """
-        return load_trajectory(cls, path, model=model, loss=loss, device=device)
+        return load_trajectory(cls, path, model=model, loss=loss, device=device, verify=as_flag(verify, "verify"))
 
     def __repr__(self) -> str:
         opt = "" if self.optimizer == SGD(weight_decay=self.weight_decay) else f"optimizer={self.optimizer!r}, "
