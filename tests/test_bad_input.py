@@ -336,3 +336,92 @@ def test_finite_rows_with_a_nan_loss_are_named(blobs_mlp):
                  lambda: dt.DataValueEmbedding().fit(traj).influence((Xt, split.test.y))):
         with pytest.raises(ValueError, match=r"test rows \[2\] are finite but the model's loss at θ_T is NaN"):
             call()
+
+
+# ---- hard to fool, round 3: crashes deep in torch and unbounded work, refused by name -------------
+def test_coarse_dtypes_and_endless_lr_iterators_are_refused(blobs_mlp):
+    p = blobs_mlp
+    for dtype in (torch.float16, torch.bfloat16):
+        with pytest.raises(TypeError, match="too coarse.*float32"):
+            dt.train(p.model, p.train, p.schedule, 0.1, dtype=dtype)
+    import itertools
+    with pytest.raises(ValueError, match="more than values but the schedule has 8 steps"):
+        dt.train(p.model, p.train, p.schedule, itertools.repeat(0.1))
+    with pytest.raises(ValueError, match="lr has 9 values"):
+        dt.train(p.model, p.train, p.schedule, [0.1] * 9)
+
+
+class _TupleOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 3, dtype=torch.float64)
+
+    def forward(self, x):
+        return self.lin(x), x
+
+
+class _Tokens(nn.Module):
+    def __init__(self, V=5):
+        super().__init__()
+        self.emb = nn.Embedding(V, 3, dtype=torch.float64)
+        self.out = nn.Linear(3, 2, dtype=torch.float64)
+
+    def forward(self, x):
+        return self.out(self.emb(x).mean(1))
+
+
+def test_models_that_torch_would_crash_on_are_named(blobs_mlp, tmp_path):
+    p = blobs_mlp
+    with pytest.raises(TypeError, match="returned a tuple, not a Tensor"):
+        dt.train(_TupleOut(), p.train, p.schedule, 0.1)
+    with pytest.raises(TypeError, match="meta device"):
+        dt.train(dt.models.mlp((2, 4, 3)).to("meta"), p.train, p.schedule, 0.1)
+    X = torch.randint(0, 5, (12, 4))
+    y = torch.randint(0, 2, (12,))
+    X[7, 2] = 9
+    sched = dt.Schedule.shuffled(12, 4, seed=0)
+    with pytest.raises(ValueError, match=r"data.X rows \[7\] hold token ids outside 0..4"):
+        dt.train(_Tokens(), (X, y), sched, 0.1)
+    X[7, 2] = 1
+    traj = dt.train(_Tokens(), (X, y), sched, 0.1)
+    Xt = X[:3].clone()
+    Xt[1, 0] = -1
+    with pytest.raises(ValueError, match=r"test.X rows \[1\] hold token ids"):
+        dt.tracin(traj, (Xt, y[:3]))
+    # a frozen layer: the file does not claim a spec that would rebuild it trainable
+    model = dt.models.mlp((2, 4, 3))
+    model[0].weight.requires_grad_(False)
+    frozen = dt.train(model, p.train, p.schedule, 0.1)
+    frozen.save(tmp_path / "frozen.dvt")
+    with pytest.raises(TypeError, match="cannot rebuild"):
+        dt.Trajectory.load(tmp_path / "frozen.dvt")
+    assert torch.equal(dt.Trajectory.load(tmp_path / "frozen.dvt", model=model).final, frozen.final)
+
+
+def test_singular_influence_function_and_measures_that_ignore_params(blobs_mlp):
+    p = blobs_mlp
+
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = dt.models.mlp((2, 4, 3))
+            self.spare = nn.Parameter(torch.zeros(2, dtype=torch.float64))
+
+        def forward(self, x):
+            return self.net(x)
+    traj = dt.train(Unused(), p.train, p.schedule, 0.1)
+    with pytest.raises(ValueError, match="singular.*damping > 0"):
+        dt.influence_function(traj, p.test, damping=0.0, solver="exact")
+
+    def ignores_params(model, params, data):
+        return model(data.X)[:, 0]      # the module's own weights, not `params`
+    with pytest.raises(ValueError, match="ignores `params`"):
+        dt.sgd_influence(p.traj, p.test, measure=ignores_params)
+
+
+def test_orders_refuse_test_labels_out_of_range(blobs_mlp):
+    p = blobs_mlp
+    y = p.test.y.clone()
+    y[0] = 9
+    with pytest.raises(ValueError, match=r"test.y rows \[0\] hold labels"):
+        dt.orders.final_test_losses(p.model, p.train, (p.test.X, y), [p.schedule], 0.1)

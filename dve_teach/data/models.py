@@ -71,7 +71,10 @@ def _settings(module: nn.Module) -> dict:
 def model_spec(model: nn.Module) -> Optional[dict]:
     """The spec of a model with the structure of `dt.models.linear` or `dt.models.mlp`
     (``{"kind": "linear", "in_dim", "out_dim"}`` or ``{"kind": "mlp", "sizes", "activation"}``),
-    or None for any other model (which `load` then needs passed in)."""
+    or None for any other model (which `load` then needs passed in), and for one with frozen
+    parameters (requires_grad=False: the spec would rebuild them trainable)."""
+    if any(not p.requires_grad for p in model.parameters()):
+        return None
     if type(model) is nn.Linear:
         io = _linear_spec(model)
         return None if io is None else {"kind": "linear", "in_dim": io[0], "out_dim": io[1]}

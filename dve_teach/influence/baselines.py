@@ -140,7 +140,11 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
                           f"{float(evals[0]):.3g}); the influence function is unreliable here: raise "
                           "damping above the magnitude of the negative eigenvalue", RuntimeWarning,
                           stacklevel=2)
-        V = torch.linalg.solve(A, U.T).T  # [n_test, P] = rows (H + δI)⁻¹ ∇m
+        try:
+            V = torch.linalg.solve(A, U.T).T  # [n_test, P] = rows (H + δI)⁻¹ ∇m
+        except torch.linalg.LinAlgError as e:
+            raise ValueError(f"H + damping·I is singular at θ_T (damping = {damping:g}; a parameter the loss does "
+                             "not use has an all-zero row): use damping > 0 (e.g. 1e-3 to 10)") from e
     else:
         def apply(W: torch.Tensor) -> torch.Tensor:
             out = (lam + damping) * W

@@ -120,6 +120,9 @@ class FlatModel:
         self.numels = [p.numel() for _, p in named]
         self.dtype = named[0][1].dtype
         self.device = named[0][1].device
+        if any(p.is_meta for _, p in named):
+            raise TypeError("the model's parameters are on the meta device (shapes without values): materialise "
+                            "and initialise it first, e.g. model.to_empty(device='cpu') then reset_parameters()")
         offsets = [0]
         for k in self.numels:
             offsets.append(offsets[-1] + k)
@@ -171,6 +174,21 @@ class Objective:
             raise ValueError(f"the loss must return one value per example (Tensor[{X.shape[0]}]), "
                              f"got shape {tuple(out.shape)}; use reduction='none'")
         return out
+
+    def check_inputs(self, data: Data, name: str = "data") -> None:
+        """Refuse integer inputs (token ids) outside 0..V−1 for the model's embedding tables, naming the
+        rows, before torch fails deep inside an index_select."""
+        if data.X.is_floating_point() or len(data) == 0:
+            return
+        sizes = [m.num_embeddings for m in self.flat.model.modules() if isinstance(m, nn.Embedding)]
+        if not sizes:
+            return
+        V = min(sizes)
+        X = data.X.reshape(len(data), -1)
+        bad = torch.nonzero(((X < 0) | (X >= V)).any(1)).reshape(-1).tolist()
+        if bad:
+            raise ValueError(f"{name}.X rows {bad[:10]} hold token ids outside 0..{V - 1} (the model's embedding "
+                             f"table has {V} entries): fix the ids or enlarge the nn.Embedding")
 
     def check_targets(self, theta: torch.Tensor, data: Data, name: str = "data") -> None:
         """Refuse class labels outside 0..k−1 for cross-entropy (k = the model's output width),
@@ -280,4 +298,9 @@ class Objective:
         if U.shape != (len(data), self.flat.P):
             raise ValueError(f"the measure must return one value per test point (Tensor[{len(data)}]); its "
                              f"gradient has shape {tuple(U.shape)} instead of [{len(data)}, {self.flat.P}]")
+        if measure is not None and len(data) and not bool(U.ne(0).any()):
+            raise ValueError("the measure's gradient with respect to params is exactly zero for every test point: it "
+                             "ignores `params` (e.g. it calls model(data.X), which uses the module's own weights); "
+                             "compute it with torch.func.functional_call(model, params, (data.X,)), or every "
+                             "gradient estimator reports zero influence")
         return U.detach()

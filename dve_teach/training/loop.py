@@ -45,8 +45,12 @@ def resolve_lrs(lr: LR, T: int) -> torch.Tensor:
     elif isinstance(lr, (torch.Tensor, np.ndarray)) and lr.ndim > 1:
         raise TypeError(f"lr must be a number or a 1-D sequence of {T} values, got shape {tuple(lr.shape)}")
     elif hasattr(lr, "__iter__"):
-        values = [as_number(v, f"lr[{t}]") for t, v in enumerate(lr)]
-        if len(values) != T:
+        values = [as_number(v, f"lr[{t}]") for t, v in zip(range(T + 1), lr)]   # bounded: never reads an
+        if len(values) > T:                                                       # endless iterator to its end
+            n = f"{len(lr)}" if hasattr(lr, "__len__") else "more than"
+            raise ValueError(f"lr has {n} values but the schedule has {T} steps: give one per step (an endless "
+                             "iterator is cut off, not read to its end)")
+        if len(values) < T:
             raise ValueError(f"lr has {len(values)} values but the schedule has {T} steps: give one per step")
     else:
         raise TypeError(f"lr must be a number, a sequence of {T} numbers or a callable lr(t), got "
@@ -63,9 +67,15 @@ def check_setup(model: nn.Module, data: DataLike, dtype: torch.dtype, weight_dec
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (e.g. dt.models.mlp((4, 16, 3))), got "
                         f"{type(model).__name__}")
+    if any(p.is_meta for p in model.parameters()):
+        raise TypeError("the model's parameters are on the meta device (shapes without values): materialise "
+                        "and initialise it first, e.g. model.to_empty(device='cpu') then reset_parameters()")
     d = as_data(data, "data")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch dtype (e.g. torch.float64), got {dtype!r}")
+    if dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(f"dtype {dtype} is too coarse to replay a run (exact LOO differences and the replay "
+                        "checks need more digits than it keeps): use torch.float32 or torch.float64")
     weight_decay = as_number(weight_decay, "weight_decay")
     if weight_decay < 0 or not math.isfinite(weight_decay):
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
@@ -76,12 +86,18 @@ def check_setup(model: nn.Module, data: DataLike, dtype: torch.dtype, weight_dec
 def check_model_fits(objective: Objective, theta: torch.Tensor, d: Data, dtype: torch.dtype) -> None:
     """One forward pass on the first row: the model takes the inputs, labels fit its outputs, the
     loss accepts the targets and keeps the dtype — clear errors before training starts."""
+    objective.check_inputs(d, "data")
     try:
         with torch.no_grad():
             objective.flat.forward(theta, d.X[:1])
     except (RuntimeError, ValueError, TypeError, IndexError) as e:
         raise ValueError(f"the model cannot take the training inputs (rows of shape {list(d.X.shape[1:])}, "
                          f"{d.X.dtype}): {str(e).splitlines()[0]}; match the model's input layer to the data") from e
+    with torch.no_grad():
+        out = objective.flat.forward(theta, d.X[:1])
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the model's forward returned a {type(out).__name__}, not a Tensor of outputs: return the "
+                        "outputs only (e.g. wrap it: forward(x) -> self.net(x)[0]), so the loss can be applied")
     objective.check_targets(theta, d, "data")
     if objective.losses(theta, d.X[:1], d.y[:1]).dtype != dtype:
         raise TypeError("the loss returned a different dtype than the model; check the targets' dtype")

@@ -113,5 +113,7 @@ def final_test_losses(model: nn.Module, data: DataLike, test: DataLike, schedule
     net = copy.deepcopy(model).to(device=d.device, dtype=dtype)
     objective = Objective(FlatModel(net), loss)
     te = te.to(d.device, dtype)
+    objective.check_inputs(te, "test")
+    objective.check_targets(thetas[0], te, "test")
     with torch.no_grad():
         return vmap(objective.losses, in_dims=(0, None, None))(thetas, te.X, te.y)

@@ -237,6 +237,7 @@ class Trajectory:
             raise TypeError(f"{name}.y is {d.y.dtype} {tuple(d.y.shape)} but training targets are "
                             f"{ref.y.dtype} with shape [n]{list(ref.y.shape[1:])}: match them")
         check_finite(d, name)
+        self.objective.check_inputs(d, name)
         self.objective.check_targets(self.final, d, name)
         self.objective.check_finite_losses(self.final, d, name, "θ_T")
         return d
