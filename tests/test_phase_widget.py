@@ -86,3 +86,23 @@ def test_phase_model_refuses_bad_settings(kw, match):
         m.epochs = kw["epochs"]                      # what the widget does: set, then update
         with pytest.raises((TypeError, ValueError), match=match):
             m.update()
+
+
+def test_every_setting_is_in_the_cache_key(small):
+    """A changed warm-up (or any other setting) gives a new run, never the cached one."""
+    base = small.update()
+    small.warmup = 0.5
+    try:
+        other = small.update()
+        assert other is not base and not torch.equal(other["traj"].lrs, base["traj"].lrs)
+        for bad, name in ((2.5, "epochs"), (True, "epochs")):
+            small.epochs = bad
+            with pytest.raises((ValueError, TypeError), match=name):
+                small.update()
+        small.epochs = 2
+        small.warmup = 1.5
+        with pytest.raises(ValueError, match="warmup"):
+            small.update()
+    finally:
+        small.warmup, small.epochs = 0.1, 2
+    assert small.update() is base

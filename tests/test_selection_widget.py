@@ -58,3 +58,17 @@ def test_widget(small):
     view.controls["early"].value = (0.0, 0.0)
     r = small.update()
     assert r["current"]["cost"] == small.stats(small.run([(0.5, 1.0)]))["cost"]
+
+
+def test_settings_are_checked_and_keyed(blobs_mlp):
+    p = blobs_mlp
+    with pytest.raises((ValueError, TypeError), match="epochs"):
+        SelectionModel(p.model, p.train, p.test, p.test, epochs=2.9)
+    m = SelectionModel(p.model, p.train, p.test, p.test, epochs=1, batch_size=5, ratio=2, val_batch_size=3,
+                       seeds=[0])
+    first = m.run([(0.0, 0.5)])
+    m.peak = 0.1                       # a changed peak is a new run, not the cached one
+    second = m.run([(0.0, 0.5)])
+    assert second is not first and second[0].test_loss != first[0].test_loss
+    m.peak = 0.4
+    assert m.run([(0.0, 0.5)]) is first

@@ -55,3 +55,19 @@ def test_explorer_buttons_and_slider(model):
     harmful.click()
     assert v.model.point == int(v.model.exact_.argmin()) and v.controls["point"].value == v.model.point
     assert v.last_figure is not None
+
+
+def test_point_model_refuses_an_embedding_of_another_run(blobs_mlp):
+    from dve_teach.teach.tour import PointModel
+    p = blobs_mlp
+    other = dt.train(p.model, p.train, dt.Schedule.shuffled(30, 8, epochs=2, seed=5), p.lr)
+    with pytest.raises(ValueError, match="fitted on this run"):
+        PointModel(p.traj, p.test, dve=dt.DataValueEmbedding().fit(other))
+
+
+def test_removal_model_refuses_fractional_points(blobs_mlp):
+    from dve_teach.teach.explorers import RemovalModel
+    m = RemovalModel(blobs_mlp.traj, blobs_mlp.test, point=2)
+    with pytest.raises((ValueError, TypeError), match="point"):
+        m.point = 3.9
+    assert m.point == 2

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import plots
+from ..data.checks import as_flag, as_int
 from ..data.config import sized
 from ..data.container import Data
 from ..training.functional import resolve_loss
@@ -207,9 +208,10 @@ class RemovalModel:
     @point.setter
     def point(self, i: int) -> None:
         """Choosing another point resets `step` to None when the new point is not in that step."""
-        if not 0 <= int(i) < self.traj.schedule.n:
+        i = as_int(i, "point")
+        if not 0 <= i < self.traj.schedule.n:
             raise IndexError(f"point {i} is outside the training set 0..{self.traj.schedule.n - 1}")
-        self._point = int(i)
+        self._point = i
         if getattr(self, "step", None) not in [None] + self.steps():
             self.step = None
 
@@ -222,6 +224,8 @@ class RemovalModel:
         """{"divergence": [T+1], "tsloo": [n_test]} for the current choice (cached)."""
         from ..influence.counterfactual import divergence
         from ..influence.loo import exact_loo
+        self.renormalize = as_flag(self.renormalize, "renormalize")
+        self.step = None if self.step is None else as_int(self.step, "step")
         key = (self.point, self.step, self.renormalize)
         if key not in self._cache:
             st = None if self.step is None else [self.step]

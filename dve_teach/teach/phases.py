@@ -75,11 +75,20 @@ class PhaseModel:
         self._cache: dict = {}
 
     def _settings(self) -> tuple:
-        """(schedule, peak, epochs) checked — they may be set directly, as the widget does: no
-        silent truncation of 2.5 epochs, no True for 1."""
+        """Every setting that changes the run, checked — they may be set directly, as the widget does:
+        no silent truncation of 2.5 epochs, no True for 1, and none left out of the cache key."""
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         self.epochs = as_int(self.epochs, "epochs", 1)
         self.peak = as_number(self.peak, "peak")
-        return self.schedule, round(self.peak, 10), self.epochs
+        self.warmup = as_number(self.warmup, "warmup")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup is the warm-up fraction of the steps, in [0, 1); got {self.warmup}")
+        self.seed = as_int(self.seed, "seed", 0)
+        self.exact_steps = as_int(self.exact_steps, "exact_steps", 1)
+        self.per_step = as_int(self.per_step, "per_step", 1)
+        return (self.schedule, round(self.peak, 10), self.epochs, self.warmup, self.seed, self.exact_steps,
+                self.per_step)
 
     @_threads
     def update(self) -> dict:

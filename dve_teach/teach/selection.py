@@ -14,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from . import plots
-from ..data.checks import as_number
+from ..data.checks import as_int, as_number
 from ..data.container import Data
 from ..influence.curation import Selection, select_and_train
 from ..training import lr as lrs
@@ -43,10 +43,26 @@ class SelectionModel:
                  batch_size: int = 32, peak: float = 0.4, ratio: int = 4, val_batch_size: int = 32,
                  seeds: Sequence[int] = (0, 1, 2), early=(0.0, 0.1), late=(0.7, 1.0)):
         self.model, self.pool, self.validation, self.test = model, pool, validation, test
-        self.epochs, self.batch_size, self.peak, self.ratio = int(epochs), int(batch_size), float(peak), int(ratio)
-        self.val_batch_size, self.seeds = int(val_batch_size), [int(s) for s in seeds]
+        self.epochs, self.batch_size, self.peak, self.ratio = epochs, batch_size, peak, ratio
+        self.val_batch_size, self.seeds = val_batch_size, seeds
         self.early, self.late = tuple(early), tuple(late)
+        self._settings()
         self._cache: dict = {}
+
+    def _settings(self) -> tuple:
+        """Every setting of the runs, checked (they may be set after construction: no silent truncation
+        of epochs=2.9), and all of them in the cache key."""
+        self.epochs = as_int(self.epochs, "epochs", 1)
+        self.batch_size = as_int(self.batch_size, "batch_size", 1)
+        self.peak = as_number(self.peak, "peak")
+        self.ratio = as_int(self.ratio, "ratio", 1)
+        self.val_batch_size = as_int(self.val_batch_size, "val_batch_size", 1)
+        if isinstance(self.seeds, (str, bytes)) or not hasattr(self.seeds, "__iter__"):
+            raise TypeError(f"seeds must be a list of integers, got {self.seeds!r}")
+        self.seeds = [as_int(s, "seeds", 0) for s in self.seeds]
+        if not self.seeds:
+            raise ValueError("seeds is empty: give at least one seed")
+        return self.epochs, self.batch_size, round(self.peak, 10), self.ratio, self.val_batch_size, tuple(self.seeds)
 
     @property
     def T(self) -> int:
@@ -70,14 +86,16 @@ class SelectionModel:
     @_threads
     def run(self, windows: Sequence) -> list[Selection]:
         """One `Selection` per seed for selection inside `windows` (fractions; cached by their steps)."""
-        key = tuple(self.steps(windows))
+        settings = self._settings()
+        steps = tuple(self.steps(windows))
+        key = (settings, steps)
         if key not in self._cache:
             runs = []
             for s in self.seeds:
                 order = self._order(s)
                 runs.append(select_and_train(self.model, self.pool, self.validation, order,
                                              lrs.warmup_cosine(self.peak, len(order), warmup=len(order) // 10),
-                                             windows=list(key), ratio=self.ratio, val_batch_size=self.val_batch_size,
+                                             windows=list(steps), ratio=self.ratio, val_batch_size=self.val_batch_size,
                                              test=self.test, seed=s))
             self._cache[key] = runs
         return self._cache[key]

@@ -48,7 +48,12 @@ class PointModel:
 
     def __init__(self, traj: Trajectory, test: DataLike, dve: Optional[DataValueEmbedding] = None,
                  point: Optional[int] = None):
+        if not isinstance(traj, Trajectory):
+            raise TypeError(f"traj must be a dt.Trajectory (the result of dt.train), got {type(traj).__name__}")
         self.traj, self.test = traj, traj.check_data(test)
+        if dve is not None and getattr(dve, "trajectory_", None) is not traj:
+            raise ValueError("dve must be a DataValueEmbedding fitted on this run (dve.fit(traj)); one fitted on "
+                             "another run would show that run's numbers")
         self.dve = dve if dve is not None else DataValueEmbedding().fit(traj)
         self.influence_ = self.dve.influence(self.test)
         n = traj.schedule.n
