@@ -4,7 +4,9 @@ For each lesson the notebook is run top to bottom in a fresh kernel (fast mode),
 file (``lessons/solutions/NN_name_solutions.py``) is run in the same namespace with ``%run -i``.
 Every check of the lesson's `dve_teach.teach.exercises.lessonNN` module must then have said
 "right", and no variable the lesson defined may have been rebound by the solutions.
-Also: the checks say "not yet" (never raise) for the scaffold's None and for a wrong answer.
+Also: the checks say "not yet" (never raise) for the scaffold's None and for a wrong answer, and
+for a wrong-but-close one: every whole-number answer of a solution (or whole number inside a tuple)
+is fed again plus 0.9, which no check may accept.
 """
 from __future__ import annotations
 
@@ -22,13 +24,35 @@ LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 PATHS = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
 
 BEFORE = """\
-import dve_teach.teach.exercises as _ex
+import dve_teach.teach.exercises as _ex, importlib as _il, numbers as _nb
 _ex.HISTORY.clear()
+_calls = []
+_mod = _il.import_module('dve_teach.teach.exercises.lesson{number}')
+for _name in [n for n in dir(_mod) if n.startswith('check_')]:
+    def _rec(*a, _f=getattr(_mod, _name), **k):
+        _calls.append((_f, a, k))
+        return _f(*a, **k)
+    setattr(_mod, _name, _rec)
 _before = {k: id(v) for k, v in globals().items() if not k.startswith('_') and k not in ('In', 'Out')}"""
 AFTER = """\
 import json as _json
+_history = list(_ex.HISTORY)
 _rebound = sorted(k for k, i in _before.items() if k not in globals() or id(globals()[k]) != i)
-print('RESULT' + _json.dumps({'history': _ex.HISTORY, 'rebound': _rebound}))"""
+def _close(x):   # whole numbers (ints, not bools) plus 0.9; None when the answer holds none
+    if isinstance(x, _nb.Integral) and not isinstance(x, bool):
+        return [x + 0.9]
+    if isinstance(x, tuple) and any(isinstance(v, _nb.Integral) and not isinstance(v, bool) for v in x):
+        return [tuple(v + 0.9 if j == i else v for j, v in enumerate(x)) for i in range(len(x))
+                if isinstance(x[i], _nb.Integral) and not isinstance(x[i], bool)]
+    return []
+_accepted = [(_f.__name__, repr(c)) for _f, _a, _k in _calls if _a for c in _close(_a[0])
+             if _f(c, *_a[1:], **_k).ok]
+_tried = sum(len(_close(_a[0])) for _f, _a, _k in _calls if _a)
+print('RESULT' + _json.dumps({'history': _history, 'rebound': _rebound, 'accepted': _accepted, 'tried': _tried}))"""
+
+
+#: lessons whose solutions answer at least one check with a whole number (or a tuple of them)
+WHOLE_NUMBER_ANSWERS = {"00", "01", "02", "03", "04", "05", "06", "08"}
 
 
 def _checks(number: str) -> set[str]:
@@ -47,7 +71,8 @@ def test_solutions_pass_their_checks(path, monkeypatch):
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     solution = f"solutions/{path.stem}_solutions.py"
-    nb.cells += [nbformat.v4.new_code_cell(BEFORE), nbformat.v4.new_code_cell(f"%run -i {solution}"),
+    nb.cells += [nbformat.v4.new_code_cell(BEFORE.replace("{number}", number)),
+                 nbformat.v4.new_code_cell(f"%run -i {solution}"),
                  nbformat.v4.new_code_cell(AFTER)]
     monkeypatch.setenv("DVE_TEACH_FAST", "1")
     monkeypatch.setenv("DVE_TEACH_SEED", "0")
@@ -60,3 +85,6 @@ def test_solutions_pass_their_checks(path, monkeypatch):
     wrong = sorted(name for name, ok in result["history"] if not ok)
     assert not wrong, f"{solution}: the checks {wrong} say 'not yet' to the solution"
     assert not result["rebound"], f"{solution} overwrites the lesson's variables {result['rebound']}"
+    assert not result["accepted"], f"checks accept wrong-but-close answers: {result['accepted']}"
+    if number in WHOLE_NUMBER_ANSWERS:   # the perturbation is not vacuous where answers are whole numbers
+        assert result["tried"] > 0, f"no whole-number answer of {solution} was perturbed"

@@ -67,6 +67,10 @@ def test_largest_error(moons_run):
     absent = next(s for s in range(traj.T) if pts[0] not in traj.schedule.batches[s])
     _not_ok(ex3.check_largest_error((pts[0], absent), traj, split.test))
     _not_ok(ex3.check_largest_error(None, traj, split.test))
+    # wrong-but-close answers are not right: a fractional index is no index
+    _not_ok(ex3.check_largest_error((pts[order[0]] + 0.9, sts[order[0]]), traj, split.test))
+    _not_ok(ex3.check_largest_error((pts[order[0]], sts[order[0]] + 0.5), traj, split.test))
+    _not_ok(ex3.check_largest_error((pts[order[0]], sts[order[0]], 0), traj, split.test))
 
 
 def test_second_to_last_step(digits_run):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from . import Feedback, exercise, not_yet, right, wrong
+from . import Feedback, exercise, not_yet, right, whole, wrong
 
 __all__ = ["check_removal_direction", "check_hvp", "check_largest_error"]
 
@@ -85,7 +85,11 @@ def check_largest_error(answer, traj, test) -> Feedback:
     name = "check_largest_error"
     if answer is None:
         return not_yet(name, "compare the estimate and the exact value of every occurrence; argmax of |difference|.")
-    point, step = (int(a) for a in answer)
+    if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__") or len(answer) != 2 \
+            or any(whole(a) is None for a in answer):
+        return wrong(name, f"{answer!r} is not a (point, step) pair of whole numbers.",
+                     "answer with a tuple such as (pts[k], sts[k]) for the worst k.")
+    point, step = (whole(a) for a in answer)
     pts, sts = traj.schedule.occurrence_pairs()
     est = sgd_influence(traj, test).per_occurrence.mean(1)
     exact = exact_loo(traj, test, pts, sts, progress=False).mean(1)
