@@ -71,7 +71,7 @@ def test_by_step_errors():
         inf.by_step("median")
     with pytest.raises(ValueError, match="test must be 'each'"):
         inf.by_step(test="all")
-    with pytest.raises(ValueError, match="pass the learning rates, lrs=traj.lrs"):
+    with pytest.raises(ValueError, match="carries no learning rates; pass lrs=traj.lrs"):
         inf.by_step("mean", per_lr=True)
     with pytest.raises(ValueError, match="lrs has 3 values but there are T=6"):
         inf.by_step("mean", per_lr=True, lrs=[0.1] * 3, T=6)
@@ -155,3 +155,11 @@ def test_new_modules_are_public():
         assert name in dt.__all__ and getattr(dt, name) is not None
     assert dt.phases is phases and dt.curation.select_and_train and dt.lr.warmup_cosine
     assert callable(dt.metrics.roc_auc) and callable(dt.metrics.precision_at_k)
+
+
+def test_per_lr_uses_the_runs_own_learning_rates(blobs_mlp):
+    traj = blobs_mlp.traj
+    inf = dt.sgd_influence(traj, blobs_mlp.test)
+    assert torch.equal(inf.by_step("mean", per_lr=True), inf.by_step("mean", per_lr=True, lrs=traj.lrs))
+    for est in (dt.tracin(traj, blobs_mlp.test), dt.DataValueEmbedding().fit(traj).influence(blobs_mlp.test)):
+        assert torch.equal(est.lrs, traj.lrs)

@@ -41,7 +41,7 @@ def _per_step(traj: Trajectory, test: DataLike, measure: Optional[Measure], at_e
         Ut = obj.measure_grads(theta, data, measure) if at_each_step else U
         rows.append((float(traj.lrs[t]) / b) * (obj.per_sample_grads(theta, X, y) @ Ut.T))
     points, steps = traj.schedule.occurrence_pairs()
-    return Influence(torch.cat(rows, 0).detach(), points, steps, traj.schedule.n, method=method)
+    return Influence(torch.cat(rows, 0).detach(), points, steps, traj.schedule.n, method=method, lrs=traj.lrs)
 
 
 def tracin(traj: Trajectory, test: DataLike, measure: Optional[Measure] = None) -> Influence:

@@ -190,7 +190,8 @@ class DataValueEmbedding:
         `Influence` with ``per_occurrence`` = embeddings_ @ test_gradients(test)ᵀ [n_occ, n_test]."""
         self._check_fitted()
         scores = self.embeddings_ @ self.test_gradients(test, measure).T
-        return Influence(scores, self.points_, self.steps_, self.trajectory_.schedule.n, method=self.method_name)
+        return Influence(scores, self.points_, self.steps_, self.trajectory_.schedule.n, method=self.method_name,
+                         lrs=self.trajectory_.lrs)
 
     @property
     def method_name(self) -> str:

@@ -56,7 +56,7 @@ def exact_influence(traj: Trajectory, test: DataLike, points: Sequence[int], ste
 
     scores = exact_loo(traj, test, points, steps, **kw)
     return Influence(scores, torch.as_tensor(list(points)), torch.as_tensor(list(steps)), traj.schedule.n,
-                     method="exact")
+                     method="exact", lrs=traj.lrs)
 
 
 def gradient_norms(traj: Trajectory) -> Influence:
@@ -69,7 +69,7 @@ def gradient_norms(traj: Trajectory) -> Influence:
             _, X, y = traj.batch(t)
             rows.append(traj.objective.per_sample_grads(theta, X, y).norm(dim=1))
     pts, sts = traj.schedule.occurrence_pairs()
-    return Influence(torch.cat(rows)[:, None], pts, sts, traj.schedule.n, method="gradient_norm")
+    return Influence(torch.cat(rows)[:, None], pts, sts, traj.schedule.n, method="gradient_norm", lrs=traj.lrs)
 
 
 def embedding_norms(dve, per_lr: bool = True) -> Influence:
@@ -84,7 +84,7 @@ def embedding_norms(dve, per_lr: bool = True) -> Influence:
             raise ValueError("per_lr=True needs η_t > 0 at every step; use per_lr=False")
         norms = norms / lrs
     return Influence(norms[:, None], dve.points_, dve.steps_, dve.trajectory_.schedule.n,
-                     method="embedding_norm")
+                     method="embedding_norm", lrs=dve.trajectory_.lrs)
 
 
 def phase_levels(curve, bins: int = 10) -> dict:

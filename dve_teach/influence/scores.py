@@ -20,7 +20,8 @@ class Influence:
     """Per-occurrence scores.
 
     per_occurrence: Tensor[n_occ, n_test]; points, steps: Tensor[n_occ] (int64), the training
-    index and step of each occurrence; n_train: the training-set size (rows of `total`).
+    index and step of each occurrence; n_train: the training-set size (rows of `total`); lrs: the
+    run's η_t, Tensor[T] (set by the estimators; `by_step(per_lr=True)` uses it).
     """
 
     per_occurrence: torch.Tensor
@@ -28,6 +29,7 @@ class Influence:
     steps: torch.Tensor
     n_train: int
     method: str = ""
+    lrs: Optional[torch.Tensor] = None
 
     def __post_init__(self) -> None:
         self.points = torch.as_tensor(self.points, dtype=torch.int64).cpu()
@@ -66,8 +68,8 @@ class Influence:
           ``"sum"``: Σ_{i∈B_t} s(i, t) (what removing the whole batch does, to first order);
           ``"mean"``: (1/|O_t|) Σ s(i, t); ``"mean_abs"``: (1/|O_t|) Σ |s(i, t)|, O_t the
           occurrences of step t held here (a step with none gives NaN for the means, 0 for the sum).
-        per_lr: divide step t's value by η_t (needs ``lrs``, e.g. ``traj.lrs``), as the paper does
-          "for a fair comparison" of steps with different learning rates.
+        per_lr: divide step t's value by η_t (``lrs``, default the run's own, which every estimator
+          records), as the paper does "for a fair comparison" of steps with different learning rates.
         test: ``"each"`` -> Tensor[T, n_test], one column per test point; ``"mean"`` -> Tensor[T],
           the scores of the mean test measure (1/n_test) Σ_j s(i, t; z_j) reduced as above (for
           ``mean_abs`` the absolute value is taken after averaging over the test points).
@@ -83,6 +85,7 @@ class Influence:
         if reduce == "mean_abs":
             scores = scores.abs()
         dev = scores.device
+        lrs = self.lrs if lrs is None else lrs
         if lrs is not None:
             lrs = torch.as_tensor(lrs, dtype=torch.float64).reshape(-1).to(dev)
         held = int(self.steps.max()) + 1 if len(self.steps) else 0
@@ -97,7 +100,8 @@ class Influence:
             out = out / count[:, None]   # 0/0 = NaN where a step has no occurrence held
         if per_lr:
             if lrs is None:
-                raise ValueError("per_lr=True divides by η_t: pass the learning rates, lrs=traj.lrs")
+                raise ValueError("per_lr=True divides by η_t: this Influence carries no learning rates; pass "
+                                 "lrs=traj.lrs")
             if len(lrs) != T:
                 raise ValueError(f"lrs has {len(lrs)} values but there are T={T} steps: pass traj.lrs of the run")
             if bool((lrs[self.steps.to(dev)] <= 0).any()):

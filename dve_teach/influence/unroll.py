@@ -76,7 +76,7 @@ def unrolled_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = 
     points, steps = traj.schedule.occurrence_pairs()
     name = "unrolled" if not rule.plain_sgd else "sgd_influence"
     return Influence(per_occurrence, points, steps, traj.schedule.n,
-                     method=name + ("_renormalized" if renormalize else ""))
+                     method=name + ("_renormalized" if renormalize else ""), lrs=traj.lrs)
 
 
 def sgd_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = False,
