@@ -109,7 +109,6 @@ def test_kronecker_pca_factored_gradients_equal_projected_full_gradients(blobs):
 def test_bad_settings_are_refused(blobs):
     traj, _ = blobs
     cases = [(dict(proj_dim=None, projection="pca"), "needs proj_dim"),
-             (dict(proj_dim=20, projection="pca", pca_samples=10), "raise pca_samples"),
              (dict(proj_dim=4, projection="pca", pca_step=99), "pca_step=99"),
              (dict(proj_dim=4, projection="pca", pca_samples=0), "pca_samples must be"),
              (dict(proj_dim=1, projection="kronecker_pca"), "at least one dimension per layer"),
@@ -117,3 +116,14 @@ def test_bad_settings_are_refused(blobs):
     for kw, match in cases:
         with pytest.raises(ValueError, match=match):
             dt.DataValueEmbedding(**kw).fit(traj)
+
+
+def test_more_directions_than_samples_draw_more_samples(blobs):
+    """proj_dim above pca_samples draws proj_dim points instead of refusing (while the set has them)."""
+    traj, _ = blobs
+    big = dt.DataValueEmbedding(proj_dim=20, projection="pca", pca_samples=10).fit(traj)
+    assert big.embedding_dim_ == 20
+    same = dt.DataValueEmbedding(proj_dim=20, projection="pca", pca_samples=20).fit(traj)
+    assert torch.equal(big.embeddings_, same.embeddings_)
+    with pytest.raises(ValueError, match="lower proj_dim"):
+        dt.DataValueEmbedding(proj_dim=len(traj.data) + 1, projection="pca").fit(traj)

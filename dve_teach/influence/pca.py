@@ -61,7 +61,10 @@ def _sample(traj: Trajectory, samples: int, step: int, seed: int) -> tuple[torch
 def pca_projection(traj: Trajectory, proj_dim: int, samples: int = 256, step: int = 0, seed: int = 0,
                    layerwise: bool = False) -> DenseProjection:
     """R [d, P]: top-d principal directions of the per-sample gradients of `samples` training points
-    (seeded draw) at θ_step, one PCA per layer when `layerwise` (see the module doc)."""
+    (seeded draw; at least proj_dim of them when the training set has that many) at θ_step, one PCA
+    per layer when `layerwise` (see the module doc)."""
+    if isinstance(samples, int) and not isinstance(samples, bool) and samples >= 1:
+        samples = max(samples, proj_dim)   # d directions need at least d samples: draw them
     theta, X, y = _sample(traj, samples, step, seed)
     s, P = X.shape[0], traj.flat.P
     if layerwise:
@@ -69,14 +72,14 @@ def pca_projection(traj: Trajectory, proj_dim: int, samples: int = 256, step: in
         caps = [min(sl.stop - sl.start, s) for sl in slices]
         if not len(slices) <= proj_dim <= sum(caps):
             raise ValueError(f"projection='pca' with layerwise=True needs {len(slices)} <= proj_dim <= "
-                             f"{sum(caps)} (per layer at most min(layer size, pca_samples={s})); got "
-                             f"proj_dim={proj_dim}: raise pca_samples or lower proj_dim")
+                             f"{sum(caps)} (per layer at most min(layer size, {s} sampled points)); got "
+                             f"proj_dim={proj_dim}: lower proj_dim")
         dims = allocate_dims(proj_dim, caps)
     else:
         slices, dims = [slice(0, P)], [proj_dim]
         if proj_dim > s:
-            raise ValueError(f"projection='pca' finds at most pca_samples={s} principal directions, but "
-                             f"proj_dim={proj_dim}: raise pca_samples to >= {proj_dim} or lower proj_dim")
+            raise ValueError(f"projection='pca' finds at most {s} principal directions (the training set has "
+                             f"{s} points), but proj_dim={proj_dim}: lower proj_dim")
     G = factored_grads(traj.objective, theta, X, y)
     G = G if G is not None else traj.objective.per_sample_grads(theta, X, y).detach()
     parts = [(sl, principal_directions(G[:, sl], k).to(traj.device, traj.dtype)) for sl, k in zip(slices, dims)]
