@@ -425,3 +425,32 @@ def test_orders_refuse_test_labels_out_of_range(blobs_mlp):
     y[0] = 9
     with pytest.raises(ValueError, match=r"test.y rows \[0\] hold labels"):
         dt.orders.final_test_losses(p.model, p.train, (p.test.X, y), [p.schedule], 0.1)
+
+
+def test_tied_weights_are_refused_up_front(blobs_mlp):
+    """One module under two names (or a parameter shared by two layers): refused before training,
+    instead of a run whose module loses its parameters when θ_T is loaded."""
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(2, 2, dtype=torch.float64)
+            self.b = self.a
+            self.out = nn.Linear(2, 3, dtype=torch.float64)
+
+        def forward(self, x):
+            return self.out(torch.tanh(self.b(torch.tanh(self.a(x)))))
+
+    class SharedWeight(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(2, 2, dtype=torch.float64)
+            self.c = nn.Linear(2, 2, dtype=torch.float64)
+            self.c.weight = self.a.weight
+            self.out = nn.Linear(2, 3, dtype=torch.float64)
+
+        def forward(self, x):
+            return self.out(self.c(self.a(x)))
+    p = blobs_mlp
+    for model, names in ((Tied(), "a.weight and b.weight"), (SharedWeight(), "a.weight and c.weight")):
+        with pytest.raises(TypeError, match=f"several names \\({names}"):
+            dt.train(model, p.train, p.schedule, 0.1)

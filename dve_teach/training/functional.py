@@ -108,6 +108,15 @@ class FlatModel:
                     f"unsupported layer {name or 'model'} ({type(mod).__name__}): SGD replays must be "
                     "deterministic functions of the batch; remove batch norm / dropout, or set dropout=0.0 "
                     "(LayerNorm is fine)")
+        shared = len(list(model.named_parameters(remove_duplicate=False))) - len(list(model.named_parameters()))
+        if shared:
+            names = {}
+            for n, p in model.named_parameters(remove_duplicate=False):
+                names.setdefault(id(p), []).append(n)
+            twice = next(v for v in names.values() if len(v) > 1)
+            raise TypeError(f"the model holds one parameter under several names ({' and '.join(twice)}: tied weights "
+                            "or a submodule registered twice); dve_teach cannot replay such a model exactly: give "
+                            "each name its own parameter, or reuse the submodule through one attribute only")
         if any(True for _ in model.buffers()):
             raise TypeError("the model has buffers (running statistics); dve_teach needs a model whose "
                             "output depends only on its parameters and the input")
