@@ -90,7 +90,7 @@ def test_other_models_are_passed_in_and_checked(tmp_path):
     class OtherGRU(TinyGRU):  # same parameters, another function
         def forward(self, x):
             return self.head(torch.relu(self.rnn(x)[0][:, -1]))
-    with pytest.raises(ValueError, match=r"does not reproduce the saved run.*batch loss of step 0"):
+    with pytest.raises(ValueError, match=r"does not reproduce.*batch loss of step 0"):
         dt.Trajectory.load(tmp_path / "gru.dvt", model=OtherGRU())
     fresh = TinyGRU()  # different initial weights: θ_T from the file replaces them
     back = dt.Trajectory.load(tmp_path / "gru.dvt", model=fresh)
@@ -109,7 +109,7 @@ def test_custom_loss_is_passed_at_load(linear_lsq, tmp_path):
     traj.save(tmp_path / "custom.dvt")  # a lambda saves fine: the file holds its name, not its code
     with pytest.raises(TypeError, match=r"custom loss.*<lambda>.*loss=your_loss"):
         dt.Trajectory.load(tmp_path / "custom.dvt")
-    with pytest.raises(ValueError, match="does not reproduce the saved run"):
+    with pytest.raises(ValueError, match="does not reproduce"):
         dt.Trajectory.load(tmp_path / "custom.dvt", loss=lambda o, y: (o - y.reshape(o.shape)).abs().mean(1))
     back = dt.Trajectory.load(tmp_path / "custom.dvt", loss=sq_error)
     assert_same_run(traj, back)

@@ -25,7 +25,10 @@ def as_int(v: Any, what: str, minimum: Optional[int] = None) -> int:
     v = _scalar(v)
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{what} must be an integer, got {type(v).__name__} {v!r}")
-    if not float(v).is_integer():
+    if isinstance(v, numbers.Integral):
+        if abs(int(v)) >= 2 ** 62:   # no count or index is that large; float(v) would overflow
+            raise ValueError(f"{what} must be an integer below 2**62, got one with {len(str(abs(int(v))))} digits")
+    elif not float(v).is_integer():
         raise ValueError(f"{what} must be a whole number, got {v!r}")
     if minimum is not None and int(v) < minimum:
         raise ValueError(f"{what} must be >= {minimum}, got {v!r}")

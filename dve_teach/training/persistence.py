@@ -207,8 +207,8 @@ def _read_container(path: PathLike) -> tuple[dict, dict[str, torch.Tensor], str]
 
 def _get(meta: dict, key: str, kind, path: PathLike):
     v = meta.get(key)
-    if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool:
-        raise _damaged(path, f"metadata field {key!r} is {v!r}")
+    if not isinstance(v, kind) or isinstance(v, bool) and kind is not bool or kind is int and abs(v) >= 2 ** 62:
+        raise _damaged(path, f"metadata field {key!r} is {v!r:.80}")
     return v
 
 
@@ -333,6 +333,10 @@ def _check_reproduces(traj, path: PathLike, verify: bool = True) -> None:
     segment is replayed from its stored state and must reach the next one, reproducing every recorded
     batch loss, and the training rows must be finite with labels the model takes; without, only the
     first segment is replayed."""
+    try:   # rows and labels first: a label out of range would crash inside torch below
+        traj.check_data(traj.data, "training")
+    except (ValueError, TypeError) as e:
+        raise DamagedFileError(f"{path} holds training data the run could not have used: {e}") from None
     _, X, y = traj.batch(0)
     try:
         with torch.no_grad():
@@ -344,14 +348,9 @@ def _check_reproduces(traj, path: PathLike, verify: bool = True) -> None:
     loss_tol = max(1e-6, 100 * eps)
     want = float(traj.batch_losses[0])
     if not abs(got - want) <= loss_tol * abs(want) + 1e-9:
-        raise ValueError(f"the model or loss given does not reproduce the saved run: the batch loss of step 0 "
-                         f"at θ_0 is {got:.10g} here but {want:.10g} in {path}; pass the architecture (also the "
-                         "activations) and the loss the run was trained with")
-    if verify:
-        try:
-            traj.check_data(traj.data, "training")
-        except (ValueError, TypeError) as e:
-            raise DamagedFileError(f"{path} holds training data the run could not have used: {e}") from None
+        raise ValueError(f"the saved run does not reproduce: the batch loss of step 0 at θ_0 is {got:.10g} here but "
+                         f"{want:.10g} in {path}; the file was edited, or the model or loss given differs: pass the "
+                         "architecture (also the activations) and the loss the run was trained with")
     marks = sorted(traj.checkpoints)
     for a, c in zip(marks[:-1], marks[1:] if verify else marks[1:2]):
         s = traj.checkpoints[a]   # the whole state: the replay checks the buffers too
