@@ -15,6 +15,8 @@ plots, widgets`` works, and so does ``from dve_teach.widgets import ReorderExplo
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import sys
 from typing import Any
 
@@ -34,26 +36,45 @@ __all__ = [
     "lr", "optim", "phases", "curation", "convert_legacy_trajectory", "DamagedFileError", "__version__",
 ]
 
-#: Module paths of the flat layout before the layers (``from dve_teach.loo import exact_loo`` in
-#: older coursework): each is the same module object as its new home, not a copy.
-_OLD_PATHS = {"datasets": "data.datasets", "models": "data.models", "config": "data.config",
-              "schedule": "training.schedule", "functional": "training.functional",
-              "trajectory": "training.trajectory", "orders": "training.orders", "loo": "influence.loo",
-              "counterfactual": "influence.counterfactual", "unroll": "influence.unroll",
-              "embedding": "influence.embedding", "projection": "influence.projection",
-              "baselines": "influence.baselines", "metrics": "influence.metrics",
-              "explain": "influence.explain"}
-for _old, _new in _OLD_PATHS.items():
-    sys.modules[f"{__name__}.{_old}"] = importlib.import_module(f"{__name__}.{_new}")
+#: Paths coursework may use, each the module at its home (the same object, not a copy): the flat
+#: layout before the layers (``from dve_teach.loo import exact_loo``) and the teaching layer's
+#: modules (``from dve_teach.widgets import ReorderExplorer``, ``from dve_teach.reorder import
+#: ReorderModel``, ``dt.plots``). One mechanism serves them all: `_AliasFinder` on import, and
+#: `__getattr__` on attribute access; nothing is loaded before it is asked for (the teaching modules
+#: import matplotlib and ipywidgets).
+ALIASES = {"datasets": "data.datasets", "models": "data.models", "config": "data.config",
+           "schedule": "training.schedule", "functional": "training.functional",
+           "trajectory": "training.trajectory", "orders": "training.orders", "loo": "influence.loo",
+           "counterfactual": "influence.counterfactual", "unroll": "influence.unroll",
+           "embedding": "influence.embedding", "projection": "influence.projection",
+           "baselines": "influence.baselines", "metrics": "influence.metrics", "explain": "influence.explain",
+           "plots": "teach.plots", "widgets": "teach.widgets", "explorers": "teach.explorers",
+           "reorder": "teach.reorder"}
 
-#: Loaded on first attribute access (they import matplotlib / ipywidgets).
-_LAZY = {"plots": "dve_teach.teach.plots", "widgets": "dve_teach.teach.widgets",
-         "explorers": "dve_teach.teach.explorers", "reorder": "dve_teach.teach.reorder"}
+
+class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import dve_teach.<alias>`` gives the module at its home (see `ALIASES`)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        prefix, _, name = fullname.rpartition(".")
+        if prefix != __name__ or name not in ALIASES:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec):
+        return importlib.import_module(f"{__name__}.{ALIASES[spec.name.rpartition('.')[2]]}")
+
+    def exec_module(self, module):
+        pass
+
+
+if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
+    sys.meta_path.append(_AliasFinder())
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
+    if name in ALIASES:
+        module = importlib.import_module(f"{__name__}.{ALIASES[name]}")
         globals()[name] = module
         return module
     raise AttributeError(f"module 'dve_teach' has no attribute {name!r}")

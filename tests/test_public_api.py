@@ -51,3 +51,19 @@ def test_old_module_paths_are_the_new_modules(old, new):
 def test_unknown_attribute_is_a_clear_error():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         dt.nope  # noqa: B018
+
+
+def test_every_alias_path_imports_the_same_module():
+    """One mechanism for every compatibility path: ``import dve_teach.<old>``, ``from dve_teach.<old>
+    import ...`` and ``dt.<old>`` all give the module at its home (issue: `from dve_teach.reorder
+    import ReorderModel` failed while `dt.reorder` worked)."""
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("matplotlib")
+    for old, new in dt.ALIASES.items():
+        home = importlib.import_module(f"dve_teach.{new}")
+        assert importlib.import_module(f"dve_teach.{old}") is home and getattr(dt, old) is home
+    from dve_teach.reorder import ReorderModel
+    from dve_teach.teach.reorder import ReorderModel as at_home
+    assert ReorderModel is at_home
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("dve_teach.nope")
