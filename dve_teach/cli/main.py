@@ -133,6 +133,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m dve_teach`` (subcommands check, demo, bench)."""
     p = argparse.ArgumentParser(
         prog="dve-teach",
         description="Trajectory-specific leave-one-out influence and data value embeddings "

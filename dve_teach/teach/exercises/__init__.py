@@ -49,14 +49,17 @@ class Feedback:
 
 
 def right(name: str, message: str) -> Feedback:
+    """The verdict "right", with a message that says what the answer shows."""
     return Feedback(name, True, message)
 
 
 def wrong(name: str, problem: str, hint: str) -> Feedback:
+    """The verdict "not yet": what is wrong with the answer and a hint (never the answer)."""
     return Feedback(name, False, f"{problem} Hint: {hint}")
 
 
 def not_yet(name: str, hint: str) -> Feedback:
+    """The verdict for the scaffold's None: not answered yet, with a hint."""
     return Feedback(name, False, f"replace the None with your answer. Hint: {hint}")
 
 
