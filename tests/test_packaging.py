@@ -17,8 +17,9 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 CONDA_TO_PYPI = {"pytorch": "torch", "pytorch-cpu": "torch", "playwright-python": "playwright"}
 #: conda-only entries that are not Python dependencies of the package.
 CONDA_ONLY = {"python", "pip", "cpuonly"}
-#: The test command the README gives for a fresh set-up (the issue fixes it).
-README_TEST_COMMAND = 'pip install torch==2.13.0 && pip install -e ".[lessons,test]" && python -m pytest'
+#: The test command the README gives after PyTorch is installed (which install depends on the machine:
+#: the README says how; CI pins the CPU wheel its machines carry locally).
+README_TEST_COMMAND = 'pip install -e ".[lessons,test]" && python -m pytest'
 
 
 def norm(name: str) -> str:
@@ -124,6 +125,9 @@ def test_readme_states_the_test_command():
     readme = (ROOT / "README.md").read_text()
     assert README_TEST_COMMAND in readme
     assert "python -m dve_teach demo" in readme
+    # honest install notes: the CPU wheel index for Linux, conda, and CI's own pin explained
+    assert "--index-url https://download.pytorch.org/whl/cpu" in readme and "environment.yml" in readme
+    assert "pip install torch==2.13.0" in readme and "--allow-root" in readme
 
 
 def ci_lines() -> list[str]:
