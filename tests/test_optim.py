@@ -2,15 +2,12 @@
 loaded. Oracle: a plain PyTorch training loop with torch.optim.SGD / Adam / AdamW on the same batches."""
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 import dve_teach as dt
-from dve_teach.training.persistence import _digest
+
+from test_persistence import rewrite
 
 RULES = {
     "sgd": (lambda: dt.optim.SGD(weight_decay=0.01), lambda p: torch.optim.SGD(p, lr=1.0, weight_decay=0.01)),
@@ -158,19 +155,6 @@ def test_round_trip_keeps_the_rule_and_its_state(blobs_mlp, tmp_path, rule):
     assert torch.equal(dt.exact_loo(back, p.test, [3]), dt.exact_loo(traj, p.test, [3]))
 
 
-def _rewrite(path, out, edit_meta=None, edit_tensors=None):
-    with safe_open(str(path), "pt") as f:
-        header = f.metadata()
-    meta, tensors = json.loads(header["dve_teach"]), load_file(str(path))
-    if edit_meta:
-        edit_meta(meta)
-    if edit_tensors:
-        edit_tensors(tensors)
-    meta_json = json.dumps(meta, sort_keys=True)
-    save_file(tensors, str(out), metadata={"dve_teach": meta_json, "sha256": _digest(meta_json, tensors)})
-    return out
-
-
 def test_version_2_files_still_load(blobs_mlp, tmp_path):
     """A version-2 file (plain SGD, "optimizer": "sgd", checkpoints θ_t) loads as an SGD run."""
     p = blobs_mlp
@@ -179,7 +163,7 @@ def test_version_2_files_still_load(blobs_mlp, tmp_path):
 
     def as_v2(m):
         m["version"], m["optimizer"] = 2, "sgd"
-    old = _rewrite(tmp_path / "v3.dvt", tmp_path / "v2.dvt", edit_meta=as_v2)
+    old = rewrite(tmp_path / "v3.dvt", tmp_path / "v2.dvt", edit_meta=as_v2)
     back = dt.Trajectory.load(old)
     assert back.optimizer == dt.optim.SGD(weight_decay=0.02)
     assert torch.equal(back.final, traj.final)
@@ -187,7 +171,7 @@ def test_version_2_files_still_load(blobs_mlp, tmp_path):
     def adam_in_v2(m):
         m["version"], m["optimizer"] = 2, "adam"
     with pytest.raises(dt.DamagedFileError, match="version-2 file"):
-        dt.Trajectory.load(_rewrite(tmp_path / "v3.dvt", tmp_path / "bad.dvt", edit_meta=adam_in_v2))
+        dt.Trajectory.load(rewrite(tmp_path / "v3.dvt", tmp_path / "bad.dvt", edit_meta=adam_in_v2))
 
 
 def test_edited_optimizer_fields_are_refused(blobs_mlp, tmp_path):
@@ -196,13 +180,13 @@ def test_edited_optimizer_fields_are_refused(blobs_mlp, tmp_path):
     traj.save(tmp_path / "run.dvt")
     src, out = tmp_path / "run.dvt", tmp_path / "edit.dvt"
     with pytest.raises(dt.DamagedFileError, match="not a dt.optim rule"):
-        dt.Trajectory.load(_rewrite(src, out, edit_meta=lambda m: m.__setitem__("optimizer", {"name": "evil"})))
+        dt.Trajectory.load(rewrite(src, out, edit_meta=lambda m: m.__setitem__("optimizer", {"name": "evil"})))
     with pytest.raises(dt.DamagedFileError, match="not a dt.optim rule"):
-        dt.Trajectory.load(_rewrite(src, out, edit_meta=lambda m: m["optimizer"].__setitem__("eps", "1e-8")))
+        dt.Trajectory.load(rewrite(src, out, edit_meta=lambda m: m["optimizer"].__setitem__("eps", "1e-8")))
     with pytest.raises(dt.DamagedFileError, match="differs from the optimizer"):
-        dt.Trajectory.load(_rewrite(src, out, edit_meta=lambda m: m.__setitem__("weight_decay", 0.5)))
+        dt.Trajectory.load(rewrite(src, out, edit_meta=lambda m: m.__setitem__("weight_decay", 0.5)))
     with pytest.raises(dt.DamagedFileError, match="state vector"):    # an SGD-sized checkpoint in an Adam run
         P = traj.flat.P
-        dt.Trajectory.load(_rewrite(src, out, edit_tensors=lambda t: t.__setitem__("checkpoint.2", t["checkpoint.2"][:P])))
+        dt.Trajectory.load(rewrite(src, out, edit_tensors=lambda t: t.__setitem__("checkpoint.2", t["checkpoint.2"][:P])))
     with pytest.raises(ValueError, match="does not replay"):          # another β₁ changes the replayed state
-        dt.Trajectory.load(_rewrite(src, out, edit_meta=lambda m: m["optimizer"].__setitem__("betas", [0.5, 0.999])))
+        dt.Trajectory.load(rewrite(src, out, edit_meta=lambda m: m["optimizer"].__setitem__("betas", [0.5, 0.999])))
