@@ -125,3 +125,26 @@ def test_baselines_refuse_bad_test_data(blobs_mlp):
     for fn in (dt.tracin, dt.grad_dot):
         with pytest.raises(TypeError, match="float64"):
             fn(blobs_mlp.traj, bad)
+
+
+def test_auto_damping_is_the_lessons_rule():
+    """damping='auto' = 2|λ_min| of H (+λI) at θ_T when it is indefinite (the rule of lesson 01), found
+    from the dense H (exact) or by Lanczos with HVPs (cg): both give the same damping, and no warning."""
+    import warnings
+    split = dt.datasets.blobs(n_train=20, n_test=3, seed=2)
+    traj = dt.train(dt.models.mlp((2, 6, 3), seed=1), split.train, dt.Schedule.sequential(20, 10), 0.1)
+    X, y = traj.data.X, traj.data.y
+    H = hessian(lambda th: F.cross_entropy(traj.flat.forward(th, X), y))(traj.final)
+    lam_min = float(torch.linalg.eigvalsh(H)[0])
+    assert lam_min < 0
+    mu = dt.influence.baselines.damping_rule(lam_min)
+    assert mu == pytest.approx(2 * abs(lam_min))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        auto = dt.influence_function(traj, split.test, damping="auto", solver="exact")
+        cg = dt.influence_function(traj, split.test, damping="auto", solver="cg")
+    manual = dt.influence_function(traj, split.test, damping=mu, solver="exact")
+    assert torch.allclose(auto, manual, rtol=1e-8, atol=1e-14)
+    assert torch.allclose(cg, manual, rtol=1e-4, atol=1e-10)
+    with pytest.raises(ValueError, match="'auto'"):
+        dt.influence_function(traj, split.test, damping="lessons")

@@ -27,7 +27,7 @@ from ..training.functional import Measure, no_second_derivatives
 from .scores import Influence
 from ..training.trajectory import Trajectory
 
-__all__ = ["tracin", "grad_dot", "influence_function"]
+__all__ = ["tracin", "grad_dot", "influence_function", "damping_rule"]
 
 
 def _per_step(traj: Trajectory, test: DataLike, measure: Optional[Measure], at_each_step: bool,
@@ -70,7 +70,25 @@ def _chunks(n: int, size: int):
     return [slice(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
+def damping_rule(lam_min: float) -> float:
+    """The lessons' damping rule (lesson 01): μ = 2 |λ_min| when the Hessian has a negative
+    eigenvalue λ_min (so H + μI is positive definite with margin), else 1e-3."""
+    return 2.0 * abs(lam_min) if lam_min < 0 else 1e-3
+
+
+def _smallest_eigenvalue(apply, P: int, dtype, device) -> float:
+    """λ_min of the symmetric operator `apply` (rows W [k, P] -> W H) by Lanczos (scipy's eigsh)."""
+    import numpy as np
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    def matvec(v):
+        w = torch.as_tensor(np.asarray(v).reshape(1, -1), dtype=dtype, device=device)
+        return apply(w).reshape(-1).detach().cpu().numpy()
+    op = LinearOperator((P, P), matvec=matvec, dtype=np.float64)
+    return float(eigsh(op, k=1, which="SA", tol=1e-6, return_eigenvectors=False)[0])
+
+
+def influence_function(traj: Trajectory, test: DataLike, damping=1e-3,
                        measure: Optional[Measure] = None, solver: str = "auto", *,
                        tol: float = 1e-10, max_iter: Optional[int] = None,
                        chunk_size: int = 256) -> torch.Tensor:
@@ -90,18 +108,25 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
     AdamW's decoupled decay it is only an approximation. Training order and optimizer state are
     invisible to it by construction.
 
+    damping: a number >= 0 (default 1e-3), or ``"auto"``: the lessons' rule `damping_rule`,
+    2 |λ_min(H)| when H has a negative eigenvalue (common for a non-convex model away from a
+    minimum), else 1e-3 — λ_min from the dense H (exact solver) or by Lanczos with Hessian-vector
+    products (cg).
     solver: ``"exact"`` forms H with ``torch.func.hessian`` (summed over data chunks) and solves
-    densely — it warns (does not fail) when H + damping·I is not positive definite, which is
-    common for a non-convex model away from a minimum; ``"cg"`` runs conjugate gradient with
+    densely — it warns (does not fail) when H + damping·I is not positive definite; ``"cg"`` runs conjugate gradient with
     Hessian-vector products (chunked over the data), one system per test point, to relative
     residual `tol` in at most `max_iter` (default min(P, 1000)) iterations, warning on negative
     curvature or no convergence; ``"auto"`` uses exact for P ≤ 3000.
     """
     if not isinstance(solver, str) or solver not in ("auto", "exact", "cg"):
         raise ValueError(f"unknown solver {solver!r}: use 'auto', 'exact' or 'cg'")
-    damping = as_number(damping, "damping")
-    if not math.isfinite(damping) or damping < 0:
-        raise ValueError(f"damping must be a finite number >= 0, got {damping}")
+    auto = isinstance(damping, str) and damping == "auto"
+    if not auto:
+        if isinstance(damping, str):
+            raise ValueError(f"damping must be a number >= 0 or 'auto' (the lessons' rule), got {damping!r}")
+        damping = as_number(damping, "damping")
+        if not math.isfinite(damping) or damping < 0:
+            raise ValueError(f"damping must be a finite number >= 0 or 'auto', got {damping}")
     chunk_size = as_int(chunk_size, "chunk_size", 1)
     tol = as_number(tol, "tol")
     if not (math.isfinite(tol) and tol > 0):
@@ -125,6 +150,8 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
                 H += hessian(lambda th: obj.losses(th, Xtr[s], ytr[s]).sum() / n)(theta)
             except (NotImplementedError, RuntimeError) as e:
                 raise no_second_derivatives(e) from e
+        if auto:
+            damping = damping_rule(float(torch.linalg.eigvalsh((H + H.T) / 2)[0]) + lam)
         A = H + (lam + damping) * torch.eye(P, dtype=theta.dtype, device=theta.device)
         A = (A + A.T) / 2
         if not bool(torch.isfinite(A).all()):
@@ -138,7 +165,8 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
         if float(evals[0]) <= 0:
             warnings.warn(f"H + damping·I is not positive definite at θ_T (smallest eigenvalue "
                           f"{float(evals[0]):.3g}); the influence function is unreliable here: raise "
-                          "damping above the magnitude of the negative eigenvalue", RuntimeWarning,
+                          "damping above the magnitude of the negative eigenvalue, or pass damping='auto'",
+                          RuntimeWarning,
                           stacklevel=2)
         try:
             V = torch.linalg.solve(A, U.T).T  # [n_test, P] = rows (H + δI)⁻¹ ∇m
@@ -146,11 +174,16 @@ def influence_function(traj: Trajectory, test: DataLike, damping: float = 1e-3,
             raise ValueError(f"H + damping·I is singular at θ_T (damping = {damping:g}; a parameter the loss does "
                              "not use has an all-zero row): use damping > 0 (e.g. 1e-3 to 10)") from e
     else:
-        def apply(W: torch.Tensor) -> torch.Tensor:
-            out = (lam + damping) * W
+        def hessian_rows(W: torch.Tensor) -> torch.Tensor:
+            out = lam * W
             for s in parts:
                 out = out + obj.hvp(theta, Xtr[s], ytr[s], n, W)
             return out
+        if auto:
+            damping = damping_rule(_smallest_eigenvalue(hessian_rows, P, theta.dtype, theta.device))
+
+        def apply(W: torch.Tensor) -> torch.Tensor:
+            return hessian_rows(W) + damping * W
         V = _cg(apply, U, tol, max_iter if max_iter is not None else min(P, 1000))
 
     out = torch.empty(n, len(data), dtype=theta.dtype, device=theta.device)
