@@ -163,6 +163,19 @@ def test_slide_is_a_position_not_a_path(model):
     assert m.order == op_mod.shifted(here, m.point, 1, 0)
 
 
+def test_random_moves_move_one_point():
+    S = dt.Schedule.shuffled(20, 4, 2, seed=3)
+    moves = op_mod.random_moves(S, 12, seed=5)
+    assert len(moves) == 12 and moves == op_mod.random_moves(S, 12, seed=5)
+    for new in moves:
+        changes = op_mod.schedule_changes(S, new)
+        assert len(changes) == 2 and op_mod.changed_pairs(S, new) == 2
+        (t1, rem, ins1), (t2, rem2, ins) = sorted(changes, key=lambda c: -len(c[1]))
+        assert len(rem) == 1 and ins1 == [] and rem2 == [] and ins == rem and rem[0] not in S.batches[t2]
+    with pytest.raises(ValueError, match="count"):
+        op_mod.random_moves(S, -1)
+
+
 def test_no_prediction_when_a_batch_empties(problem):
     m = wd.ReorderModel(problem, point=3)
     last = m.order.batches[-1]

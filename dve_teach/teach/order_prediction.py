@@ -22,7 +22,7 @@ from ..influence.order_effects import OrderPredictor, schedule_changes
 from ..training.schedule import Schedule
 from ..training.trajectory import Trajectory
 
-__all__ = ["PredictionCheck", "RunPrediction", "Predictions", "shifted", "changed_pairs"]
+__all__ = ["PredictionCheck", "RunPrediction", "Predictions", "shifted", "changed_pairs", "random_moves"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,25 @@ class PredictionCheck:
 def changed_pairs(old: Schedule, new: Schedule) -> int:
     """How many (point, step) pairs differ between two orders of the same length (removed + inserted)."""
     return sum(len(r) + len(i) for _, r, i in schedule_changes(old, new))
+
+
+def random_moves(schedule: Schedule, count: int, seed: int = 0) -> list[Schedule]:
+    """`count` one-point edits of `schedule`: a random point leaves one of its steps for a random step
+    that does not use it (`Schedule.move`: that batch gains a point, the other loses one; two (point,
+    step) pairs change). Reproducible from `seed`."""
+    count, rng, out = as_int(count, "count", 0), np.random.default_rng(as_int(seed, "seed", 0)), []
+    if len(schedule) < 2 and count:
+        raise ValueError("a run of one step has no other step to move a point to")
+    while len(out) < count:
+        i = int(rng.integers(schedule.n))
+        occ = schedule.occurrences(i)
+        t2 = int(rng.integers(len(schedule)))
+        if not occ or t2 in occ:
+            continue
+        t1 = occ[int(rng.integers(len(occ)))]
+        if len(schedule.batches[t1]) > 1:
+            out.append(schedule.move(i, t1, t2))
+    return out
 
 
 def _shift(order: Schedule, point: int, steps: int, occurrence: Optional[int] = None):

@@ -254,6 +254,8 @@ class ReorderExplorer(_View):
         super().__init__(m, dict(point=self.point, step=self.step), rows, [W.HBox([self.play, self.step]),
                                                                             self.frame_out], height=_px(plots.FIGSIZE))
         self.busy = [self.retrain_button, self.play, self.step]
+        for w, name in [(self.out, "main"), (self.predict_out, "prediction"), (self.frame_out, "frame")]:
+            w.add_class(f"dve-{name}-figure")   # names for the browser test
         self.to_step.observe(lambda ch: self._syncing or self._call(self._slide, ch["new"]), names="value")
         self.occurrence.observe(lambda ch: self._syncing or self._call(self._edit, lambda: None), names="value")
         self._occurrences()
