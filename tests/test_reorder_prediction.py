@@ -174,6 +174,9 @@ def test_random_moves_move_one_point():
         assert len(rem) == 1 and ins1 == [] and rem2 == [] and ins == rem and rem[0] not in S.batches[t2]
     with pytest.raises(ValueError, match="count"):
         op_mod.random_moves(S, -1)
+    with pytest.raises(ValueError, match="no point to move"):
+        op_mod.random_moves(dt.Schedule.sequential(4, 4, 3), 1)     # full batches: every point at every step
+    assert op_mod.random_moves(dt.Schedule.sequential(4, 4, 3), 0) == []
 
 
 def test_no_prediction_when_a_batch_empties(problem):

@@ -46,9 +46,9 @@ def random_moves(schedule: Schedule, count: int, seed: int = 0) -> list[Schedule
     that does not use it (`Schedule.move`: that batch gains a point, the other loses one; two (point,
     step) pairs change). Reproducible from `seed`."""
     count, rng, out = as_int(count, "count", 0), np.random.default_rng(as_int(seed, "seed", 0)), []
-    if len(schedule) < 2 and count:
-        raise ValueError("a run of one step has no other step to move a point to")
-    while len(out) < count:
+    for _ in range(1000 * count):
+        if len(out) == count:
+            break
         i = int(rng.integers(schedule.n))
         occ = schedule.occurrences(i)
         t2 = int(rng.integers(len(schedule)))
@@ -57,6 +57,9 @@ def random_moves(schedule: Schedule, count: int, seed: int = 0) -> list[Schedule
         t1 = occ[int(rng.integers(len(occ)))]
         if len(schedule.batches[t1]) > 1:
             out.append(schedule.move(i, t1, t2))
+    if len(out) < count:
+        raise ValueError("found no point to move: every point is used at every step (or batches hold one "
+                         "point); random_moves needs a step that does not use the point")
     return out
 
 
