@@ -3,8 +3,9 @@
 Starts JupyterLab on 127.0.0.1 (free port, token disabled, a temporary root holding a copy of the
 lesson with its outputs cleared, temporary config/settings/workspace dirs), opens lesson 05 in
 headless Chromium driven by Playwright (the system /usr/bin/chromium; `playwright install` is never
-needed), runs the cells up to the widget cell, picks a point and moves it with the buttons, presses
-Retrain and checks that the readout text and the plot image change. Screenshots go to the test's
+needed), runs the cells up to the widget cell, picks a point and moves it with the buttons, checks that the
+readout predicts the change and the best-step curve is redrawn before any Retrain, presses Retrain and
+checks that the readout text and the plot image change and report that prediction. Screenshots go to the test's
 tmp_path (printed; also copied to $DVE_TEACH_SCREENSHOT_DIR when set). Every wait is bounded and
 the server (its whole process group, kernels included) is stopped in teardown.
 
@@ -216,6 +217,7 @@ def _open_and_run_widget_cell(page, base: str, name: str):
 
 _TEXT_CHANGED = "([el, old]) => el.innerText.trim() !== '' && el.innerText !== old"
 _IMG_CHANGED = "([el, old]) => !el.isConnected || el.getAttribute('src') !== old"
+_PREDICTED = r"(el) => /no retraining\): [+-]\d\.\d\de[+-]\d\d/.test(el.innerText) && !/no retraining\): \+0\.00e\+00/.test(el.innerText)"
 
 
 def test_lesson05_reorder_explorer_in_chromium(page, jupyterlab, tmp_path):
@@ -227,10 +229,12 @@ def test_lesson05_reorder_explorer_in_chromium(page, jupyterlab, tmp_path):
         retrain.wait_for(timeout=CELLS_RUN_S * 1000)           # the explorer rendered as a widget
         readout = widget.locator(".widget-html-content", has_text="changes the mean test loss").first
         readout.wait_for(timeout=60_000)
-        plot = widget.locator(".widget-output img").first           # the main figure (PNG)
+        plot = widget.locator(".dve-main-figure img").first          # the main figure (PNG)
         plot.wait_for(timeout=60_000)
+        curve = widget.locator(".dve-prediction-figure img").first   # the best-step curve under the slider
+        curve.wait_for(timeout=60_000)
         _shot(page, tmp_path, "lesson05-before.png")
-        text0, src0 = readout.inner_text(), plot.get_attribute("src")
+        text0, src0, curve0 = readout.inner_text(), plot.get_attribute("src"), curve.get_attribute("src")
 
         # move the chosen point's first occurrence one step later, with the controls
         occurrence = widget.locator(".widget-dropdown select").first
@@ -241,15 +245,30 @@ def test_lesson05_reorder_explorer_in_chromium(page, jupyterlab, tmp_path):
         occurrence.select_option(index=at[0][0])
         widget.locator(".widget-button", has_text="later").click()
         widget.locator(".widget-html-content", has_text="press Retrain").wait_for(timeout=30_000)
+        # before any Retrain: the readout predicts the change and the curve under the slider is redrawn
+        page.wait_for_function(_PREDICTED, arg=readout.element_handle(), timeout=30_000)
+        page.wait_for_function(_IMG_CHANGED, arg=[curve.element_handle(), curve0], timeout=30_000)
+        predicted = readout.inner_text()
+        _shot(page, tmp_path, "lesson05-predicted.png", element=cell)
 
         retrain.click()
         page.wait_for_function(_TEXT_CHANGED, arg=[readout.element_handle(), text0], timeout=RETRAIN_S * 1000)
         page.wait_for_function(_IMG_CHANGED, arg=[plot.element_handle(), src0], timeout=RETRAIN_S * 1000)
         widget.locator(".widget-html-content", has_text="up to date").wait_for(timeout=30_000)
         page.wait_for_function("(el) => !el.disabled", arg=retrain.element_handle(), timeout=30_000)
-        text1, src1 = readout.inner_text(), widget.locator(".widget-output img").first.get_attribute("src")
+        text1, src1 = readout.inner_text(), widget.locator(".dve-main-figure img").first.get_attribute("src")
         _shot(page, tmp_path, "lesson05-after.png")
         _shot(page, tmp_path, "lesson05-widget.png", element=cell)
+
+        # the to-step slider from the keyboard: the prediction follows at once, the curve once it rests
+        curve1 = widget.locator(".dve-prediction-figure img").first.get_attribute("src")
+        handle = widget.locator(".widget-slider .noUi-handle").first
+        handle.focus()
+        handle.press("ArrowLeft")
+        page.wait_for_function(_PREDICTED, arg=readout.element_handle(), timeout=30_000)
+        page.wait_for_function(_IMG_CHANGED, arg=[widget.locator(".dve-prediction-figure img").first.element_handle(),
+                                                  curve1], timeout=30_000)
+        slid = readout.inner_text()
     except Exception:
         with contextlib.suppress(Exception):
             _shot(page, tmp_path, "lesson05-failure.png")
@@ -262,3 +281,7 @@ def test_lesson05_reorder_explorer_in_chromium(page, jupyterlab, tmp_path):
         f"after moving the occurrence at step {steps[0]} one step later the readout should list step "
         f"{steps[0] + 1} instead: {text1!r}")
     assert "⚠" not in text1, f"the widget reported an error: {text1!r}"
+    assert "⚠" not in slid and "cannot move" not in slid, f"the slider step failed: {slid!r}"
+    shown = re.search(r"no retraining\): ([+-][\d.]+e[+-]\d+)", predicted)
+    assert shown and f"last Retrain: predicted {shown.group(1)}" in text1, (
+        f"the Retrain should report the prediction shown before it: {predicted!r} -> {text1!r}")

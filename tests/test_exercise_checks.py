@@ -111,6 +111,37 @@ def test_lesson05_checks():
     assert not lesson05.check_most_similar([1, 1, 4], r, k=3)
 
 
+def test_lesson05_best_move(moons_run):
+    """Oracle: the library's prediction of every single move (`predict` on `Schedule.move`), not the
+    insertion curve the check uses."""
+    from types import SimpleNamespace
+
+    from dve_teach.teach.exercises import lesson05
+    traj, split = moons_run
+    p = 7
+    r = SimpleNamespace(traj=traj, point=p, steps=traj.schedule.occurrences(p), schedule=traj.schedule)
+    pred = dt.OrderPredictor(traj, split.test, mean=True).fit()
+    moves = {(t1, t2): float(pred.predict(traj.schedule.move(p, t1, t2)).mean())
+             for t1 in r.steps for t2 in range(traj.T) if t2 not in r.steps}
+    best, worst = min(moves, key=moves.get), max(moves, key=moves.get)
+    assert lesson05.check_best_move(best, r, split.test)
+    assert lesson05.check_best_move(torch.tensor(best), r, split.test)
+    assert "raise" in lesson05.check_best_move(worst, r, split.test).message
+    other = next(t for t in r.steps if t != best[0])
+    fb = lesson05.check_best_move((other, best[1]), r, split.test)
+    assert not fb and "removal term" in fb.message
+    assert "already used" in lesson05.check_best_move((best[0], r.steps[-1]), r, split.test).message
+    free = next(t for t in range(traj.T) if t not in r.steps)
+    assert "not used at step" in lesson05.check_best_move((free, best[1]), r, split.test).message
+    middle = sorted(moves, key=moves.get)[len(moves) // 2]
+    assert "another move" in lesson05.check_best_move(middle, r, split.test).message
+    for bad in (None, 3, (1, 2, 3), (1.5, 2), "ab"):
+        fb = lesson05.check_best_move(bad, r, split.test)
+        assert not fb and "Hint" in fb.message
+    for fb in (lesson05.check_best_move(x, r, split.test) for x in (worst, middle, (other, best[1]))):
+        assert f"{best[0]} -> {best[1]}" not in fb.message and str(best) not in fb.message   # never the answer
+
+
 def test_lesson06_checks():
     from dve_teach.influence.scores import Influence
     from dve_teach.teach.exercises import lesson06

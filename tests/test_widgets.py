@@ -410,7 +410,7 @@ def test_reorder_to_step_slider(reorder):
     v, m = reorder, reorder.model
     sizes = [len(b) for b in m.order.batches]
     occ = m.order.occurrences(3)
-    assert v.to_step.value == occ[0] and v.to_step.max == len(m.order) - 1 and not v.to_step.continuous_update
+    assert v.to_step.value == occ[0] and v.to_step.max == len(m.order) - 1 and v.to_step.continuous_update
     v.occurrence.value = len(occ) - 1                # the slider now sits on the last occurrence
     assert v.to_step.value == occ[-1]
     target = next(t for t in range(len(m.order)) if t not in occ and 3 not in m.order.batches[t])

@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 __all__ = ["COLORS", "MARKERS", "STYLE", "style", "new_figure", "to_png", "image_array", "pca_basis", "project",
            "decision_boundary", "divergence_curve", "fidelity_scatter", "digit_grid", "embedding_map",
            "per_step_influence", "totals_bars", "loss_curve", "spread_histogram", "order_figure",
-           "removal_figure", "lr_figure", "digit_figure", "reorder_figure", "reorder_frame"]
+           "removal_figure", "lr_figure", "digit_figure", "reorder_figure", "reorder_frame", "best_step_panel",
+           "prediction_scatter", "prediction_figure"]
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 FIGSIZE, DPI = (9.0, 3.5), 110
@@ -466,3 +467,83 @@ def reorder_frame(xy, labels, point: int, left_out: Sequence[int], seen, batch_l
                       title=f"embeddings relative to the checkpoint at step {s}")
         loss_curve(ax[0, 1], batch_losses, s)
     return fig
+
+
+# ---- lesson 05: predictions before retraining (`teach.order_prediction`) ----------------------------
+#: edit sizes of the prediction scatter: (largest number of changed (point, step) pairs, label)
+EDIT_SIZES = ((4, "one move (≤ 4 pairs)"), (32, "5–32 pairs"), (float("inf"), "> 32 pairs (e.g. reverse)"))
+
+
+def best_step_panel(ax: Axes, own, slider=None, at: Optional[int] = None, current: Optional[float] = None,
+                    point: Optional[int] = None, every: bool = False) -> Axes:
+    """The predicted Δ mean test loss if the point is moved to step t (`own` [T], NaN = impossible): the
+    point alone (line), the slider's move with its swapped partners (`slider` [T], hollow dots), the
+    current step `at` (dashed) and the current prediction `current` (star)."""
+    own = _np(own)
+    t = np.arange(len(own))
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.plot(t, own, "o-", ms=3, lw=1.2, color=COLORS[0], label="the point alone (removal + insertion terms)")
+    if slider is not None:
+        ax.scatter(t, _np(slider), s=16, facecolors="white", edgecolors=COLORS[1], lw=1.0, zorder=3,
+                   label="the slider's move (with the points it swaps with)")
+    if at is not None:
+        ax.axvline(at, color="0.4", ls="--", lw=0.8)
+        if current is not None:
+            ax.scatter([at], [current], s=90, marker="*", color=COLORS[3], edgecolors="k", lw=0.6, zorder=4,
+                       label="the current order")
+    ax.set_xlim(-0.5, len(own) - 0.5)
+    ax.set_xlabel(f"step t its {'earliest occurrence' if every else 'selected occurrence'} is moved to")
+    ax.set_ylabel("predicted Δ mean test loss")
+    ok = np.isfinite(own)
+    name = f"point {point}" if point is not None else "the point"
+    best = f" (lowest: step {int(t[ok][own[ok].argmin()])})" if ok.any() else ""
+    ax.set_title(f"{name}: predicted change if moved to step t{best}")
+    ys = [v for v in (own, _np(slider) if slider is not None else np.zeros(0)) if len(v)]
+    y = np.concatenate(ys)
+    _legend(ax, np.concatenate([t] * len(ys)), np.where(np.isfinite(y), y, 0.0), fontsize=6, framealpha=0.8)
+    return ax
+
+
+def prediction_scatter(ax: Axes, predicted, exact, changes=None) -> Axes:
+    """Predicted against exact Δ mean test loss (one dot per edit), the line y = x, and the edits'
+    sizes (`changes`: (point, step) pairs changed) as colours (`EDIT_SIZES`)."""
+    pr, ex = _np(predicted).ravel(), _np(exact).ravel()
+    ax.axhline(0, color="0.7", lw=0.5)
+    ax.axvline(0, color="0.7", lw=0.5)
+    if len(pr):
+        lim = [min(pr.min(), ex.min()), max(pr.max(), ex.max())]
+        ax.plot(lim, lim, color="0.5", lw=0.8, ls="--", label="y = x")
+        size = np.zeros(len(pr)) if changes is None else np.asarray(changes, float)
+        lo = 0
+        for k, (hi, label) in enumerate(EDIT_SIZES):
+            m = (size > lo) & (size <= hi) if changes is not None else np.arange(len(pr)) >= 0
+            if m.any():
+                ax.scatter(ex[m], pr[m], s=18, color=COLORS[k], alpha=0.8, linewidths=0,
+                           label=label if changes is not None else "edits", zorder=3)
+            if changes is None:
+                break
+            lo = hi
+        _legend(ax, ex, pr, fontsize=6, framealpha=0.8)
+    else:
+        ax.text(0.5, 0.5, "edit the order, then Retrain:\neach Retrain adds a dot", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8, color="0.4")
+    ax.set_xlabel("exact Δ mean test loss (retrained)")
+    ax.set_ylabel("predicted (first order)")
+    ax.set_title(f"predicted vs exact, {len(pr)} edit{'s' * (len(pr) != 1)}")
+    return ax
+
+
+def prediction_figure(own, slider, at: int, current: Optional[float], history: Sequence, point: int,
+                      every: bool = False) -> Figure:
+    """Lesson 05, under the order slider: the "best step" curve (`best_step_panel`) | every Retrain so far,
+    predicted vs exact (`prediction_scatter`; history: `PredictionCheck`s)."""
+    with style():
+        fig, ax = new_figure(2, figsize=PREDICTION_FIGSIZE, gridspec_kw={"width_ratios": [1.7, 1]})
+        fig.subplots_adjust(bottom=0.2, top=0.87, left=0.08, wspace=0.25)
+        best_step_panel(ax[0, 0], own, slider, at, current, point, every)
+        prediction_scatter(ax[0, 1], [h.predicted for h in history], [h.exact for h in history],
+                           [h.changes for h in history])
+    return fig
+
+
+PREDICTION_FIGSIZE = (9.0, 2.6)

@@ -13,6 +13,7 @@ import torch
 
 from . import plots
 from .explorers import Problem, _mean_test, _threads, order_for
+from .order_prediction import PredictionCheck, Predictions, changed_pairs, shifted
 from ..data.checks import as_int
 from ..training.schedule import Schedule
 from ..training.trajectory import Trajectory
@@ -42,7 +43,7 @@ class ReorderResult:
     traj: Trajectory
 
 
-class ReorderModel:
+class ReorderModel(Predictions):
     """Lesson 05: edit the training order (move the chosen point, shuffle, reverse, curricula, leave
     points out), `retrain`, and see the chosen point's data value embedding move, its per-step
     influence, and exact vs DVE (and SGD-influence) for removing it everywhere.
@@ -51,6 +52,9 @@ class ReorderModel:
     `test`; retraining then reuses its model at θ_0, data, step sizes, loss and weight decay).
     Runs are cached by the trained schedule, exact LOO by (schedule, point), Play frames by
     (schedule, s). Order edits only change `order` / `left_out`; `stale` says a Retrain is due.
+    Before a Retrain, `predicted_change()`, `best_step_curve()` and `slider_curve()` predict edits to
+    first order from the last trained run (`order_prediction`; fitted once per run); `slide_to` is the
+    slider's move; each Retrain that trains a new order appends (predicted, exact) to `history`.
     with_sgd_influence: also run `dt.sgd_influence` (exact Hessians; it about doubles a Retrain).
     dve_kwargs: passed to `dt.DataValueEmbedding` (e.g. hessian="ggn").
     """
@@ -71,6 +75,8 @@ class ReorderModel:
         self._runs: dict = {}
         self._exact: dict = {}
         self._frames: dict = {}
+        self._predictions: dict = {}
+        self.history: list[PredictionCheck] = []
         self.baseline_order = base.schedule if base is not None else order_for(source, "shuffle", source.seed)
         if base is not None:
             self._runs[base.schedule] = self._analyse(base)
@@ -95,14 +101,16 @@ class ReorderModel:
         r = self.result
         return r is None or (r.order, r.left_out, r.point) != (self.order, self.left_out, self.point)
 
-    def schedule(self) -> Schedule:
-        """The order without the left-out points (batches that become empty are dropped)."""
+    def schedule(self, order: Optional[Schedule] = None) -> Schedule:
+        """The order (default: the current one) without the left-out points (batches that become
+        empty are dropped)."""
+        order = self.order if order is None else order
         if not self.left_out:
-            return self.order
-        bs = [b for b in ([i for i in b if i not in self.left_out] for b in self.order.batches) if b]
+            return order
+        bs = [b for b in ([i for i in b if i not in self.left_out] for b in order.batches) if b]
         if not bs:
             raise ValueError("every point of the order is left out: put some back")
-        return Schedule(bs, self.order.batch_size, self.n)
+        return Schedule(bs, order.batch_size, self.n)
 
     def _check_point(self, i) -> int:
         i = as_int(i, "point")
@@ -156,25 +164,8 @@ class ReorderModel:
     def move(self, steps: int, occurrence: Optional[int] = None) -> None:
         """Move the chosen point `steps` steps later (< 0: earlier), every occurrence (None) or the
         k-th one; clamped to the run. It swaps places with a point of the target batch, so every
-        batch keeps its size."""
-        occ = self.order.occurrences(self.point)
-        if not occ:
-            raise ValueError(f"point {self.point} is in no batch of the order; set an order that visits it")
-        sel = occ if occurrence is None else [occ[self._occurrence(occurrence, occ)]]
-        delta = int(np.clip(as_int(steps, "steps"), -min(sel), len(self.order) - 1 - max(sel)))
-        bs = [list(b) for b in self.order.batches]
-        p = self.point
-        for t in sorted(sel, reverse=delta > 0) if delta else []:
-            src, dst = bs[t], bs[t + delta]
-            if p in dst:
-                raise ValueError(f"point {p} is already in the batch of step {t + delta}: move another occurrence")
-            pos = src.index(p)
-            k = pos % len(dst)
-            j = next((j for j in dst[k:] + dst[:k] if j not in src), None)
-            if j is None:
-                raise ValueError(f"every point of step {t + delta} is also in step {t}: nothing to swap with")
-            src[pos], dst[dst.index(j)] = j, p
-        self.order = Schedule(bs, self.order.batch_size, self.n)
+        batch keeps its size (`order_prediction.shifted`)."""
+        self.order = shifted(self.order, self.point, steps, occurrence)
 
     def move_occurrence_to(self, step: int, occurrence: Optional[int] = None) -> None:
         """Move the chosen point's k-th occurrence to `step` (None: the earliest one, the others by
@@ -229,8 +220,9 @@ class ReorderModel:
     def retrain(self) -> ReorderResult:
         """Train on the current order (cached), fit the DVE, exact LOO of the chosen point."""
         from ..influence.loo import exact_loo
+        sched, p, test, before = self.schedule(), self.point, self.problem.test, self.result
+        predicted = self.predicted_change() if before is not None and before.schedule != sched else None
         t0 = time.perf_counter()
-        sched, p, test = self.schedule(), self.point, self.problem.test
         run = self._run(sched)
         steps = sched.occurrences(p)
         if (sched, p) not in self._exact:
@@ -245,6 +237,9 @@ class ReorderModel:
                             time.perf_counter() - t0, run["traj"])
         if self.stale and self.result is not None:
             self.previous = self.result
+        if predicted is not None:
+            self.history.append(PredictionCheck(predicted, res.test_loss - before.test_loss,
+                                                changed_pairs(before.schedule, sched)))
         self.result = res
         return res
 

@@ -12,6 +12,7 @@ that is then closed; a callback that fails writes its error to the view's log pa
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 from typing import Callable, Optional, Sequence
@@ -190,9 +191,16 @@ class DigitExplorer(_View):
         self._call(self.refresh)
 
 
+def _px(figsize, dpi: int = plots.DPI, pad: int = 12) -> str:
+    """An Output height that holds a figure of `figsize` inches at `dpi` (images only ever shrink)."""
+    return f"{int(figsize[1] * dpi) + pad}px"
+
+
 class ReorderExplorer(_View):
     """Lesson 05, the centrepiece: reorder the training data, Retrain, and watch the chosen point's
     embedding move, its per-step influence and exact vs DVE; Play runs over the training steps.
+    Every edit shows at once the first-order predicted change of the mean test loss (readout) and,
+    under the slider, the "best step" curve and every Retrain's (predicted, exact) pair.
 
     ``ReorderExplorer()`` builds the default moons problem; it also takes a `Problem`, or a
     `Trajectory` with `test` (see `ReorderModel`). Without a kernel: ``set_order(seq)``,
@@ -206,9 +214,10 @@ class ReorderExplorer(_View):
                                       tooltip="the training point to follow and move")
         self.occurrence = W.Dropdown(description="move", layout=W.Layout(width="220px"), **_WIDE,
                                      tooltip="which of its occurrences the arrow buttons and the slider move")
-        self.to_step = W.IntSlider(0, min=0, max=T - 1, description="to step", continuous_update=False, **_WIDE,
+        self.to_step = W.IntSlider(0, min=0, max=T - 1, description="to step", continuous_update=True, **_WIDE,
                                    tooltip="move the selected occurrence (every occurrence: the earliest, the "
-                                           "others by the same shift) to this step")
+                                           "others by the same shift) to this step; the prediction follows "
+                                           "while you drag")
         self.seed = W.BoundedIntText(0, min=0, max=10**6, description="seed", layout=box, **_WIDE,
                                      tooltip="seed of the shuffle")
         self.preset = W.Dropdown(options=PRESETS[1:], description="curriculum", **_WIDE, tooltip="a curriculum")
@@ -218,7 +227,8 @@ class ReorderExplorer(_View):
         self.step = W.IntSlider(T, min=1, max=T, description="step s", continuous_update=False, **_WIDE,
                                 tooltip="embeddings relative to the checkpoint at step s")
         W.link((self.play, "value"), (self.step, "value"))
-        self.status, self.frame_out = W.HTML(), W.Output(layout=W.Layout(height="245px"))
+        self.status, self.frame_out = W.HTML(), W.Output(layout=W.Layout(height=_px((9, 3))))
+        self.predict_out, self._pending = W.Output(layout=W.Layout(height=_px(plots.PREDICTION_FIGSIZE))), None
         b, occ = self._button, lambda: None if self.occurrence.value == -1 else self.occurrence.value
         self.buttons = {
             "first": b("first", "move it to the first step", lambda: self._edit(m.move_to, "first", occ()),
@@ -238,15 +248,16 @@ class ReorderExplorer(_View):
                          button_style="primary", icon="refresh")}
         self.retrain_button, bt = self.buttons["retrain"], self.buttons
         rows = [W.HBox([self.point, self.occurrence] + [bt[k] for k in ("first", "earlier", "later", "last")]),
-                W.HBox([self.to_step]),
+                W.HBox([self.to_step]), self.predict_out,
                 W.HBox([self.seed, bt["shuffle"], bt["reverse"], self.preset, bt["curriculum"]]),
                 W.HBox([self.drop, bt["leave_out"], bt["put_back"], bt["reset"], self.retrain_button, self.status])]
         super().__init__(m, dict(point=self.point, step=self.step), rows, [W.HBox([self.play, self.step]),
-                                                                            self.frame_out])
+                                                                            self.frame_out], height=_px(plots.FIGSIZE))
         self.busy = [self.retrain_button, self.play, self.step]
-        self.to_step.observe(lambda ch: self._syncing or self._call(
-            self._edit, m.move_occurrence_to, ch["new"], occ()), names="value")
-        self.occurrence.observe(lambda ch: self._syncing or self._call(self._occurrences), names="value")
+        for w, name in [(self.out, "main"), (self.predict_out, "prediction"), (self.frame_out, "frame")]:
+            w.add_class(f"dve-{name}-figure")   # names for the browser test
+        self.to_step.observe(lambda ch: self._syncing or self._call(self._slide, ch["new"]), names="value")
+        self.occurrence.observe(lambda ch: self._syncing or self._call(self._edit, lambda: None), names="value")
         self._occurrences()
         self._call(self.refresh)
 
@@ -265,6 +276,7 @@ class ReorderExplorer(_View):
         return self.result if self._call(self._retrain) else None
 
     def _retrain(self) -> None:
+        self.status.value = "<b>retraining: train, embeddings, exact replays…</b>"
         self.model.retrain()
         T = len(self.result.schedule)
         self._syncing = True
@@ -277,14 +289,64 @@ class ReorderExplorer(_View):
 
     def _set(self, name: str, value) -> None:
         if name == "point":
-            self.occurrence.value = -1
+            self._syncing = True   # back to "every occurrence" for the new point
+            try:
+                self.occurrence.value = -1
+            finally:
+                self._syncing = False
             self._edit(self.model.set_point, value)
         else:
             self._show(self.model.frame_figure(int(value)), self.frame_out)
 
-    def _edit(self, fn: Callable, *args) -> None:
+    def _edit(self, fn: Callable, *args, figure: bool = True) -> None:
+        before, k = self.model.order.occurrences(self.model.point), self.occurrence.value
         fn(*args)
+        after = self.model.order.occurrences(self.model.point)
+        moved = [t for t in after if t not in before]
+        if k is not None and k >= 0 and len(after) == len(before) and len(moved) == 1:
+            self._syncing = True   # the selection follows the occurrence that moved
+            try:
+                self.occurrence.value = after.index(moved[0])
+            finally:
+                self._syncing = False
         self._occurrences()
+        self._predict(figure)
+
+    def _selected(self) -> Optional[int]:
+        return None if self.occurrence.value in (None, -1) else self.occurrence.value
+
+    def _slide(self, t: int) -> None:
+        """The to-step slider (continuous, `ReorderModel.slide_to`): move and show the prediction at
+        once, redraw the curve once the slider rests (a drag sends a value per step)."""
+        try:
+            self._edit(self.model.slide_to, t, self._selected(), figure=False)
+        except ValueError as e:   # e.g. the point is already used at that step: not an error, a note
+            self.readout.value = self._readout(f"cannot move there: {e}")
+            return
+        self._soon(self._predict)
+
+    def _soon(self, fn: Callable, delay: float = 0.25) -> None:
+        """Run fn once `delay` s pass without another call, on the kernel's event loop; without a
+        running loop (plain Python, the tests) run it now."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            fn()
+            return
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = loop.call_later(delay, lambda: self._call(fn))
+
+    def _readout(self, note: Optional[str] = None) -> str:
+        m = self.model
+        return (html.escape(m.summary()) + "<br><b>" + html.escape(note or m.prediction_summary()) + "</b>")
+
+    def _predict(self, figure: bool = True) -> None:
+        """The predicted change of the current order in the readout and, with `figure`, the curve and
+        the (predicted, exact) scatter under the slider."""
+        self.readout.value = self._readout()
+        if figure:
+            self._show(self.model.prediction_figure(self._selected()), self.predict_out)
 
     def _occurrences(self) -> None:
         """Relist the point's occurrences (keeping the selected one) and show whether a Retrain is due."""
@@ -305,6 +367,7 @@ class ReorderExplorer(_View):
 
     def refresh(self) -> None:
         super().refresh()
+        self._predict()
         self._occurrences()
         self._set("step", self.step.value)
 

@@ -1,13 +1,14 @@
 # %% [markdown]
 # # 05 · Reorder and watch
 #
-# *About 25 minutes. Lessons 02 and 04 come first: exact trajectory-specific leave-one-out (TSLOO) and
-# data value embeddings (DVE).*
+# *About 35 minutes. Lessons 02–04 come first: exact trajectory-specific leave-one-out (TSLOO), the
+# first-order unrolling of SGD and data value embeddings (DVE).*
 #
 # A training point's value is not a property of the point alone: it depends on **when** SGD saw it and
 # on what came after. In this lesson you take one training run apart and put it back together in
 # other orders — move a point earlier or later, shuffle, reverse, try a curriculum, leave points out —
-# and after each **Retrain** you watch what happens to that point.
+# and after each **Retrain** you watch what happens to that point. Before you retrain, a first-order
+# prediction tells you what the edit will do to the test loss, and where the point would do most good.
 #
 # ## Goals
 #
@@ -18,6 +19,8 @@
 # - See that moving a point in time changes its influence — and how closely the embedding, computed
 #   once per run, follows the exact replay.
 # - Watch the embeddings form as training goes on (embeddings relative to the checkpoint at step *s*).
+# - Predict an edit before retraining: the removal and insertion terms of lesson 03's first order, the
+#   point's "best step" curve, and how far the prediction carries as edits grow.
 
 # %%
 # %matplotlib inline
@@ -30,7 +33,8 @@ import torch
 import dve_teach as dt
 from dve_teach import plots
 from dve_teach.teach.exercises import lesson05 as ex
-from dve_teach.widgets import Problem, ReorderExplorer, ReorderModel
+from dve_teach.teach.order_prediction import changed_pairs, random_moves
+from dve_teach.widgets import Problem, ReorderExplorer, ReorderModel, order_for
 
 SEED = dt.config.seed()                   # DVE_TEACH_SEED (default 0): every seed below derives from it
 random.seed(SEED); np.random.seed(SEED); torch.manual_seed(SEED)   # seed everything
@@ -136,16 +140,186 @@ print("... and grows less between the last two frames than between the first two
 # checkpoint, and its growth slows towards the end of the run.
 
 # %% [markdown]
+# ## Predict before you retrain
+#
+# An edit of the order changes which points are in which batch. Take one change: point *i* is
+# **inserted** into the batch of step *t*. Along the recorded run, step *t* then takes the extra step
+# −(η_t/b) ∇ℓ(θ_t, z_i) — lesson 02's removal kick δ_{i,t} = (η_t/b) g_i with the opposite sign — and
+# lesson 03's K_t = Π_{k>t} (I − η_k H_k) carries it to θ_T. To first order, the mean test loss m
+# changes by the **insertion term**
+#
+# $$c_t(i) = -\frac{\eta_t}{b}\, \nabla m(\theta_T)^\top K_t\, \nabla \ell(\theta_t, z_i),$$
+#
+# and removing *i* from a step *t* where it was used changes m by the **removal term**
+# −c_t(i) = (η_t/b) ∇m(θ_T)ᵀ K_t ∇ℓ(θ_t, z_i): lesson 03's first-order TSLOO(i, t). An edit's
+# prediction is the sum of its terms. Moving *i* from step t₁ to step t₂ is predicted as
+#
+# $$\Delta m \approx c_{t_2}(i) - c_{t_1}(i),$$
+#
+# the value the point has at t₁ minus the value it would have at t₂: the test loss goes down when the
+# point goes where it would help more. As a function of t₂ this is the point's **best-step curve**.
+# `dt.OrderPredictor(traj, test, mean=True).fit()` runs one reverse sweep (it keeps
+# a_t = −η_t ∇m(θ_T)ᵀ K_t for every step, so that c_t(i) = a_t · ∇ℓ(θ_t, z_i) / b); then
+# `insertion_curve(i)` gives c_t(i) for every t and `predict(schedule)` any edited order of the same
+# length, in milliseconds, with nothing retrained. It is an approximation: every gradient is taken
+# along the recorded run, so an inserted point sees the θ_t of the old run, not the θ that the rest of
+# the edit has already moved.
+
+# %%
+model.reset(); r0 = model.retrain()         # the baseline run again (cached)
+test = model.problem.test
+predictor = dt.OrderPredictor(r0.traj, test, mean=True).fit()
+c = predictor.insertion_curve(p)[:, 0]      # c_t(p) for t = 0..T-1
+first_order = dt.sgd_influence(r0.traj, test).at([p] * len(r0.steps), r0.steps).mean(1)
+print(f"point {p} is used at steps {r0.steps}")
+print("c_t(p) there:                 ", [f"{v:+.2e}" for v in c[r0.steps].tolist()])
+print("first-order TSLOO(p, t) there:", [f"{v:+.2e}" for v in first_order.tolist()])
+
+# %% tags=["nbval-check-output"]
+print("identity: at its steps, c_t(p) = -(first-order TSLOO):",
+      torch.allclose(c[r0.steps], -first_order, rtol=1e-8, atol=1e-12 * float(first_order.abs().max())))
+
+# %% [markdown]
+# The model behind the widget does the same from its last Retrain: `model.best_step_curve(k)` is
+# c_t(p) − c_{t₁}(p) for its k-th occurrence (at t₁), and `model.predicted_change()` the prediction for
+# the current order. The widget's slider does not move the point alone, though: to keep every batch at
+# size b it **swaps** it with a point *j* of the target batch, and *j* moves the other way, so the
+# slider's prediction adds j's two terms. The figure under the slider shows both (the same figure as
+# here): the point alone (line), the slider's move (hollow dots), the current order (star, dashed line);
+# on the right, every Retrain so far as (exact, predicted) — this model has a few from the cells above.
+
+# %%
+k = 0                                       # its first occurrence
+t1 = r0.steps[k]
+curve = model.best_step_curve(k)            # NaN where the point is already used
+print(f"occurrence {k} at step {t1}: lowest predicted change {np.nanmin(curve):+.2e} at step {int(np.nanargmin(curve))}")
+model.prediction_figure(occurrence=k)
+
+# %% tags=["nbval-check-output"]
+ok = np.isfinite(curve)
+print("identity: the model's curve is c_t - c_t1, NaN exactly where the point is already used:",
+      np.allclose(curve[ok], (c - c[t1]).numpy()[ok], rtol=1e-9, atol=1e-15)
+      and set(np.flatnonzero(~ok).tolist()) == set(r0.steps) - {t1})
+
+# %% [markdown]
+# Slide it to a step (here the middle of the free ones) and split the slider's prediction into its four
+# terms:
+
+# %%
+free = [t for t in range(len(c)) if t not in r0.steps]
+t2 = free[len(free) // 2]
+model.slide_to(t2, k)                       # what the slider does
+j = (set(model.order.batches[t1]) - set(r0.schedule.batches[t1])).pop()   # the point it swapped with
+cj = predictor.insertion_curve(j)[:, 0]
+terms = {f"insert {p} at {t2}": c[t2], f"remove {p} from {t1}": -c[t1],
+         f"insert {j} at {t1}": cj[t1], f"remove {j} from {t2}": -cj[t2]}
+for name, v in terms.items():
+    print(f"{name:18s} {float(v):+.2e}")
+print(f"{'sum':18s} {float(sum(terms.values())):+.2e}; model.predicted_change() {model.predicted_change():+.2e}")
+
+# %% tags=["nbval-check-output"]
+print("identity: the slider's prediction is the sum of the two points' removal and insertion terms:",
+      np.isclose(model.predicted_change(), float(sum(terms.values())), rtol=1e-9, atol=0))
+
+# %% [markdown]
+# **Predict, then check.** Now take the slider's best move: the lowest hollow dot over every occurrence
+# of the point (the next cell finds it with `model.slider_curve`). Slide there and Retrain. Will the
+# exact change of the mean test loss (the new run's minus the old run's) be negative, as predicted? And
+# will it be larger or smaller in size than the prediction?
+
+# %%
+model.reset()
+lowest = [np.nanmin(model.slider_curve(q)) for q in range(len(r0.steps))]
+k_best = int(np.argmin(lowest))
+t_best = int(np.nanargmin(model.slider_curve(k_best)))
+model.slide_to(t_best, k_best)
+predicted = model.predicted_change()
+print(f"slide the occurrence at step {r0.steps[k_best]} to step {t_best}: predicted change {predicted:+.2e}")
+
+# %% [markdown]
+# <details><summary>Answer</summary>
+#
+# Negative, and a little smaller in size than predicted (the cell below checks both for this run). First
+# order is a straight-line extrapolation of each term; the exact replay adds the second-order effects
+# it leaves out, and for this best move they worked against it. Try the worst move (the highest dot) in
+# the widget and compare.
+# </details>
+
+# %%
+after = model.retrain()
+pair = model.history[-1]                    # appended by this Retrain: (predicted, exact)
+print(f"predicted {pair.predicted:+.2e}, exact {pair.exact:+.2e} "
+      f"(test loss {r0.test_loss:.4f} -> {after.test_loss:.4f})")
+
+# %% tags=["nbval-check-output"]
+print("the predicted pair is the prediction made before the Retrain:", pair.predicted == predicted)
+print("the exact change is the difference of the two test losses:", np.isclose(pair.exact, after.test_loss - r0.test_loss))
+print("the best predicted move lowers the exact test loss:", pair.exact < 0)
+print("... by less than predicted:", abs(pair.exact) < abs(pair.predicted))
+
+# %% [markdown]
+# ### How far does first order carry?
+#
+# One move is a small edit: two (point, step) pairs change. A reversed or reshuffled order changes
+# nearly all of them, and the terms no longer add up independently — every point is inserted at a θ
+# that the other changes have already moved. On three runs (this seed and the next two), 15 random
+# one-point moves (`Schedule.move`, `random_moves`) and three whole-order edits (reverse, two shuffles)
+# each, predicted (`OrderPredictor.predict`) against exact (`dt.exact_order_change`, a replay):
+
+# %%
+rows = []                                   # (run, predicted, exact, (point, step) pairs changed)
+for run in range(3):
+    prob = model.problem if run == 0 else Problem.moons(seed=SEED + run)
+    traj = r0.traj if run == 0 else prob.fit(order_for(prob, "shuffle", prob.seed))
+    pred_run = dt.OrderPredictor(traj, prob.test, mean=True).fit()
+    S = traj.schedule
+    edits = random_moves(S, 15, seed=SEED + run) + [S.reversed()] + [
+        dt.Schedule.shuffled(S.n, S.batch_size, prob.epochs, seed=SEED + 10 + q) for q in range(2)]
+    rows += [(run, float(pred_run.predict(e)[0]), float(dt.exact_order_change(traj, prob.test, e).mean()),
+              changed_pairs(S, e)) for e in edits]
+run_of, pred_all, exact_all, size = (np.array(col) for col in zip(*rows))
+one = size == 2
+rel = np.abs(pred_all - exact_all) / np.abs(exact_all)
+spearman = dt.metrics.fidelity(pred_all[one], exact_all[one])["spearman"]
+per_run = [dt.metrics.fidelity(pred_all[one & (run_of == q)], exact_all[one & (run_of == q)])["spearman"]
+           for q in range(3)]
+print(f"Spearman (rank correlation) over the 45 one-point moves: {spearman:.3f}; per run {[f'{v:.3f}' for v in per_run]}")
+print(f"median relative error |predicted - exact| / |exact|: one-point moves {np.median(rel[one]):.3f}, "
+      f"whole-order edits {np.median(rel[~one]):.3f}")
+with plots.style():
+    fig, ax = plots.new_figure(2, figsize=(9, 3.2))
+    plots.prediction_scatter(ax[0, 0], pred_all[one], exact_all[one], size[one])
+    plots.prediction_scatter(ax[0, 1], pred_all, exact_all, size)
+    ax[0, 0].set_title("one-point moves, 3 runs"); ax[0, 1].set_title("every edit, 3 runs")
+fig
+
+# %% tags=["nbval-check-output"]
+print("over the 45 one-point moves of the 3 runs, predicted and exact have Spearman above 0.95:", spearman > 0.95)
+print("over the 3 runs, whole-order edits have a larger median relative error than one-point moves:",
+      np.median(rel[~one]) > np.median(rel[one]))
+
+# %% [markdown]
+# For one-point moves first order ranks the edits almost perfectly; for whole-order edits its relative
+# error is larger. Both are pooled over the three runs, because one run's 15 moves and three
+# whole-order edits are a small sample. In the widget every Retrain adds its (exact, predicted) pair to
+# the scatter under the slider, coloured by the size of the edit: watch the dots leave the diagonal as
+# your edits grow.
+
+# %% [markdown]
 # ## Explore: the ReorderExplorer
 #
 # Run the next cell. Choose a **point** (or keep the suggested one), pick which of its occurrences to
 # move, use **⏮ first / ◀ earlier / later ▶ / last ⏭**, **shuffle** with a seed, **reverse**, apply a
 # **curriculum** or **leave out** another point; the **to step** slider moves the selected occurrence
-# (or, with *every occurrence*, the earliest one and the others with it) to a step of your choice. The
-# status says *order changed: press Retrain*. Press
-# **Retrain** (about a second) and compare the arrow, the per-step bars and the readout. **Play** runs
-# over the training steps. Every control works from the keyboard (Tab, Enter, arrows); errors appear in
-# the *log* pane.
+# (or, with *every occurrence*, the earliest one and the others with it) to a step of your choice. At
+# every edit, before any retraining, the readout's second line gives the **predicted** change of the
+# mean test loss, and the figure under the slider the best-step curve of the selected occurrence (pick
+# one occurrence in **move** to see the whole run; with *every occurrence* only the shifts that keep all
+# of them in the run are drawn); while you drag, the star follows the hollow dots. The status says
+# *changed since the last Retrain: press Retrain*. Press **Retrain** (about a second) and compare the
+# arrow, the per-step bars and the readout; the Retrain adds its (exact, predicted) pair to the scatter.
+# **Play** runs over the training steps. Every control works from the keyboard (Tab, Enter, arrows);
+# errors appear in the *log* pane.
 
 # %% tags=["widget"]
 explorer.set_order(model.baseline_order)   # start the widget from the first order (cached run)
@@ -165,8 +339,9 @@ print("still following the same point:", second.point == first.point)
 
 # %% [markdown]
 # **Predict, then check.** Select the point's *last* occurrence in the **move** menu and drag the
-# **to step** slider to step 0, then Retrain. Will the exact TSLOO (removed everywhere) grow or shrink
-# in magnitude?
+# **to step** slider to the earliest step that does not use the point yet (step 0, unless its first
+# occurrence is there), then Retrain. Will the exact TSLOO (removed everywhere) grow or shrink in
+# magnitude?
 #
 # <details><summary>Answer</summary>
 #
@@ -178,15 +353,17 @@ print("still following the same point:", second.point == first.point)
 checker = ReorderModel(Problem.moons(seed=SEED))           # a separate model: the widget keeps its state
 occ = checker.order.occurrences(checker.point)
 before_move = checker.retrain()
-checker.move_occurrence_to(0, occurrence=len(occ) - 1)
+earliest = min(t for t in range(len(checker.order)) if t not in occ)   # step 0 unless the point is there
+checker.move_occurrence_to(earliest, occurrence=len(occ) - 1)
 after_move = checker.retrain()
 print(f"point {checker.point}: steps {before_move.steps} -> {after_move.steps}; exact {before_move.exact:+.2e} -> {after_move.exact:+.2e}")
 
 # %% tags=["nbval-check-output"]
-print("moving its last occurrence to step 0 shrinks |exact TSLOO|:", abs(after_move.exact) < abs(before_move.exact))
+print("moving its last occurrence to the earliest free step shrinks |exact TSLOO|:",
+      abs(after_move.exact) < abs(before_move.exact))
 
 # %% [markdown]
-# ## Try it: two exercises with automatic checks
+# ## Try it: three exercises with automatic checks
 #
 # **Exercise A — its strongest moment.** `explorer.result` is the run the widget shows now; at which of
 # its steps (`result.steps`) does removing the followed point *alone* move the mean test loss the most
@@ -209,6 +386,18 @@ most_similar = None     # TODO: a list of 5 training indices
 ex.check_most_similar(most_similar, explorer.result)
 
 # %% [markdown]
+# **Exercise C — the best move.** On the run the widget shows (`explorer.result`: `traj`, `point`,
+# `steps`, `schedule`; the test data is `explorer.model.problem.test`), which single move of the
+# followed point *alone* — out of one of its steps t₁, into a step t₂ that does not use it
+# (`result.schedule.move(point, t1, t2)`) — is predicted to lower the mean test loss most? Use
+# `dt.OrderPredictor(..., mean=True).fit().insertion_curve(point)` and the identity above; answer
+# `(t1, t2)`. Then check your move with one exact replay (`dt.exact_order_change`).
+
+# %%
+best_move = None        # TODO: (from_step, to_step)
+ex.check_best_move(best_move, explorer.result, explorer.model.problem.test)
+
+# %% [markdown]
 # ## What you learned
 #
 # - The value of a training point belongs to a **run**: the same point, moved to other steps of the
@@ -219,6 +408,13 @@ ex.check_most_similar(most_similar, explorer.result)
 #   mattered more, while its values were not equal to the exact ones.
 # - Embeddings relative to the checkpoint at step *s* show how the values build up during training: the
 #   cloud grows, and its growth slows.
+# - An edit can be predicted before retraining: to first order it is a sum of insertion terms c_t(i) and
+#   removal terms −c_t(i) (lesson 03's first-order TSLOO), all from one reverse sweep. Moving a point from
+#   t₁ to t₂ is predicted as c_{t₂} − c_{t₁}: its best-step curve. The slider's swap adds the partner's
+#   terms (an identity, checked).
+# - Over 45 random one-point moves on three runs, predicted and exact changes had Spearman above 0.95;
+#   the best predicted move lowered the exact test loss, by less than predicted; whole-order edits had
+#   a larger relative error.
 # - `ReorderModel` / `ReorderExplorer` work on your own problem: `dve_teach.widgets.Problem(...)` or a recorded
 #   `Trajectory` with its test set. An order must use the followed point (otherwise its value is 0 by
 #   definition, and the model says so).
@@ -234,6 +430,9 @@ ex.check_most_similar(most_similar, explorer.result)
 # 3. **Your own run.** Build an explorer on a run of your own: `ReorderModel(traj, test)`
 #    with a `traj = dt.train(...)` on `dt.datasets.blobs(...)`, or `Problem.moons(lr=...)` (from `dve_teach.widgets`) with a
 #    larger learning rate. Where do exact and DVE start to disagree?
+# 4. **When does first order stop?** On the baseline run, apply k random one-point moves at once
+#    (chain `Schedule.move`, or `random_moves` repeatedly) for k = 1, 4, 16, 64, a few edits each, and
+#    plot the median relative error of `OrderPredictor.predict` against `dt.exact_order_change` versus k.
 #
 # Solutions: run `%load solutions/05_reorder_and_watch_solutions.py` in a new cell (it loads the code into the cell; run it again to
 # execute), or open [the file](solutions/05_reorder_and_watch_solutions.py).

@@ -5,7 +5,7 @@ import torch
 
 from . import exercise, not_yet, right, whole, wrong
 
-__all__ = ["check_strongest_step", "check_most_similar"]
+__all__ = ["check_strongest_step", "check_most_similar", "check_best_move"]
 
 
 @exercise
@@ -55,3 +55,52 @@ def check_most_similar(answer, result, k: int = 5):
         return wrong(name, "that ranks by dot product, which favours long embeddings.", "normalise: cosine similarity.")
     return wrong(name, f"{len(set(picked) & truth)} of your {k} are among the most similar.",
                  "sort the cosine similarities in descending order (argsort(descending=True)).")
+
+
+def _move_values(result, test) -> dict:
+    """{(t1, t2): c[t2] − c[t1]} for every move of the followed point alone from one of its steps t1 to
+    a step t2 that does not use it (`Schedule.move`), c the insertion curve of `dt.OrderPredictor` on
+    the run (mean test loss)."""
+    from ...influence.order_effects import OrderPredictor
+    c = OrderPredictor(result.traj, test, mean=True).fit().insertion_curve(result.point)[:, 0].tolist()
+    steps, T = list(result.steps), len(c)
+    return {(t1, t2): c[t2] - c[t1] for t1 in steps if len(result.schedule.batches[t1]) > 1
+            for t2 in range(T) if t2 not in steps}
+
+
+@exercise
+def check_best_move(answer, result, test):
+    """answer: (from_step, to_step), the move of the followed point alone (`result.schedule.move(point,
+    from_step, to_step)`) predicted to lower the mean test loss most, from one of `result.steps` to a
+    step that does not use the point (first order, the insertion curve of `dt.OrderPredictor`)."""
+    name = "the best move"
+    if answer is None:
+        return not_yet(name, "c = dt.OrderPredictor(result.traj, test, mean=True).fit().insertion_curve(p)[:, 0]; "
+                             "moving p from t1 to t2 is predicted as c[t2] - c[t1].")
+    pair = list(answer.tolist() if isinstance(answer, torch.Tensor) else answer)
+    if len(pair) != 2 or whole(pair[0]) is None or whole(pair[1]) is None:
+        return wrong(name, f"{answer!r} is not a pair of steps.", "answer (from_step, to_step), two whole numbers.")
+    t1, t2 = whole(pair[0]), whole(pair[1])
+    steps = list(result.steps)
+    if t1 not in steps:
+        return wrong(name, f"the point is not used at step {t1}, so it cannot move from there.",
+                     f"from_step is one of the steps where it is used: {steps}.")
+    if t2 in steps:
+        return wrong(name, f"the point is already used at step {t2} (a batch holds a point once).",
+                     "leave out the steps where it is used when you look for to_step.")
+    values = _move_values(result, test)
+    if (t1, t2) not in values:
+        return wrong(name, f"step {t2} is outside the run or the move would empty a batch.", "stay within 0..T-1.")
+    best = min(values.values())
+    tol = 1e-9 * max(abs(v) for v in values.values())
+    if values[t1, t2] <= best + tol:
+        return right(name, f"moving it from step {t1} to step {t2} is predicted to lower the mean test loss most: "
+                           f"out of a step where it helps least, into one where it would help most.")
+    if values[t1, t2] >= max(values.values()) - tol:
+        return wrong(name, "that move is predicted to raise the test loss most.", "you want the most negative change.")
+    if min(values[t, t2] for t in steps if (t, t2) in values) <= best + tol:
+        return wrong(name, f"step {t2} is the right place to go, but not from step {t1}.",
+                     "the removal term −c[t1] counts too: from which of its steps does leaving cost least?")
+    return wrong(name, f"another move is predicted to lower the test loss more than step {t1} -> {t2}.",
+                 "take the smallest c[t2] - c[t1] over every t1 in result.steps and every t2 not in it.")
+
