@@ -461,3 +461,21 @@ def test_reorder_refuses_non_integer_arguments(reorder, call, match):
     with pytest.raises((TypeError, ValueError), match=match):
         call(m)
     assert m.order == before
+
+
+def test_reorder_model_keeps_a_runs_rule_dtype_and_step_sizes(blobs_mlp):
+    """Retraining from a recorded run keeps its update rule and dtype (a float32 Adam run retrains as
+    one), and leaving out a whole batch of a run with an η_t schedule drops that step's η_t too."""
+    from dve_teach.teach.reorder import ReorderModel
+    p = blobs_mlp
+    lrs = [0.01 * (1 + t) for t in range(len(p.schedule))]
+    run = dt.train(p.model, p.train, p.schedule, lrs, optimizer=dt.optim.Adam(), dtype=torch.float32)
+    m = ReorderModel(run, dt.Data(p.test.X.float(), p.test.y))
+    r = m.retrain()
+    assert r.traj.optimizer == run.optimizer and r.traj.dtype == torch.float32
+    assert torch.equal(r.traj.final, run.final)
+    last = p.schedule.batches[-1]
+    for i in last:                       # the whole last batch: 7 steps and 7 step sizes are left
+        m.leave_out(i)
+    r = m.retrain()
+    assert r.traj.T == len(p.schedule) - 1 and torch.allclose(r.traj.lrs, torch.tensor(lrs[:-1], dtype=torch.float64))

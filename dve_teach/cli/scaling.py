@@ -109,7 +109,7 @@ def run_scaling(traj, test, points, truth: torch.Tensor, train_seconds: float, d
     log("float32: train and embed the same run in float32 ...")
     from ..training.loop import train
     run32 = train(traj.model_at(0), traj.data, traj.schedule, traj.lrs.tolist(), loss=traj.loss,
-                  weight_decay=traj.weight_decay, device=traj.device, dtype=torch.float32)
+                  optimizer=traj.optimizer, device=traj.device, dtype=torch.float32)
     test32 = test.to(dtype=torch.float32)
     r32 = measure({}, run=run32, data=test32)
     s32 = r32.pop("_dve").influence(test32).total().double()

@@ -33,7 +33,8 @@ PRESETS = ("shuffle", "easy→hard (loss at init)", "hard→easy (loss at init)"
 @dataclass
 class Problem:
     """What to train: an untrained `model`, `train`/`test` data, `lr` (float or one per step),
-    nominal batch size, epochs, loss, weight decay, seed (of the default shuffled order)."""
+    nominal batch size, epochs, loss, weight decay, seed (of the default shuffled order), the update
+    rule (None: plain SGD with `weight_decay`) and the dtype of the runs."""
 
     model: nn.Module
     train: Data
@@ -45,10 +46,13 @@ class Problem:
     weight_decay: float = 0.0
     seed: int = 0
     images: Optional[tuple] = None  # (train, test) raw images to draw (digits), else None
+    optimizer: Any = None
+    dtype: torch.dtype = torch.float64
 
     def fit(self, schedule: Schedule, lr=None) -> Trajectory:
+        """Train along `schedule` (with `lr`, default the problem's) and record the run."""
         return train(self.model, self.train, schedule, self.lr if lr is None else lr, loss=self.loss,
-                     weight_decay=self.weight_decay)
+                     weight_decay=self.weight_decay, optimizer=self.optimizer, dtype=self.dtype)
 
     @classmethod
     def moons(cls, n_train: Optional[int] = None, n_test: Optional[int] = None, epochs: Optional[int] = None,
@@ -70,12 +74,12 @@ class Problem:
 
     @classmethod
     def of(cls, traj: Trajectory, test) -> "Problem":
-        """The problem behind a recorded run (θ_0, data, step sizes, loss, weight decay)."""
+        """The problem behind a recorded run (θ_0, data, step sizes, loss, update rule, dtype)."""
         lrs = [float(v) for v in traj.lrs]
         lr = lrs[0] if len(set(lrs)) == 1 else lrs
         epochs = max(1, round(len(traj.schedule.order) / traj.schedule.n))
         return cls(traj.model_at(0), traj.data, traj.check_data(test), lr, traj.batch_size, epochs,
-                   traj.loss, traj.weight_decay)
+                   traj.loss, 0.0, optimizer=traj.optimizer, dtype=traj.dtype)
 
 
 def order_for(problem: Problem, preset: str = "shuffle", seed: int = 0,
@@ -172,7 +176,8 @@ class OrderModel:
             p = self.problem
             orders = [order_for(p, "shuffle", r) for r in range(self.n_orders)]
             self._spread = _mean_test(final_test_losses(p.model, p.train, p.test, orders, p.lr, loss=p.loss,
-                                                        weight_decay=p.weight_decay))
+                                                        weight_decay=p.weight_decay, optimizer=p.optimizer,
+                                                        dtype=p.dtype))
         return self._spread
 
     def summary(self) -> str:

@@ -211,10 +211,24 @@ class ReorderModel(Predictions):
         return dict(traj=traj, infl=infl, dve=torch.as_tensor(_mean_test(infl.total())), sgd=sgd,
                     E=self._per_point(dve), test_loss=float(traj.test_losses(test).mean()))
 
-    def _run(self, sched: Schedule) -> dict:
-        if sched not in self._runs:
-            self._runs[sched] = self._analyse(self.problem.fit(sched))
-        return self._runs[sched]
+    def _lrs(self, order: Optional[Schedule] = None):
+        """The step sizes for the current order without the left-out points: the problem's `lr`, or, for
+        a per-step sequence, the entries of the steps whose batch keeps a point (an emptied batch is
+        dropped with its η_t, so the schedule and the step sizes stay aligned)."""
+        lr, order = self.problem.lr, self.order if order is None else order
+        if isinstance(lr, (int, float)) or not self.left_out:
+            return lr
+        lr = list(lr)
+        if len(lr) != len(order):
+            raise ValueError(f"the problem has {len(lr)} step sizes but the order {len(order)} steps: give one per step")
+        return [v for v, b in zip(lr, order.batches) if any(i not in self.left_out for i in b)]
+
+    def _run(self, sched: Schedule, lr=None) -> dict:
+        lr = self.problem.lr if lr is None else lr
+        key = (sched, lr if isinstance(lr, (int, float)) else tuple(float(v) for v in lr))
+        if key not in self._runs:
+            self._runs[key] = self._analyse(self.problem.fit(sched, lr))
+        return self._runs[key]
 
     @_threads
     def retrain(self) -> ReorderResult:
@@ -223,13 +237,14 @@ class ReorderModel(Predictions):
         sched, p, test, before = self.schedule(), self.point, self.problem.test, self.result
         predicted = self.predicted_change() if before is not None and before.schedule != sched else None
         t0 = time.perf_counter()
-        run = self._run(sched)
+        run = self._run(sched, self._lrs())
         steps = sched.occurrences(p)
-        if (sched, p) not in self._exact:
+        key = (id(run["traj"]), p)   # the trained run (schedule and step sizes) and the point
+        if key not in self._exact:
             per = (_mean_test(exact_loo(run["traj"], test, [p] * len(steps), steps, progress=False))
                    if steps else np.zeros(0))
-            self._exact[sched, p] = (float(_mean_test(exact_loo(run["traj"], test, [p], progress=False))[0]), per)
-        exact, per_exact = self._exact[sched, p]
+            self._exact[key] = (float(_mean_test(exact_loo(run["traj"], test, [p], progress=False))[0]), per)
+        exact, per_exact = self._exact[key]
         per_est = _mean_test(run["infl"].at([p] * len(steps), steps)) if steps else np.zeros(0)
         res = ReorderResult(self.order, self.left_out, sched, p, steps, exact, float(run["dve"][p]),
                             None if run["sgd"] is None else float(run["sgd"][p]), per_exact, per_est,
