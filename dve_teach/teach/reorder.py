@@ -79,7 +79,7 @@ class ReorderModel(Predictions):
         self.history: list[PredictionCheck] = []
         self.baseline_order = base.schedule if base is not None else order_for(source, "shuffle", source.seed)
         if base is not None:
-            self._runs[base.schedule] = self._analyse(base)
+            self._runs[self._key(base.schedule, self.problem.lr)] = self._analyse(base)
         self.order, self.left_out = self.baseline_order, frozenset()
         run = self._run(self.baseline_order)
         self.basis = plots.pca_basis(run["E"])  # fitted once, on the baseline order
@@ -223,9 +223,13 @@ class ReorderModel(Predictions):
             raise ValueError(f"the problem has {len(lr)} step sizes but the order {len(order)} steps: give one per step")
         return [v for v, b in zip(lr, order.batches) if any(i not in self.left_out for i in b)]
 
+    @staticmethod
+    def _key(sched: Schedule, lr) -> tuple:
+        return sched, (lr if isinstance(lr, (int, float)) else tuple(float(v) for v in lr))
+
     def _run(self, sched: Schedule, lr=None) -> dict:
         lr = self.problem.lr if lr is None else lr
-        key = (sched, lr if isinstance(lr, (int, float)) else tuple(float(v) for v in lr))
+        key = self._key(sched, lr)
         if key not in self._runs:
             self._runs[key] = self._analyse(self.problem.fit(sched, lr))
         return self._runs[key]
