@@ -93,9 +93,9 @@ def make_rule(optimizer: str, beta1: float = 0.9, beta2: float = 0.999) -> optim
 
 def optimizer_problem(seed: int = 0, n_train: Optional[int] = None, n_test: Optional[int] = None,
                       epochs: Optional[int] = None) -> Problem:
-    """2-D moons, 60 training points (fast mode 40), 100 test points (fast 50), a 2-16-2 tanh MLP
+    """2-D moons, 60 training points (fast mode 40), 60 test points (fast 40), a 2-16-2 tanh MLP
     (P = 82), batch size 10, 6 epochs (fast 4); data, θ_0 and the order all from `seed`."""
-    return Problem.moons(n_train=n_train or sized(60, 40), n_test=n_test or sized(100, 50),
+    return Problem.moons(n_train=n_train or sized(60, 40), n_test=n_test or sized(60, 40),
                          epochs=epochs or sized(6, 4), batch_size=10, hidden=16, seed=as_int(seed, "seed", 0))
 
 
@@ -410,11 +410,13 @@ def first_step_figure(response_adam: torch.Tensor, response_sgd: torch.Tensor, l
 
 
 def phase_figure(runs: dict):
-    """Left: η_t of each run. Right: c_t of the unrolled estimate (thin: every step; thick: moving
-    average over ~T/20 steps) and exact replays at the sampled steps (diamonds), log y;
+    """Left: η_t / its peak for each run. Right: c_t of the unrolled estimate (thin: every step; thick:
+    moving average over ~T/20 steps), exact replays of the sampled points at the sampled steps
+    (diamonds) and the unrolled estimate of the same points (hollow circles), log y;
     runs = {label: `phase_run` result}."""
     with plots.style():
-        fig, ax = plots.new_figure(2, figsize=(9, 3.3), width_ratios=[1, 2.2])
+        fig, ax = plots.new_figure(2, figsize=(9, 3.8), width_ratios=[1, 2.2])
+        fig.subplots_adjust(bottom=0.28)
         for j, (label, r) in enumerate(runs.items()):
             T, colour = r["traj"].T, plots.COLORS[[3, 0, 2][j % 3]]
             ax[0, 0].plot(np.arange(T), r["traj"].lrs.numpy() / r["traj"].lrs.max().item(), color=colour, label=label)
@@ -426,9 +428,12 @@ def phase_figure(runs: dict):
             a.plot(np.arange(len(smooth)) + (k - 1) / 2, smooth, color=colour, lw=2,
                    label=f"{label}: unrolled (thick: {k}-step average)")
             a.scatter(r["exact_steps"], r["exact_curve"].numpy(), marker="D", s=26, color=colour, edgecolor="k",
-                      zorder=3, label=f"{label}: exact replay (sampled)")
-        ax[0, 0].set(xlabel="step t", ylabel="η_t / peak", title="warm-up + cosine", ylim=(0, 1.05))
+                      zorder=3, label=f"{label}: exact replay (sampled points)")
+            a.scatter(r["exact_steps"], r["estimate_at_samples"].numpy(), marker="o", s=46, facecolor="none",
+                      edgecolor=colour, lw=1, zorder=3, label=f"{label}: unrolled at the same points")
+        ax[0, 0].set(xlabel="step t", ylabel="η_t / peak", title="warm-up + cosine (every run)", ylim=(0, 1.05))
         ax[0, 1].set(yscale="log", xlabel="step t (when the batch was used)", ylabel="mean |influence| / η_t",
                      title="per-step influence on the mean test loss")
-        ax[0, 1].legend(loc="upper center", fontsize=6.5, ncol=2)
+        handles, names = ax[0, 1].get_legend_handles_labels()
+        fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 0.0), fontsize=6.5, ncol=3, frameon=False)
     return fig
