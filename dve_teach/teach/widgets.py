@@ -425,3 +425,69 @@ class ScalingExplorer(_View):
                                 tooltip="the projected dimension (P = parameter count)")))
         self.model.d = self.controls["d"].value
         self._call(self.refresh)
+
+
+# ---- lesson 09 (appended: the views above are unchanged) -------------------------------------------
+from .optimizers import DEFAULT_LR as _DEFAULT_LR, OPTIMIZERS as _OPTIMIZERS, OptimizerModel  # noqa: E402
+
+__all__ += ["OptimizerModel", "OptimizerExplorer"]
+
+#: the β₂ values the slider offers (Adam's default 0.999 among them)
+BETA2_CHOICES = (0.9, 0.99, 0.995, 0.999, 0.9999)
+
+
+class OptimizerExplorer(_View):
+    """Lesson 09: optimizer, learning rate, β₁ (Adam's, or the momentum μ) and β₂ -> the Spearman of
+    each estimate with exact LOO and a rank scatter (`OptimizerModel`). Choosing an optimizer resets
+    the learning rate to that optimizer's default (`DEFAULT_LR`); β₁ is off for plain SGD, β₂ for
+    SGD and momentum. A status line says when it is computing (about a second per new setting; a
+    setting seen before comes from the cache). Pass ``model=`` to reuse an `OptimizerModel`."""
+
+    def __init__(self, model: Optional[OptimizerModel] = None, **kw):
+        import time
+        self._time = time.perf_counter
+        m = model or OptimizerModel(**kw)
+        opt, lr, b1, b2 = m.settings()
+        self.status = W.HTML(layout=W.Layout(min_width="16em"))
+        super().__init__(m, dict(
+            optimizer=W.Dropdown(options=_OPTIMIZERS, value=opt, description="optimizer", **_WIDE,
+                                 tooltip="the update rule (dt.optim): plain SGD, SGD with momentum, Adam, AdamW"),
+            lr=W.FloatLogSlider(lr, base=10, min=-3, max=0, step=0.05, description="learning rate η",
+                                continuous_update=False, readout_format=".3g", **_WIDE,
+                                tooltip="η of every step; choosing an optimizer resets it to that optimizer's default"),
+            beta1=W.FloatSlider(b1, min=0.0, max=0.99, step=0.01, description="β₁ (momentum μ)",
+                                continuous_update=False, **_WIDE,
+                                tooltip="Adam's first-moment decay, or the momentum μ of SGD with momentum"),
+            beta2=W.SelectionSlider(options=sorted(set(BETA2_CHOICES) | {b2}), value=b2, description="β₂",
+                                    continuous_update=False, **_WIDE, tooltip="Adam's second-moment decay")),
+            rows=None, height="340px")
+        c = self.controls
+        self.children = (W.HBox([c["optimizer"], c["lr"], self.status]), W.HBox([c["beta1"], c["beta2"]]),
+                         *self.children[1:])
+        self._call(self.refresh)
+
+    def _set(self, name: str, value) -> None:
+        setattr(self.model, name, value)
+        if name == "optimizer":
+            self.model.lr = _DEFAULT_LR[value]
+            self._syncing = True       # placing the slider is not the learner's edit
+            try:
+                self.controls["lr"].value = _DEFAULT_LR[value]
+            finally:
+                self._syncing = False
+        self.refresh()
+
+    def _enable(self) -> None:
+        opt = self.model.optimizer
+        self.controls["beta1"].disabled = opt == "sgd"
+        self.controls["beta2"].disabled = opt not in ("adam", "adamw")
+
+    def refresh(self) -> None:
+        self.status.value = "<i>⏳ training, replaying every removal and estimating…</i>"
+        start = self._time()
+        try:
+            super().refresh()
+        except Exception:
+            self.status.value = "<span style='color:#D55E00'>failed: see the message above</span>"
+            raise
+        self.status.value = f"done ({self._time() - start:.1f} s)"

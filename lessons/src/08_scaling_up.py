@@ -432,5 +432,5 @@ print(f"this lesson: P = {P}, d = 16..128, {occurrences} (point, step) occurrenc
 
 # %% [markdown]
 # ---
-# You reached the end of the course. Back to the [index of lessons](README.md) — or take the lessons
-# again with your own data.
+# Next: [09 · Beyond SGD](09_beyond_sgd.ipynb) — momentum, Adam and AdamW: what the paper's SGD proxy
+# costs, and what an estimate that follows the optimizer gets back.
