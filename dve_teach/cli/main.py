@@ -2,7 +2,8 @@
 
 - ``check``: versions, device, threads, and whether the lesson packages import.
 - ``demo``: train a small model, exact LOO for a seeded draw of points, every estimator, one
-  fidelity table (``--json`` for machines, ``--plot PATH`` for a scatter grid). See `dve_teach.cli.demo`.
+  fidelity table (``--json`` for machines, ``--plot PATH`` for a scatter grid, ``--optimizer
+  sgd|momentum|adam|adamw`` for the update rule). See `dve_teach.cli.demo`.
 - ``bench``: the core-library benchmark (ratios, peak memory, fidelity). See `dve_teach.cli.bench`.
 
 ``DVE_TEACH_FAST=1`` shrinks every problem so that it runs in seconds.
@@ -89,7 +90,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import plot_demo, run_demo
 
-    res = run_demo(args.dataset, points=args.points, device=args.device, epochs=args.epochs, seed=args.seed)
+    res = run_demo(args.dataset, points=args.points, device=args.device, epochs=args.epochs, seed=args.seed,
+                   optimizer=args.optimizer)
     plot_error = None
     if args.plot and args.json:  # the JSON document reports the plot's outcome, so try it first
         plot_error = _try_plot(plot_demo, res, args.plot)
@@ -133,6 +135,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .demo import OPTIMIZERS  # light: the demo module imports torch and numpy only
+
     p = argparse.ArgumentParser(
         prog="dve-teach",
         description="Trajectory-specific leave-one-out influence and data value embeddings "
@@ -151,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     d.add_argument("--epochs", type=int, default=3)
     d.add_argument("--seed", type=int, default=0, help="data split, initial weights, order and points")
+    d.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
+                   help="update rule: plain SGD (default), SGD with momentum 0.9, Adam or AdamW (torch's "
+                        "defaults); each has its own learning rate in the recipe")
     d.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     d.add_argument("--json", action="store_true", help="print the table as JSON")
     d.add_argument("--plot", metavar="PATH", default=None,
