@@ -110,8 +110,11 @@ def test_bench_json_reports_the_ratio_fields():
     assert [len(c["segment_seconds"]) for c in out["scaling"]["checkpointing_critical_path"]] == [2, 4]
     f32 = out["scaling"]["float32"]
     assert f32["max_rel_score_difference"] < 1e-3 and -1 <= f32["spearman_float32"] <= 1
+    # (i) update rules: one seed of every rule by default (structure: tests/test_cli_optim.py)
+    assert out["sections"] == ["core", "optimizers"] and out["optimizers"]["seeds"] == [0]
     text = format_bench(out)
     assert "(f) projections" in text and "(g) influence checkpointing" in text and "(h) float32" in text
+    assert "(i) update rules" in text
 
 
 def test_bad_arguments_give_a_clear_error(capsys):

@@ -15,6 +15,12 @@ Problem: digits, MLP 64-32-10 tanh, lr 0.05, b 32, 3 epochs, 1000 train / 200 te
 (f)–(h) Scaling (`dve_teach.cli.scaling`): projections (random and data-fitted) at several d —
     fidelity, seconds, × train, peak memory, points per second; influence checkpointing sequential
     vs segmented (time, equality); float32 vs float64.
+(i) Update rules (`dve_teach.cli.optimizers`): the same digits set-up trained with SGD, momentum,
+    Adam and AdamW, per seed (``--seeds``): exact LOO of 60 points against the first-order unrolled
+    sweep and the embeddings (recorded rule, SGD proxy, frozen preconditioner) — Spearman of the mean
+    test loss and per test point, seconds, and fit / exact-LOO seconds relative to the SGD run.
+
+``--section core`` runs (a)–(h) only, ``--section optimizers`` (i) only.
 
 Timings are medians of up to three repeats (fewer when one run takes long) after an untimed
 warm-up on a small case (the first torch.func call of each kind is slow). Section (d) times one
@@ -27,14 +33,17 @@ import gc
 import os
 import statistics
 import sys
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
 from ..data.config import fast_mode, sized
 from .demo import choose_points, evaluate, make_problem, resolve_device, timed
 
-__all__ = ["run_bench", "format_bench", "PeakMemory"]
+__all__ = ["run_bench", "format_bench", "PeakMemory", "SECTIONS"]
+
+#: Groups of sections that `run_bench` can run: "core" = (a)-(h), "optimizers" = (i).
+SECTIONS = ("core", "optimizers")
 
 
 class PeakMemory:
@@ -97,12 +106,32 @@ def _median_time(fn: Callable[[], object], device: torch.device, repeats: int,
     return statistics.median(times), out, pm.mib
 
 
-def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) -> dict:
-    """Run sections (a)-(h) and return the report as a JSON-ready dict (see the module doc)."""
+def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None, *,
+              sections: Sequence[str] = SECTIONS, seeds: Sequence[int] = (0,)) -> dict:
+    """Run the `sections` ("core" = (a)-(h), "optimizers" = (i) for each of `seeds`) and return the
+    report as a JSON-ready dict (see the module doc)."""
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad or not sections:
+        raise ValueError(f"sections must be names from {list(SECTIONS)}, got {list(sections)}")
+    dev = resolve_device(device)
+    report: dict = {"device": str(dev), "cuda_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+                    "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "cpu_count": os.cpu_count(), "fast": fast_mode(), "load_average_start": _load(),
+                    "sections": list(sections)}
+    if "core" in sections:
+        _run_core(report, dev, log)
+    if "optimizers" in sections:
+        from .optimizers import run_optimizers
+        report["optimizers"] = run_optimizers(seeds, dev, log)
+    report["load_average_end"] = _load()
+    return report
+
+
+def _run_core(report: dict, dev: torch.device, log: Callable[[str], None]) -> None:
+    """Sections (a)-(h), written into `report`."""
     from ..influence.embedding import DataValueEmbedding
     from ..influence.loo import exact_loo
 
-    dev = resolve_device(device)
     n_remove = sized(64, 8)
     n_fid = sized(60, 6)
     proj_dim = sized(512, 64)
@@ -110,13 +139,9 @@ def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) 
     prob = make_problem("digits", epochs=sized(3, 1), seed=0, device=str(dev), sizes=sized((64, 32, 10), (64, 8, 10)))
     traj, test = prob.traj, prob.split.test
     sizes = [m.in_features for m in traj.model if hasattr(m, "in_features")] + [traj.model[-1].out_features]
-    report: dict = {"device": str(dev), "cuda_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-                    "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "cpu_count": os.cpu_count(), "fast": fast_mode(), "load_average_start": _load(),
-                    "problem": {"dataset": "digits", "n_train": len(prob.split.train), "n_test": len(test),
-                                "steps": traj.T, "batch_size": prob.batch_size, "lr": prob.lr,
-                                "epochs": prob.epochs, "parameters": traj.flat.P,
-                                "sizes": sizes}}
+    report["problem"] = {"dataset": "digits", "n_train": len(prob.split.train), "n_test": len(test),
+                         "steps": traj.T, "batch_size": prob.batch_size, "lr": prob.lr,
+                         "epochs": prob.epochs, "parameters": traj.flat.P, "sizes": sizes}
     memory: dict = {}
 
     # (b, baseline) plain training
@@ -173,8 +198,6 @@ def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None) 
     # (e) the lesson-05 widget's Retrain on its default problem (issue: "about a second")
     log("lesson 05 ReorderModel Retrain ...")
     report["widget_retrain"] = _widget_retrain(dev, repeats=sized(3, 1))
-    report["load_average_end"] = _load()
-    return report
 
 
 def _load() -> object:
@@ -210,13 +233,23 @@ def _num(v, fmt: str) -> str:
 
 
 def format_bench(r: dict) -> str:
-    """The human-readable report of `run_bench`."""
-    p = r["problem"]
+    """The human-readable report of `run_bench` (the sections it ran)."""
     dev = r["device"] + (f" ({r['cuda_name']})" if r.get("cuda_name") else "")
     out = [f"dve_teach bench on {dev}, torch {r['torch']}, {r['threads']} threads, {r['cpu_count']} CPUs, "
            f"load average {r.get('load_average_start')} -> {r.get('load_average_end')}"
-           f"{' [FAST MODE]' if r['fast'] else ''}",
-           f"problem: digits MLP {'-'.join(map(str, p['sizes']))} tanh, {p['parameters']} parameters, {p['n_train']} train / {p['n_test']} test, "
+           f"{' [FAST MODE]' if r['fast'] else ''}"]
+    if "problem" in r:
+        out += _format_core(r)
+    if "optimizers" in r:
+        from .optimizers import format_optimizers
+        out += format_optimizers(r["optimizers"])
+    return "\n".join(out)
+
+
+def _format_core(r: dict) -> list[str]:
+    """Lines of sections (a)-(h)."""
+    p = r["problem"]
+    out = [f"problem: digits MLP {'-'.join(map(str, p['sizes']))} tanh, {p['parameters']} parameters, {p['n_train']} train / {p['n_test']} test, "
            f"{p['steps']} steps (b={p['batch_size']}, lr={p['lr']}, {p['epochs']} epochs)", ""]
     a = r["exact_loo"]
     out += [f"(a) exact LOO, {a['removals']} removals (every occurrence)",
@@ -249,7 +282,7 @@ def format_bench(r: dict) -> str:
     if "scaling" in r:
         from .scaling import format_scaling
         out += format_scaling(r["scaling"])
-    return "\n".join(out)
+    return out
 
 
 def _stderr_log(msg: str) -> None:

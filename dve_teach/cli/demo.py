@@ -5,6 +5,9 @@ draw of training points (every occurrence removed), run every estimator, and com
 Pearson, sign agreement, seconds) plus the raw estimates for plots. `python -m dve_teach demo`
 prints it; the lessons and the benchmark reuse `make_problem`, `choose_points` and `evaluate`.
 
+`--optimizer` trains with SGD with momentum, Adam or AdamW instead of plain SGD (`OPTIMIZERS`); the
+table then holds the estimators that make sense for that run (`methods_for`).
+
 Fidelity is measured per test point (correlation across the chosen training points) and averaged
 over test points, as in the paper's §5.1 protocol (all-epoch removal: an estimator's per-occurrence
 scores are summed over each point's occurrences, ``Influence.total()``).
@@ -19,21 +22,62 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from ..data.checks import as_number
 from ..data.config import sized
 from ..data.container import Data, Split
 
-__all__ = ["Problem", "DemoResult", "METHODS", "make_problem", "choose_points", "estimators",
-           "evaluate", "run_demo", "timed", "plot_demo", "resolve_device"]
+__all__ = ["Problem", "DemoResult", "METHODS", "OPTIMIZER_METHODS", "OPTIMIZERS", "RECIPES", "methods_for",
+           "make_rule", "make_problem", "choose_points", "estimators", "evaluate", "run_demo", "timed",
+           "plot_demo", "resolve_device"]
 
-#: Every estimator the demo compares, in table order.
+#: Every estimator the demo compares on a plain-SGD run, in table order.
 METHODS = ("sgd_influence", "dve_fisher", "dve_ggn", "dve_sampled_fisher", "dve_fisher_layerwise", "tracin",
            "grad_dot", "influence_function")
 
-#: The training recipe of each demo problem (the core-library issue fixes the digits one).
-RECIPES = {
-    "digits": dict(sizes=(64, 32, 10), lr=0.05, batch_size=32),
-    "moons": dict(sizes=(2, 16, 2), lr=0.2, batch_size=16),
+#: The estimators on a run with an optimizer state (momentum, Adam, AdamW), in table order:
+#: "unrolled" is the exact first-order reverse sweep through the whole state (`unrolled_influence`);
+#: dve_* use the recorded rule (``optimizer="recorded"``), *_sgd_proxy the paper's plain-SGD recursion
+#: with the run's η_t, *_frozen (Adam and AdamW only) hold Adam's v at its recorded values.
+OPTIMIZER_METHODS = ("unrolled", "dve_fisher", "dve_ggn", "dve_sampled_fisher", "dve_fisher_layerwise",
+                     "dve_fisher_sgd_proxy", "dve_ggn_sgd_proxy", "dve_fisher_frozen", "dve_ggn_frozen",
+                     "tracin", "grad_dot", "influence_function")
+
+#: The demo's update rules (`--optimizer`): name -> (label, `dt.optim` class, its keyword arguments).
+OPTIMIZERS = {
+    "sgd": ("SGD", "SGD", {}),
+    "momentum": ("SGD momentum 0.9", "SGD", {"momentum": 0.9}),
+    "adam": ("Adam", "Adam", {}),
+    "adamw": ("AdamW", "AdamW", {}),
 }
+
+#: The training recipe of each demo problem (the core-library issue fixes the digits one). ``lr`` is
+#: the plain-SGD rate; ``lrs`` the rate of each rule in `OPTIMIZERS` (moons scaled like digits).
+RECIPES = {
+    "digits": dict(sizes=(64, 32, 10), lr=0.05, batch_size=32,
+                   lrs={"sgd": 0.05, "momentum": 0.01, "adam": 0.003, "adamw": 0.003}),
+    "moons": dict(sizes=(2, 16, 2), lr=0.2, batch_size=16,
+                  lrs={"sgd": 0.2, "momentum": 0.04, "adam": 0.012, "adamw": 0.012}),
+}
+
+
+def make_rule(optimizer: str = "sgd"):
+    """The `dt.optim` rule of a name in `OPTIMIZERS` ("sgd", "momentum", "adam", "adamw")."""
+    from ..training import optim
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {list(OPTIMIZERS)}")
+    _, cls, kw = OPTIMIZERS[optimizer]
+    return getattr(optim, cls)(**kw)
+
+
+def methods_for(rule) -> tuple[str, ...]:
+    """The estimator names that make sense for a run of `rule` (a `dt.optim` rule, e.g.
+    ``traj.optimizer``): `METHODS` for plain SGD, else `OPTIMIZER_METHODS` (without the frozen
+    preconditioner rows unless the rule is Adam or AdamW)."""
+    if rule is None or rule.plain_sgd:
+        return METHODS
+    if rule.name in ("adam", "adamw"):
+        return OPTIMIZER_METHODS
+    return tuple(m for m in OPTIMIZER_METHODS if not m.endswith("_frozen"))
 
 
 @dataclass
@@ -48,12 +92,13 @@ class Problem:
     epochs: int
     seed: int
     train_seconds: float
+    optimizer: str = "sgd"
 
     def train_again(self):
         """Re-run the same training from θ_0 (for timing); returns the new Trajectory."""
         from ..training.loop import train
         t = self.traj
-        return train(t.model_at(0), t.data, t.schedule, self.lr, device=t.device)
+        return train(t.model_at(0), t.data, t.schedule, self.lr, optimizer=t.optimizer, device=t.device)
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
@@ -83,13 +128,17 @@ def timed(fn: Callable[[], object], device: torch.device = torch.device("cpu")) 
 
 def make_problem(dataset: str = "digits", *, epochs: int = 3, seed: int = 0, device: str = "cpu",
                  n_train: Optional[int] = None, n_test: Optional[int] = None,
-                 sizes: Optional[Sequence[int]] = None) -> Problem:
+                 sizes: Optional[Sequence[int]] = None, optimizer: str = "sgd",
+                 lr: Optional[float] = None) -> Problem:
     """Train the demo model and record its trajectory.
 
     digits: MLP 64-32-10 tanh, lr 0.05, b 32, 1000 train / 200 test (fast mode: 300 / 50).
     moons:  MLP 2-16-2 tanh, lr 0.2, b 16, 200 train / 100 test (fast mode: 80 / 30).
     Shuffled order from `seed` (also the data split and the initial weights). `sizes` replaces
-    the MLP's layer widths (input and output widths must match the data).
+    the MLP's layer widths (input and output widths must match the data). `optimizer`: a name in
+    `OPTIMIZERS` — "sgd" (plain SGD), "momentum" (``dt.optim.SGD(momentum=0.9)``), "adam" or
+    "adamw" (torch's defaults) — trained with the recipe's rate for it (digits: 0.05, 0.01, 0.003,
+    0.003; moons: 0.2, 0.04, 0.012, 0.012) unless `lr` is given.
     """
     from ..data import datasets, models
     from ..training.schedule import Schedule
@@ -99,17 +148,21 @@ def make_problem(dataset: str = "digits", *, epochs: int = 3, seed: int = 0, dev
         raise ValueError(f"unknown dataset {dataset!r}: choose one of {sorted(RECIPES)}")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    rule = make_rule(optimizer)
     dev = resolve_device(device)
     recipe = RECIPES[dataset]
+    lr = recipe["lrs"][optimizer] if lr is None else as_number(lr, "lr")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number (or None for the recipe's), got {lr!r}")
     if dataset == "digits":
         split = datasets.digits(n_train=n_train or sized(1000, 300), n_test=n_test or sized(200, 50), seed=seed)
     else:
         split = datasets.moons(n_train=n_train or sized(200, 80), n_test=n_test or sized(100, 30), seed=seed)
     model = models.mlp(tuple(sizes) if sizes else recipe["sizes"], "tanh", seed=seed)
     schedule = Schedule.shuffled(len(split.train), recipe["batch_size"], epochs=epochs, seed=seed)
-    traj, seconds = timed(lambda: train(model, split.train, schedule, recipe["lr"], device=dev), dev)
+    traj, seconds = timed(lambda: train(model, split.train, schedule, lr, optimizer=rule, device=dev), dev)
     split = Split(split.train.to(dev), split.test.to(dev), split.name)
-    return Problem(dataset, traj, split, recipe["lr"], recipe["batch_size"], epochs, seed, seconds)
+    return Problem(dataset, traj, split, float(lr), recipe["batch_size"], epochs, seed, seconds, optimizer)
 
 
 def choose_points(traj, k: int, seed: int = 0) -> list[int]:
@@ -126,13 +179,18 @@ def choose_points(traj, k: int, seed: int = 0) -> list[int]:
 
 
 def estimators(proj_dim: Optional[int] = None) -> dict[str, Callable]:
-    """name -> f(traj, test) -> Tensor[n_train, n_test] (all-occurrence first-order scores).
+    """name -> f(traj, test) -> Tensor[n_train, n_test] (all-occurrence first-order scores), for every
+    name in `METHODS` and `OPTIMIZER_METHODS`.
 
     Each estimator is imported when it runs, so `python -m dve_teach check` (and the other
     methods) work even if one module is missing."""
     def sgd_influence(traj, test):
         from ..influence.unroll import sgd_influence
         return sgd_influence(traj, test).total()
+
+    def unrolled(traj, test):
+        from ..influence.unroll import unrolled_influence
+        return unrolled_influence(traj, test).total()
 
     def dve(**kw):
         def fit_and_score(traj, test):
@@ -153,6 +211,11 @@ def estimators(proj_dim: Optional[int] = None) -> dict[str, Callable]:
         "dve_ggn": dve(hessian="ggn"),
         "dve_sampled_fisher": dve(hessian="sampled_fisher"),
         "dve_fisher_layerwise": dve(hessian="fisher", layerwise=True),
+        "unrolled": unrolled,
+        "dve_fisher_sgd_proxy": dve(hessian="fisher", optimizer="sgd_proxy"),
+        "dve_ggn_sgd_proxy": dve(hessian="ggn", optimizer="sgd_proxy"),
+        "dve_fisher_frozen": dve(hessian="fisher", optimizer="frozen_preconditioner"),
+        "dve_ggn_frozen": dve(hessian="ggn", optimizer="frozen_preconditioner"),
         "tracin": baseline("tracin"),
         "grad_dot": baseline("grad_dot"),
         "influence_function": baseline("influence_function", total=False),
@@ -163,7 +226,7 @@ def estimators(proj_dim: Optional[int] = None) -> dict[str, Callable]:
 class DemoResult:
     """The demo's table as data.
 
-    rows: one dict per method, in `METHODS` order, with keys method, spearman, pearson,
+    rows: one dict per method, in `methods_for(run's rule)` order, with keys method, spearman, pearson,
     sign_agreement, seconds (and error, when an estimator failed); info: the set-up
     (dataset, sizes, lr, ...); truth: exact LOO, array [n_points, n_test]; estimates: method ->
     array [n_points, n_test] (same rows as truth).
@@ -191,7 +254,8 @@ class DemoResult:
     def format_table(self) -> str:
         """The fixed-width table the CLI prints."""
         i = self.info
-        head = (f"{i['dataset']}: {i['n_train']} train / {i['n_test']} test, {i['steps']} SGD steps "
+        rule = OPTIMIZERS.get(i.get("optimizer", "sgd"), ("SGD",))[0]
+        head = (f"{i['dataset']}: {i['n_train']} train / {i['n_test']} test, {i['steps']} {rule} steps "
                 f"(b={i['batch_size']}, lr={i['lr']}, {i['epochs']} epochs, device {i['device']}); "
                 f"final test loss {i['test_loss']:.4f}, accuracy {i['test_accuracy']:.3f}\n"
                 f"exact LOO (every occurrence removed) for {i['n_points']} points; "
@@ -210,11 +274,12 @@ class DemoResult:
 
 
 def evaluate(traj, test: Data, points: Sequence[int], *, truth: Optional[torch.Tensor] = None,
-             methods: Sequence[str] = METHODS, exact_loo_seconds: float = float("nan"),
+             methods: Optional[Sequence[str]] = None, exact_loo_seconds: float = float("nan"),
              proj_dim: Optional[int] = None, warmup=None) -> tuple[list[dict], dict]:
     """Fidelity and seconds of each estimator against exact LOO on `points` (all occurrences).
 
     truth: exact LOO, Tensor[len(points), n_test], computed here when None.
+    methods: names from `estimators` (None: `methods_for(traj.optimizer)`).
     Returns (rows, estimates) — see `DemoResult`. An estimator that raises gets an ``error`` row
     instead of numbers, so one broken method does not hide the others.
     warmup: a (short) trajectory on which each estimator runs once untimed first, e.g.
@@ -229,6 +294,11 @@ def evaluate(traj, test: Data, points: Sequence[int], *, truth: Optional[torch.T
         truth, exact_loo_seconds = timed(lambda: exact_loo(traj, test, points), dev)
     truth_np = truth.detach().double().cpu()
     fns = estimators(proj_dim)
+    if methods is None:
+        methods = methods_for(traj.optimizer)
+    unknown = [m for m in methods if m not in fns]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}: choose from {list(fns)}")
     rows, estimates = [], {}
     idx = torch.as_tensor(points, dtype=torch.int64)
     for name in methods:
@@ -248,12 +318,13 @@ def evaluate(traj, test: Data, points: Sequence[int], *, truth: Optional[torch.T
 
 
 def run_demo(dataset: str = "digits", points: Optional[int] = None, device: str = "cpu",
-             epochs: int = 3, seed: int = 0) -> DemoResult:
-    """Train, exact LOO for `points` seeded training points (default 60; fast mode 12), every
-    estimator, one table. See the module docstring."""
+             epochs: int = 3, seed: int = 0, optimizer: str = "sgd") -> DemoResult:
+    """Train with `optimizer` (a name in `OPTIMIZERS`), exact LOO for `points` seeded training points
+    (default 60; fast mode 12), every estimator of `methods_for` the run, one table. See the module
+    docstring."""
     from ..influence.loo import exact_loo
 
-    prob = make_problem(dataset, epochs=epochs, seed=seed, device=device)
+    prob = make_problem(dataset, epochs=epochs, seed=seed, device=device, optimizer=optimizer)
     traj, test = prob.traj, prob.split.test
     k = points if points is not None else sized(60, 12)
     pts = choose_points(traj, k, seed)
@@ -264,7 +335,7 @@ def run_demo(dataset: str = "digits", points: Optional[int] = None, device: str 
         acc = float((out.argmax(1) == test.y).double().mean())
     info = {"dataset": dataset, "n_train": len(prob.split.train), "n_test": len(test), "n_points": k,
             "points": pts, "epochs": epochs, "steps": traj.T, "batch_size": prob.batch_size,
-            "lr": prob.lr, "seed": seed, "device": str(traj.device), "parameters": traj.flat.P,
+            "lr": prob.lr, "optimizer": optimizer, "seed": seed, "device": str(traj.device), "parameters": traj.flat.P,
             "train_seconds": prob.train_seconds, "test_loss": float(traj.test_losses(test).mean()),
             "test_accuracy": acc}
     truth_np = est.pop("truth")

@@ -2,8 +2,10 @@
 
 - ``check``: versions, device, threads, and whether the lesson packages import.
 - ``demo``: train a small model, exact LOO for a seeded draw of points, every estimator, one
-  fidelity table (``--json`` for machines, ``--plot PATH`` for a scatter grid). See `dve_teach.cli.demo`.
-- ``bench``: the core-library benchmark (ratios, peak memory, fidelity). See `dve_teach.cli.bench`.
+  fidelity table (``--json`` for machines, ``--plot PATH`` for a scatter grid, ``--optimizer
+  sgd|momentum|adam|adamw`` for the update rule). See `dve_teach.cli.demo`.
+- ``bench``: the core-library benchmark (ratios, peak memory, fidelity; estimators on momentum and
+  Adam runs, ``--seeds``, ``--section``). See `dve_teach.cli.bench`.
 
 ``DVE_TEACH_FAST=1`` shrinks every problem so that it runs in seconds.
 """
@@ -89,7 +91,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import plot_demo, run_demo
 
-    res = run_demo(args.dataset, points=args.points, device=args.device, epochs=args.epochs, seed=args.seed)
+    res = run_demo(args.dataset, points=args.points, device=args.device, epochs=args.epochs, seed=args.seed,
+                   optimizer=args.optimizer)
     plot_error = None
     if args.plot and args.json:  # the JSON document reports the plot's outcome, so try it first
         plot_error = _try_plot(plot_demo, res, args.plot)
@@ -124,16 +127,34 @@ def _try_plot(plot_demo, res, path: str) -> "str | None":
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import _stderr_log, format_bench, run_bench
+    from .bench import SECTIONS, _stderr_log, format_bench, run_bench
 
-    r = run_bench(args.device, log=_stderr_log if not args.quiet else (lambda s: None))
+    sections = SECTIONS if args.section == "all" else (args.section,)
+    r = run_bench(args.device, log=_stderr_log if not args.quiet else (lambda s: None), sections=sections,
+                  seeds=args.seeds)
     print(json.dumps(r, indent=2) if args.json else format_bench(r))
-    failed = [k for k, v in {**r["fit"]["configs"], **r["fidelity"]}.items() if v.get("error")]
-    return 1 if failed else 0
+    rows = list(r.get("fit", {}).get("configs", {}).values()) + list(r.get("fidelity", {}).values())
+    for run in r.get("optimizers", {}).get("runs", []):
+        rows += [m for rr in run["rules"].values() for m in rr["methods"].values()]
+    return 1 if any(v.get("error") for v in rows) else 0
+
+
+def _seed_list(text: str) -> list[int]:
+    """--seeds: comma-separated non-negative integers, e.g. 0,1,2."""
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers separated by commas, "
+                                         f"e.g. --seeds 0,1,2; got {text!r}")
+    return seeds
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m dve_teach`` (subcommands check, demo, bench)."""
+    from .demo import OPTIMIZERS  # light: the demo module imports torch and numpy only
+
     p = argparse.ArgumentParser(
         prog="dve-teach",
         description="Trajectory-specific leave-one-out influence and data value embeddings "
@@ -152,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     d.add_argument("--epochs", type=int, default=3)
     d.add_argument("--seed", type=int, default=0, help="data split, initial weights, order and points")
+    d.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
+                   help="update rule: plain SGD (default), SGD with momentum 0.9, Adam or AdamW (torch's "
+                        "defaults); each has its own learning rate in the recipe")
     d.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     d.add_argument("--json", action="store_true", help="print the table as JSON")
     d.add_argument("--plot", metavar="PATH", default=None,
@@ -164,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default: torch's choice; use 1 on a machine shared with other jobs)")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    b.add_argument("--section", choices=["all", "core", "optimizers"], default="all",
+                   help="core: sections (a)-(h); optimizers: (i), estimators on SGD, momentum, Adam and AdamW "
+                        "runs; all (default): both")
+    b.add_argument("--seeds", type=_seed_list, default=[0], metavar="0,1,2",
+                   help="seeds of section (i), comma-separated (default 0)")
     b.set_defaults(func=_cmd_bench)
     return p
 
