@@ -18,3 +18,24 @@ def test_order_section_structure():
     assert -1 <= row["moves"]["spearman"] <= 1
     text = format_order_section(r)
     assert "(j) reorder prediction" in text and ("met" in text)
+
+
+def test_bench_runs_the_reorder_section_alone():
+    from dve_teach.cli.bench import format_bench, run_bench
+    r = run_bench("cpu", sections=("reorder",), seeds=(0,))
+    assert "reorder" in r and "problem" not in r and "optimizers" not in r
+    assert "(j) reorder prediction" in format_bench(r)
+
+
+def test_version_docs_and_the_epochs_ceiling(tmp_path, capsys):
+    import pytest
+    import dve_teach
+    from dve_teach.cli.main import MAX_EPOCHS, main
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and dve_teach.__version__ in capsys.readouterr().out
+    assert main(["demo", "--epochs", str(MAX_EPOCHS + 1)]) == 2
+    assert "at most" in capsys.readouterr().err
+    pytest.importorskip("pdoc")
+    assert main(["docs", "--out", str(tmp_path / "api")]) == 0
+    assert (tmp_path / "api" / "dve_teach" / "training" / "optim.html").exists()

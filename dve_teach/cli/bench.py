@@ -20,7 +20,11 @@ Problem: digits, MLP 64-32-10 tanh, lr 0.05, b 32, 3 epochs, 1000 train / 200 te
     sweep and the embeddings (recorded rule, SGD proxy, frozen preconditioner) — Spearman of the mean
     test loss and per test point, seconds, and fit / exact-LOO seconds relative to the SGD run.
 
-``--section core`` runs (a)–(h) only, ``--section optimizers`` (i) only.
+(j) Reorder prediction (`dve_teach.cli.order_bench`): `dt.OrderPredictor` against retraining for
+    random single-point moves, batch swaps and whole-order shuffles on moons and the digits MLP, per
+    seed; seconds of the one-off fit and milliseconds per prediction.
+
+``--section core`` runs (a)–(h) only, ``--section optimizers`` (i) only, ``--section reorder`` (j) only.
 
 Timings are medians of up to three repeats (fewer when one run takes long) after an untimed
 warm-up on a small case (the first torch.func call of each kind is slow). Section (d) times one
@@ -42,8 +46,8 @@ from .demo import choose_points, evaluate, make_problem, resolve_device, timed
 
 __all__ = ["run_bench", "format_bench", "PeakMemory", "SECTIONS"]
 
-#: Groups of sections that `run_bench` can run: "core" = (a)-(h), "optimizers" = (i).
-SECTIONS = ("core", "optimizers")
+#: Groups of sections that `run_bench` can run: "core" = (a)-(h), "optimizers" = (i), "reorder" = (j).
+SECTIONS = ("core", "optimizers", "reorder")
 
 
 class PeakMemory:
@@ -123,6 +127,9 @@ def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None, 
     if "optimizers" in sections:
         from .optimizers import run_optimizers
         report["optimizers"] = run_optimizers(seeds, dev, log)
+    if "reorder" in sections:
+        from .order_bench import run_order_section
+        report["reorder"] = run_order_section(seeds, log=log)
     report["load_average_end"] = _load()
     return report
 
@@ -243,6 +250,9 @@ def format_bench(r: dict) -> str:
     if "optimizers" in r:
         from .optimizers import format_optimizers
         out += format_optimizers(r["optimizers"])
+    if "reorder" in r:
+        from .order_bench import format_order_section
+        out.append(format_order_section(r["reorder"]))
     return "\n".join(out)
 
 

@@ -24,6 +24,10 @@ __all__ = ["main", "build_parser", "check_report"]
 LESSON_PACKAGES = ("ipywidgets", "matplotlib", "seaborn", "jupyterlab")
 
 
+#: the demo's --epochs ceiling: each epoch adds its steps to every exact replay and estimator
+MAX_EPOCHS = 50
+
+
 def _version(module: str) -> Optional[str]:
     """The module's version string, or None when it does not import."""
     try:
@@ -152,14 +156,16 @@ def _seed_list(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m dve_teach`` (subcommands check, demo, bench)."""
+    """The argument parser of ``python -m dve_teach`` (subcommands check, demo, bench, docs)."""
     from .demo import OPTIMIZERS  # light: the demo module imports torch and numpy only
 
     p = argparse.ArgumentParser(
         prog="dve-teach",
         description="Trajectory-specific leave-one-out influence and data value embeddings "
                     "(Wang et al., ICLR 2025). DVE_TEACH_FAST=1 shrinks every problem.")
-    sub = p.add_subparsers(dest="command", metavar="{check,demo,bench}")
+    import dve_teach
+    p.add_argument("--version", action="version", version=f"dve-teach {dve_teach.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="{check,demo,bench,docs}")
     sub.required = True
 
     c = sub.add_parser("check", help="print versions, device and whether the lesson packages import")
@@ -188,13 +194,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default: torch's choice; use 1 on a machine shared with other jobs)")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    b.add_argument("--section", choices=["all", "core", "optimizers"], default="all",
+    b.add_argument("--section", choices=["all", "core", "optimizers", "reorder"], default="all",
                    help="core: sections (a)-(h); optimizers: (i), estimators on SGD, momentum, Adam and AdamW "
-                        "runs; all (default): both")
+                        "runs; reorder: (j), predicted vs retrained order edits; all (default): every one")
     b.add_argument("--seeds", type=_seed_list, default=[0], metavar="0,1,2",
-                   help="seeds of section (i), comma-separated (default 0)")
+                   help="seeds of sections (i) and (j), comma-separated (default 0)")
     b.set_defaults(func=_cmd_bench)
+
+    a = sub.add_parser("docs", help="the API reference from the docstrings (pdoc): serve it, or write HTML")
+    a.add_argument("--out", metavar="DIR", default=None, help="write static HTML to DIR instead of serving it")
+    a.set_defaults(func=_cmd_docs)
     return p
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from .apidoc import build, serve
+    if args.out is None:
+        serve()
+    else:
+        print(f"API reference written to {build(args.out)}")
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -205,6 +224,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     if getattr(args, "epochs", 1) < 1:
         print("error: --epochs must be at least 1", file=sys.stderr)
+        return 2
+    if getattr(args, "epochs", 1) > MAX_EPOCHS:
+        print(f"error: --epochs {args.epochs} would run about {args.epochs // 3} times the default demo (minutes "
+              f"each); the demo allows at most {MAX_EPOCHS} epochs", file=sys.stderr)
         return 2
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:
