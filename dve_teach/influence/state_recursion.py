@@ -55,6 +55,30 @@ def _curvature(traj: Trajectory, theta: torch.Tensor, X, y, G: torch.Tensor, hes
     return Gs / samples, Gs
 
 
+def _mix(Qs: torch.Tensor, coef: torch.Tensor, j: int, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Σ_l Qs[:, l, :] · coef[l] (coef [k, P], per coordinate) — into out[:, j] when given, else a new
+    [d, P]. Elementwise, skipping zero blocks and using scalars for constant ones (β₁, β₂, 1 − ηλ):
+    this is memory-bound work on d × P arrays, so every pass saved counts."""
+    dst = out[:, j] if out is not None else None
+    first = True
+    for l in range(coef.shape[0]):
+        c = coef[l]
+        if not bool(c.any()):
+            continue
+        const = bool((c == c[0]).all())
+        if first:
+            dst = torch.mul(Qs[:, l], float(c[0]) if const else c, out=dst) if dst is not None \
+                else Qs[:, l] * (float(c[0]) if const else c)
+            first = False
+        elif const:
+            dst.add_(Qs[:, l], alpha=float(c[0]))
+        else:
+            dst.addcmul_(Qs[:, l], c)
+    if first:
+        dst = dst.zero_() if dst is not None else torch.zeros_like(Qs[:, 0])
+    return dst
+
+
 def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fisher", renormalize: bool = False,
                         layerwise: bool = False, frozen: bool = False, fisher_samples: int = 1, seed: int = 0,
                         start: int = 0, stop: Optional[int] = None, rows: Optional[torch.Tensor] = None,
@@ -77,6 +101,7 @@ def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fish
         rows = torch.zeros(R.shape[0], k * P, dtype=traj.dtype, device=traj.device)
         rows[:, :P] = R
     Q, d = rows.clone(), rows.shape[0]
+    spare = torch.empty_like(Q)   # Q and the next Q alternate between two buffers (no d×S allocation per step)
     slices = [sl for _, sl in traj.flat.layers] if layerwise else [slice(0, P)]
     out: list = [None] * (stop - start)
     decoupled = getattr(rule, "decoupled", True)
@@ -101,13 +126,14 @@ def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fish
             A, C = rule_partials(rule, s, g, lr, t, v_grad=v_grad)
             if frozen:
                 A[:, 2] = 0.0
-            Qs = Q.view(d, k, P)
-            QC = torch.einsum("dlp,lp->dp", Qs, C)
-            Qn = torch.einsum("dlp,ljp->djp", Qs, A)
+            Qs, Qn = Q.view(d, k, P), spare.view(d, k, P)
+            QC = _mix(Qs, C, 0)
+            for j in range(k):
+                _mix(Qs, A[:, j], j, out=Qn)
             W, V = _curvature(traj, theta, X, y, G, hessian, fisher_samples, seed, t)
             for sl in slices:
                 Qn[:, 0, sl] += (QC[:, sl] @ W[:, sl].T) @ V[:, sl] / b
-            Q = Qn.reshape(d, k * P)
+            Q, spare = spare, Q
     return torch.cat(out, 0), Q
 
 
