@@ -479,3 +479,12 @@ def test_reorder_model_keeps_a_runs_rule_dtype_and_step_sizes(blobs_mlp):
         m.leave_out(i)
     r = m.retrain()
     assert r.traj.T == len(p.schedule) - 1 and torch.allclose(r.traj.lrs, torch.tensor(lrs[:-1], dtype=torch.float64))
+
+
+def test_explorer_text_repr_is_a_sentence(moons):
+    """Where the live widget is not shown (before the cell runs, after a reload), the notebook shows
+    the plain-text repr: a sentence that says what to do, not the widget tree."""
+    ex = wd.RemovalExplorer(dt.train(moons.model, moons.train, dt.Schedule.shuffled(40, 8, 1, seed=0), moons.lr),
+                            moons.test)
+    text = repr(ex)
+    assert text.startswith("RemovalExplorer: ") and "Run this cell" in text and "children=" not in text

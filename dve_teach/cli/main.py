@@ -182,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
                    help="update rule: plain SGD (default), SGD with momentum 0.9, Adam or AdamW (torch's "
                         "defaults); each has its own learning rate in the recipe")
-    d.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    d.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default 1: these small models run fastest on one thread, and several "
+                        "threads on busy cores are many times slower)")
     d.add_argument("--json", action="store_true", help="print the table as JSON")
     d.add_argument("--plot", metavar="PATH", default=None,
                    help="save a scatter grid of estimate vs exact LOO (PNG, needs seaborn)")
@@ -191,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="vmapped vs one-at-a-time LOO, fit vs train time, peak memory, fidelity")
     b.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     b.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; use 1 on a machine shared with other jobs)")
+                   help="torch CPU threads (default 1, as for demo)")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     b.add_argument("--section", choices=["all", "core", "optimizers", "reorder"], default="all",
@@ -229,12 +231,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: --epochs {args.epochs} would run about {args.epochs // 3} times the default demo (minutes "
               f"each); the demo allows at most {MAX_EPOCHS} epochs", file=sys.stderr)
         return 2
-    if getattr(args, "threads", None) is not None:
-        if args.threads < 1:
+    if args.command in ("demo", "bench"):
+        if args.threads is not None and args.threads < 1:
             print("error: --threads must be at least 1", file=sys.stderr)
             return 2
         import torch
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(1 if args.threads is None else args.threads)
     try:
         return args.func(args)
     except (ValueError, RuntimeError, ImportError) as e:

@@ -56,6 +56,12 @@ class _View(W.VBox):
             w.observe(lambda ch, name=name: self._syncing or self._call(self._set, name, ch["new"]), names="value")
         super().__init__((rows or [W.HBox(list(controls.values()))]) + [self.readout, self.out, *extra, self.log_pane])
 
+    def __repr__(self) -> str:
+        """What a notebook shows where the live widget is not (before the cell runs, after a reload,
+        on GitHub): a sentence, not the widget tree."""
+        return (f"{type(self).__name__}: an interactive explorer. Run this cell (with a running kernel) to "
+                "open it; its controls redraw the figure below them.")
+
     def _set(self, name: str, value) -> None:
         setattr(self.model, name, value)
         self.refresh()
@@ -465,6 +471,12 @@ class OptimizerExplorer(_View):
         self.children = (W.HBox([c["optimizer"], c["lr"], self.status]), W.HBox([c["beta1"], c["beta2"]]),
                          *self.children[1:])
         self._call(self.refresh)
+
+    def __repr__(self) -> str:
+        """What a notebook shows where the live widget is not (before the cell runs, after a reload,
+        on GitHub): a sentence, not the widget tree."""
+        return (f"{type(self).__name__}: an interactive explorer. Run this cell (with a running kernel) to "
+                "open it; its controls redraw the figure below them.")
 
     def _set(self, name: str, value) -> None:
         setattr(self.model, name, value)
