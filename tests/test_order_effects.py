@@ -117,3 +117,20 @@ def test_bad_schedules_and_settings_are_refused(blobs_mlp):
         dt.OrderPredictor(traj, p.test).predict(traj.schedule)
     with pytest.raises(IndexError, match="outside the training set"):
         dt.OrderPredictor(traj, p.test).fit().insertion_curve(99)
+
+
+def test_embedding_method_follows_the_dve_settings(blobs_mlp):
+    """The embedding method honours the frozen preconditioner (a different answer, still finite) and
+    refuses the SGD proxy, which would not follow the run's rule."""
+    p = blobs_mlp
+    traj = dt.train(p.model, p.train, p.schedule, 0.02, optimizer=dt.optim.Adam())
+    new = traj.schedule.swap(1, 5)
+    rec = dt.predict_order(traj, p.test, new, "embedding")
+    frozen = dt.predict_order(traj, p.test, new, "embedding",
+                              dve=dt.DataValueEmbedding(optimizer="frozen_preconditioner"))
+    assert torch.isfinite(frozen).all() and not torch.allclose(rec, frozen)
+    with pytest.raises(ValueError, match="follows the run's own update rule"):
+        dt.predict_order(traj, p.test, new, "embedding", dve=dt.DataValueEmbedding(optimizer="sgd_proxy"))
+    with pytest.raises(ValueError, match="holds Adam's v"):
+        dt.predict_order(p.traj, p.test, p.traj.schedule.swap(1, 5), "embedding",
+                         dve=dt.DataValueEmbedding(optimizer="frozen_preconditioner"))

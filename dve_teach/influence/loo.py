@@ -114,7 +114,7 @@ def exact_loo(traj: Trajectory, test: DataLike, points: IndexLike, steps: Option
     data = traj.check_data(test)
     rem = _removals(traj, points, steps, renormalize)
     f = traj.objective.measure_fn(measure)
-    dev, dt, T, b = traj.device, traj.dtype, traj.T, traj.batch_size
+    dev, dt, T = traj.device, traj.dtype, traj.T
     with torch.no_grad():
         base = f(traj.final, data)
     if base.shape != (len(data),):

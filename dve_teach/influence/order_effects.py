@@ -33,6 +33,7 @@ from typing import Optional
 import torch
 from torch.func import vjp, vmap
 
+from ..data.checks import as_flag, as_int
 from ..data.container import DataLike
 from ..training.functional import Measure
 from ..training.linearize import step_vjp
@@ -74,7 +75,6 @@ class OrderPredictor:
     """
 
     def __init__(self, traj: Trajectory, test: DataLike, measure: Optional[Measure] = None, mean: bool = False):
-        from ..data.checks import as_flag
         if not isinstance(traj, Trajectory):
             raise TypeError("OrderPredictor needs a dt.Trajectory (the result of dt.train)")
         self.traj, self.test, self.measure = traj, traj.check_data(test), measure
@@ -122,7 +122,6 @@ class OrderPredictor:
     def insertion_curve(self, point: int) -> torch.Tensor:
         """c_t = (1/b) a_t · ∇ℓ(θ_t, z_point) for every step t: Tensor[T, n_test] — the predicted change
         of the measure if the point were added to step t's batch (moving it from t₁ to t₂: c_{t₂} − c_{t₁})."""
-        from ..data.checks import as_int
         if not hasattr(self, "sensitivities_"):
             raise RuntimeError("this OrderPredictor is not fitted yet: call .fit() first")
         point = as_int(point, "point")
@@ -151,6 +150,13 @@ def predict_order(traj: Trajectory, test: DataLike, schedule: Schedule, method: 
     dve = dve if dve is not None else DataValueEmbedding()
     if not isinstance(dve, DataValueEmbedding):
         raise TypeError(f"dve must be a dt.DataValueEmbedding (its settings are used), got {type(dve).__name__}")
+    if dve.optimizer not in ("recorded", "frozen_preconditioner"):
+        raise ValueError(f"predict_order(method='embedding') follows the run's own update rule: give a dve with "
+                         f"optimizer='recorded' or 'frozen_preconditioner', not {dve.optimizer!r}")
+    frozen = dve.optimizer == "frozen_preconditioner"
+    if frozen and traj.optimizer.name not in ("adam", "adamw"):
+        raise ValueError(f"optimizer='frozen_preconditioner' holds Adam's v constant, but this run used "
+                         f"{traj.optimizer!r}: use optimizer='recorded'")
     data = traj.check_data(test)
     proj = build_projection(traj, dve.proj_dim, dve.projection, dve.layerwise, dve.seed, dve.pca_samples,
                             dve.pca_step)
@@ -159,15 +165,17 @@ def predict_order(traj: Trajectory, test: DataLike, schedule: Schedule, method: 
     rule, b = traj.optimizer, traj.batch_size
     total = torch.zeros(proj.dim, dtype=traj.dtype, device=traj.device)
 
-    def probe(t, s, g, Q):   # the whole step's change, exact in its own rule, carried by Q
+    def probe(t, s, g, Q, v_grad):   # the whole step's change, exact in its own rule, carried by Q
         nonlocal total
         if t in changes:
             idx = torch.as_tensor(changes[t], dtype=torch.int64, device=traj.device)
             G = traj.objective.per_sample_grads(rule.theta(s), traj.data.X[idx], traj.data.y[idx]).detach()
             dg = torch.as_tensor(signs[t], dtype=G.dtype, device=G.device) @ G / b
-            total = total + Q @ (rule.update(s, g + dg, float(traj.lrs[t]), t) - rule.update(s, g, float(traj.lrs[t]), t))
-    run_state_recursion(traj, proj, dve.hessian, layerwise=dve.layerwise, fisher_samples=dve.fisher_samples,
-                        seed=dve.seed, probe=probe)
+            kw = {} if v_grad is None else {"v_grad": v_grad}
+            lr = float(traj.lrs[t])
+            total = total + Q @ (rule.update(s, g + dg, lr, t, **kw) - rule.update(s, g, lr, t, **kw))
+    run_state_recursion(traj, proj, dve.hessian, layerwise=dve.layerwise, frozen=frozen,
+                        fisher_samples=dve.fisher_samples, seed=dve.seed, probe=probe)
     grads = proj.project(traj.objective.measure_grads(traj.final, data, measure))
     return grads @ total
 

@@ -91,8 +91,9 @@ def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fish
     identity I_S (influence checkpointing, `checkpointing`) the embeddings are relative to the state
     s_stop and the returned Q is the segment's propagation J_{stop−1} ··· J_start when
     ``propagate_first`` (otherwise the Jacobian of step `start`, which only feeds earlier steps, is
-    skipped). probe: called as ``probe(t, s_t, g_t, Q)`` at every step before Q is updated (Q maps a
-    change of s_{t+1} to the embedding space), e.g. to embed edits of the order (`order_effects`)."""
+    skipped). probe: called as ``probe(t, s_t, g_t, Q, v_grad)`` at every step before Q is updated (Q
+    maps a change of s_{t+1} to the embedding space; v_grad is the gradient fed to Adam's v when
+    ``frozen``, else None), e.g. to embed edits of the order (`order_effects`)."""
     rule, obj, b = traj.optimizer, traj.objective, traj.batch_size
     k, P = rule.k, traj.flat.P
     stop = traj.T if stop is None else stop
@@ -120,7 +121,7 @@ def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fish
                 raise ValueError(f"step {t}: {e}") from e
             out[t - start] = delta @ Q.T
             if probe is not None:
-                probe(t, s, g, Q)
+                probe(t, s, g, Q, v_grad)
             if t == start and not propagate_first:
                 break
             A, C = rule_partials(rule, s, g, lr, t, v_grad=v_grad)

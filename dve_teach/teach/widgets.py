@@ -472,12 +472,6 @@ class OptimizerExplorer(_View):
                          *self.children[1:])
         self._call(self.refresh)
 
-    def __repr__(self) -> str:
-        """What a notebook shows where the live widget is not (before the cell runs, after a reload,
-        on GitHub): a sentence, not the widget tree."""
-        return (f"{type(self).__name__}: an interactive explorer. Run this cell (with a running kernel) to "
-                "open it; its controls redraw the figure below them.")
-
     def _set(self, name: str, value) -> None:
         setattr(self.model, name, value)
         if name == "optimizer":

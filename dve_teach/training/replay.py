@@ -85,11 +85,12 @@ class Engine:
 
     def __init__(self, objective: Objective, rule: UpdateRule, lrs: torch.Tensor, batch_size: int):
         self.objective, self.rule, self.batch_size = objective, rule, int(batch_size)
-        self.lrs = [float(v) for v in lrs]
+        self.lrs = lrs   # read per step (building an engine costs nothing, whatever T)
         self._gv = grad_and_value(objective.weighted_loss)
 
     def lr(self, t: int) -> float:
-        return self.lrs[t]
+        """η_t as a float."""
+        return float(self.lrs[t])
 
     def unit(self, s: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Unit weights and the nominal divisor b for a batch of m points, shaped for state(s) s."""
@@ -112,7 +113,7 @@ class Engine:
                 g, value = vmap(self._gv, in_dims=dims)(theta, X, y, W, D)
         g, value = g.detach(), value.detach()
         loss = value * D / W.sum(-1).clamp_min(1.0)
-        return self.rule.step(s, g, self.lrs[t], t).detach(), loss
+        return self.rule.step(s, g, self.lr(t), t).detach(), loss
 
     def grad(self, s: torch.Tensor, t: int, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """g_t of the recorded batch (unit weights, divisor b) at state s [S]: Tensor[P]."""
