@@ -58,19 +58,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _prepare_root(tmp: Path, notebook: Path) -> Path:
-    """A throwaway JupyterLab root with the notebook (outputs cleared) and its solutions folder."""
+def _prepare_root(tmp: Path, notebooks: list[Path]) -> Path:
+    """A throwaway JupyterLab root with the notebooks (outputs cleared) and their solutions folder."""
     import nbformat
     root = tmp / "lab-root"
     root.mkdir()
-    nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nb.metadata.pop("widgets", None)
-    nbformat.write(nb, root / notebook.name)
-    if (notebook.parent / "solutions").is_dir():
-        shutil.copytree(notebook.parent / "solutions", root / "solutions")
+    for notebook in notebooks:
+        nb = nbformat.read(notebook, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nb.metadata.pop("widgets", None)
+        nbformat.write(nb, root / notebook.name)
+    solutions = notebooks[0].parent / "solutions"
+    if solutions.is_dir():
+        shutil.copytree(solutions, root / "solutions")
     return root
 
 
@@ -86,6 +88,11 @@ def _lab_env(tmp: Path) -> dict:
     notif = tmp / "settings" / "@jupyterlab" / "apputils-extension"
     notif.mkdir(parents=True)
     (notif / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    # every cell stays in the page (JupyterLab 4 may otherwise leave off-screen cells unrendered,
+    # and a layout measured there would be empty)
+    tracker = tmp / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     return env
 
 
@@ -119,12 +126,13 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=10)
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
-    """Yield (base_url, root) of a JupyterLab serving a copy of lesson 05; stop it afterwards."""
-    if not LESSON.exists():
-        pytest.fail(f"{LESSON} is missing")
-    root = _prepare_root(tmp_path, LESSON)
+@contextlib.contextmanager
+def _serve(tmp_path: Path, notebooks: list[Path]):
+    """Yield (base_url, root) of a JupyterLab serving copies of `notebooks`; stop it afterwards."""
+    for nb in notebooks:
+        if not nb.exists():
+            pytest.fail(f"{nb} is missing")
+    root = _prepare_root(tmp_path, notebooks)
     port = _free_port()
     log = tmp_path / "jupyterlab.log"
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -140,6 +148,13 @@ def jupyterlab(tmp_path):
         yield base, root
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """Yield (base_url, root) of a JupyterLab serving a copy of lesson 05; stop it afterwards."""
+    with _serve(tmp_path, [LESSON]) as served:
+        yield served
 
 
 @pytest.fixture
@@ -285,3 +300,142 @@ def test_lesson05_reorder_explorer_in_chromium(page, jupyterlab, tmp_path):
     shown = re.search(r"no retraining\): ([+-][\d.]+e[+-]\d+)", predicted)
     assert shown and f"last Retrain: predicted {shown.group(1)}" in text1, (
         f"the Retrain should report the prediction shown before it: {predicted!r} -> {text1!r}")
+
+
+# ---- every widget fits its figures ------------------------------------------------------------------
+LAYOUT_LESSONS = ["00", "05", "06", "07", "08", "09"]   # the lessons with a widget cell (tag "widget")
+LESSON_RUN_S = 300               # one lesson, top to bottom, fast mode, on busy cores
+
+_RUN_ALL = """() => {
+  const app = window.jupyterapp;
+  const panel = app.shell.currentWidget;
+  panel.sessionContext.ready.then(() => app.commands.execute('notebook:run-all-cells'));
+  return panel.content.widgets.length;
+}"""
+
+_RUN_STATE = """() => {
+  const w = window.jupyterapp.shell.currentWidget;
+  const code = w.content.widgets.filter((c) => c.model.type === 'code' && c.model.sharedModel.getSource().trim());
+  const queued = code.filter((c) => (c.node.querySelector('.jp-InputPrompt') || {innerText: ''}).innerText.includes('*'));
+  return [queued.length ? 'busy' : 'idle', code.filter((c) => c.model.executionCount === null).length];
+}"""
+
+
+def _run_all(page, timeout: float) -> None:
+    """Run every cell; return once all have run, fail early once the kernel stays idle with cells
+    left (a cell raised: run-all stops there)."""
+    page.evaluate(_RUN_ALL)
+    deadline, idle_since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        status, left = page.evaluate(_RUN_STATE)
+        if status == "idle" and left == 0:
+            return
+        idle_since = (idle_since or time.monotonic()) if status == "idle" else None
+        if idle_since and time.monotonic() - idle_since > 8:
+            raise AssertionError(f"{left} cells did not run (a cell failed?): {page.evaluate(_ERRORS)[:6]}")
+        time.sleep(0.5)
+    raise AssertionError(f"the lesson did not finish within {timeout:.0f} s")
+
+# Within one widget cell's output: every visible control against every figure image (intersection
+# larger than 4 px²), and every image against each ancestor that clips it (overflow not visible).
+_LAYOUT = """(cell) => {
+  const CONTROLS = ['.widget-button', '.widget-slider', '.widget-dropdown', '.widget-text', '.widget-checkbox',
+                    '.widget-play', '.widget-html', '.widget-label', '.widget-toggle-buttons', '.widget-select',
+                    '.widget-radio-box', '.lm-AccordionPanel-title', '.widget-readout'].join(', ');
+  const box = (e) => e.getBoundingClientRect();
+  const shown = (r) => r.width > 1 && r.height > 1;
+  const label = (e) => (e.className.split(' ')[0] + ' "' + (e.innerText || '').trim().slice(0, 30) + '"');
+  const root = cell.querySelector('.jp-OutputArea-output .jupyter-widgets');
+  if (!root) { return {images: 0, controls: 0, problems: ['no widget rendered']}; }
+  const images = [...root.querySelectorAll('img')].filter((i) => shown(box(i)));
+  const controls = [...root.querySelectorAll(CONTROLS)].filter((c) => shown(box(c)));
+  const problems = [];
+  images.forEach((img, k) => {
+    const r = box(img);
+    controls.forEach((c) => {
+      const q = box(c);
+      const w = Math.min(r.right, q.right) - Math.max(r.left, q.left);
+      const h = Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top);
+      if (w > 2 && h > 2) {
+        problems.push(`figure ${k} (${Math.round(r.height)} px high) overlaps ${label(c)} by ${Math.round(w)}x${Math.round(h)} px`);
+      }
+    });
+    for (let a = img.parentElement; a && a !== cell; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (s.overflowX === 'visible' && s.overflowY === 'visible') { continue; }
+      const q = box(a);
+      if (r.bottom > q.bottom + 2 || r.right > q.right + 2 || r.top < q.top - 2 || r.left < q.left - 2) {
+        problems.push(`figure ${k} (${Math.round(r.height)} px high) is clipped by a ${Math.round(q.height)} px ` +
+                      `${a.className.split(' ')[0] || a.tagName} (overflow ${s.overflowY})`);
+        break;
+      }
+    }
+  });
+  return {images: images.length, controls: controls.length, problems: problems};
+}"""
+
+_READY_FOR = """(name) => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  return !!(w && w.context && w.context.path.endsWith(name) && w.content && w.content.widgets
+            && w.content.widgets.length > 0 && w.sessionContext && w.sessionContext.session
+            && w.sessionContext.session.kernel && w.sessionContext.session.kernel.status === 'idle');
+}"""
+
+_CLOSE_ALL = """async () => {
+  const app = window.jupyterapp;
+  await app.commands.execute('application:close-all');
+  await app.serviceManager.sessions.refreshRunning();
+  for (const s of [...app.serviceManager.sessions.running()]) {
+    await app.serviceManager.sessions.shutdown(s.id);
+  }
+  return true;
+}"""
+
+_ERRORS = """() => window.jupyterapp.shell.currentWidget.content.widgets
+  .map((c, i) => [i, c.model.type, c.model.type === 'code' ? c.model.executionCount : '',
+                  [...c.node.querySelectorAll('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')]
+                    .map((e) => e.innerText.slice(-400)).join(' | ')])
+  .filter((r) => r[1] === 'code' && (r[2] === null || r[3]))"""
+
+_IMAGES_LOADED = """(cell) => [...cell.querySelectorAll('.jp-OutputArea-output .jupyter-widgets img')]
+  .every((i) => i.complete && i.naturalHeight > 0)"""
+
+
+def test_widgets_fit_their_figures(page, tmp_path):
+    """In lessons 00 and 05-09, run top to bottom in JupyterLab (fast mode): no control of a widget
+    overlaps one of its figure images, and no image is clipped by its own output area. Each widget
+    cell is screenshotted (`widget-NN.png`)."""
+    lessons = [next((ROOT / "lessons").glob(f"{nn}_*.ipynb")) for nn in LAYOUT_LESSONS]
+    found: dict[str, dict] = {}
+    with _serve(tmp_path, lessons) as (base, _):
+        for nb in lessons:
+            nn = nb.name[:2]
+            try:
+                page.goto(f"{base}/lab/tree/{nb.name}?reset")     # a fresh workspace: this lesson only
+                page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+                page.wait_for_function(_READY_FOR, arg=nb.name, timeout=90_000)
+                _run_all(page, LESSON_RUN_S)
+                cells = page.locator(".jp-Notebook .jp-CodeCell").filter(
+                    has=page.locator(".jp-OutputArea-output .jupyter-widgets img"))
+                assert cells.count() >= 1, f"lesson {nn}: no widget with a figure was rendered"
+                for k in range(cells.count()):
+                    cell = cells.nth(k)
+                    cell.scroll_into_view_if_needed()
+                    page.wait_for_function(_IMAGES_LOADED, arg=cell.element_handle(), timeout=30_000)
+                    page.wait_for_timeout(300)     # let the layout settle after the images decode
+                    found[f"{nn}.{k}"] = cell.evaluate(_LAYOUT)
+                    _shot(page, tmp_path, f"widget-{nn}-{k}.png", element=cell)
+                page.evaluate(_CLOSE_ALL)         # its kernel stops before the next lesson starts
+            except Exception:
+                with contextlib.suppress(Exception):
+                    _shot(page, tmp_path, f"widget-{nn}-failure.png")
+                print("page errors:", page.errors)
+                with contextlib.suppress(Exception):
+                    print("cells not run or with stderr:", page.evaluate(_ERRORS)[:6])
+                raise
+    print({k: (v["images"], v["controls"], len(v["problems"])) for k, v in found.items()})
+    assert {k.split(".")[0] for k in found} == set(LAYOUT_LESSONS)
+    assert all(v["images"] >= 1 and v["controls"] >= 1 for v in found.values()), found
+    bad = {k: v["problems"] for k, v in found.items() if v["problems"]}
+    assert not bad, "widget controls overlap or clip their figures:\n" + "\n".join(
+        f"lesson {k}: {p}" for k, ps in bad.items() for p in ps)

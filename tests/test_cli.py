@@ -116,6 +116,31 @@ def test_bench_json_reports_the_ratio_fields():
     text = format_bench(out)
     assert "(f) projections" in text and "(g) influence checkpointing" in text and "(h) float32" in text
     assert "(i) update rules" in text
+    # every timing target of (a), (b), (e) carries its verdict, judged from the report's own numbers
+    speed = "met" if loo["speedup"] >= 10 else "not met on this machine"
+    assert f"(target >= 10x: {speed}" in text
+    fit = "met" if configs["fisher"]["ratio_to_train"] <= 3 else "not met on this machine"
+    assert f"target <= 3x (fisher, unprojected): {fit}" in text
+
+
+def test_demo_shows_progress_and_no_raw_warning(demo_run):
+    """Every step of the demo is announced on stderr (a pipe gets one line per step), and no raw
+    Python warning reaches the user (the influence function runs with the lessons' damping rule)."""
+    r, _ = demo_run
+    steps = [line for line in r.stderr.splitlines() if line.startswith("demo ")]
+    assert [s.split(" ")[1] for s in steps] == [f"{k}/{len(METHODS) + 2}" for k in range(1, len(METHODS) + 3)]
+    assert "train" in steps[0] and "exact LOO" in steps[1]
+    assert f"demo: {len(METHODS) + 2}/{len(METHODS) + 2} steps in" in r.stderr
+    assert all(name in r.stderr for name in METHODS)
+    assert "Warning" not in r.stderr, r.stderr[-2000:]
+
+
+def test_verdict_words():
+    from dve_teach.cli.progress import verdict
+    assert verdict(True) == verdict(True, timing=True) == "met"
+    assert verdict(False) == "NOT met"
+    busy = verdict(False, timing=True, load=3.5, cpus=2)
+    assert busy.startswith("not met on this machine") and "load average 3.5 on 2 CPUs" in busy
 
 
 def test_bad_arguments_give_a_clear_error(capsys):

@@ -488,3 +488,25 @@ def test_explorer_text_repr_is_a_sentence(moons):
                             moons.test)
     text = repr(ex)
     assert text.startswith("RemovalExplorer: ") and "Run this cell" in text and "children=" not in text
+
+
+def _outputs(widget):
+    """Every ipywidgets Output inside `widget` (depth first)."""
+    import ipywidgets as W
+    if isinstance(widget, W.Output):
+        yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _outputs(child)
+
+
+def test_figure_areas_grow_to_their_figures(moons, reorder):
+    """A figure area has a minimum height, never a fixed one: a fixed height smaller than the PNG
+    clipped it or let the next control cover it in JupyterLab (tests/test_browser.py measures that in
+    the browser). Checked on explorers of three kinds, every Output inside them."""
+    traj = dt.train(moons.model, moons.train, dt.Schedule.shuffled(40, 8, 1, seed=0), moons.lr)
+    views = [wd.RemovalExplorer(traj, moons.test), wd.PointExplorer(traj, moons.test), reorder]
+    for view in views:
+        outs = list(_outputs(view))
+        assert outs, type(view).__name__
+        for out in outs:
+            assert out.layout.height is None, (type(view).__name__, out.layout.height)

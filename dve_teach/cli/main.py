@@ -96,7 +96,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import plot_demo, run_demo
 
     res = run_demo(args.dataset, points=args.points, device=args.device, epochs=args.epochs, seed=args.seed,
-                   optimizer=args.optimizer)
+                   optimizer=args.optimizer, progress=not args.quiet)
     plot_error = None
     if args.plot and args.json:  # the JSON document reports the plot's outcome, so try it first
         plot_error = _try_plot(plot_demo, res, args.plot)
@@ -131,11 +131,15 @@ def _try_plot(plot_demo, res, path: str) -> "str | None":
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import SECTIONS, _stderr_log, format_bench, run_bench
+    from .bench import SECTIONS, format_bench, run_bench
+    from .progress import Log
 
     sections = SECTIONS if args.section == "all" else (args.section,)
-    r = run_bench(args.device, log=_stderr_log if not args.quiet else (lambda s: None), sections=sections,
-                  seeds=args.seeds)
+    log = Log(enabled=not args.quiet)
+    try:
+        r = run_bench(args.device, log=log, sections=sections, seeds=args.seeds)
+    finally:
+        log.close()
     print(json.dumps(r, indent=2) if args.json else format_bench(r))
     rows = list(r.get("fit", {}).get("configs", {}).values()) + list(r.get("fidelity", {}).values())
     for run in r.get("optimizers", {}).get("runs", []):
@@ -186,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default 1: these small models run fastest on one thread, and several "
                         "threads on busy cores are many times slower)")
     d.add_argument("--json", action="store_true", help="print the table as JSON")
+    d.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     d.add_argument("--plot", metavar="PATH", default=None,
                    help="save a scatter grid of estimate vs exact LOO (PNG, needs seaborn)")
     d.set_defaults(func=_cmd_demo)

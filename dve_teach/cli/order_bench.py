@@ -115,6 +115,6 @@ def format_order_section(r: dict) -> str:
     if moves:
         met = all(c["spearman"] >= 0.97 and c["sign_agreement"] >= 0.9 for c in moves)
         fast = all(c["median_prediction_ms"] <= 10 for c in moves)
-        lines.append(f"  moves: Spearman >= 0.97 and sign >= 90% in every run: {'met' if met else 'not met'}; "
+        lines.append(f"  moves: Spearman >= 0.97 and sign >= 90% in every run: {'met' if met else 'NOT met'}; "
                      f"one prediction <= 10 ms: {'met' if fast else 'not met on this machine'}")
     return "\n".join(lines)

@@ -40,7 +40,8 @@ _WIDE = {"style": {"description_width": "initial"}}
 
 
 class _View(W.VBox):
-    """Control rows, a text readout, the figure Output and a collapsible log pane. Each control in
+    """Control rows, a text readout, the figure Output (at least `height` high, growing to its
+    figure) and a collapsible log pane. Each control in
     `controls` (name -> widget) sets ``model.<name>`` and redraws; callbacks run through `_call`
     (the `busy` controls are disabled meanwhile, errors go to the log pane, never lost)."""
 
@@ -48,7 +49,10 @@ class _View(W.VBox):
                  height: str = "290px"):
         self.model, self.controls, self._syncing, self.last_figure = model, controls, False, None
         self.readout = W.HTML(layout=W.Layout(min_height="1.6em"))
-        self.out = W.Output(layout=W.Layout(height=height))
+        # min_height, never height: the Output grows to its figure (a fixed height clipped figures
+        # taller than it, or let the controls below cover them); the minimum keeps the layout from
+        # jumping while a figure is replaced
+        self.out = W.Output(layout=W.Layout(min_height=height))
         self.log_out = W.Output(layout=W.Layout(max_height="8em", overflow="auto"))
         self.log_pane = W.Accordion(children=[self.log_out], titles=("log",))
         self.busy = list(controls.values())
@@ -233,8 +237,8 @@ class ReorderExplorer(_View):
         self.step = W.IntSlider(T, min=1, max=T, description="step s", continuous_update=False, **_WIDE,
                                 tooltip="embeddings relative to the checkpoint at step s")
         W.link((self.play, "value"), (self.step, "value"))
-        self.status, self.frame_out = W.HTML(), W.Output(layout=W.Layout(height=_px((9, 3))))
-        self.predict_out, self._pending = W.Output(layout=W.Layout(height=_px(plots.PREDICTION_FIGSIZE))), None
+        self.status, self.frame_out = W.HTML(), W.Output(layout=W.Layout(min_height=_px((9, 3))))
+        self.predict_out, self._pending = W.Output(layout=W.Layout(min_height=_px(plots.PREDICTION_FIGSIZE))), None
         b, occ = self._button, lambda: None if self.occurrence.value == -1 else self.occurrence.value
         self.buttons = {
             "first": b("first", "move it to the first step", lambda: self._edit(m.move_to, "first", occ()),
