@@ -242,7 +242,7 @@ def test_lesson05_reorder_explorer_in_chromium(page, jupyterlab, tmp_path):
         widget = cell.locator(".jp-OutputArea-output .widget-vbox").first
         retrain = widget.locator(".widget-button", has_text="Retrain")
         retrain.wait_for(timeout=CELLS_RUN_S * 1000)           # the explorer rendered as a widget
-        readout = widget.locator(".widget-html-content", has_text="changes the mean test loss").first
+        readout = widget.locator(".widget-html-content", has_text="Removing it everywhere").first
         readout.wait_for(timeout=60_000)
         plot = widget.locator(".dve-main-figure img").first          # the main figure (PNG)
         plot.wait_for(timeout=60_000)

@@ -72,3 +72,17 @@ def test_settings_are_checked_and_keyed(blobs_mlp):
     assert second is not first and second[0].test_loss != first[0].test_loss
     m.peak = 0.4
     assert m.run([(0.0, 0.5)]) is first
+
+
+@pytest.mark.parametrize("current, words", [(0.9, "worse than never selecting (by 20%"),
+                                            (0.5, "that is 60% of the loss drop"),
+                                            (0.2, "beats selecting always (by 20%")])
+def test_readout_says_in_words_where_the_windows_land(small, monkeypatch, current, words):
+    """never ends at 0.8 and always at 0.3 (a drop of 0.5): the readout places the windows' loss
+    on that scale in words, with the seeds it averages over."""
+    def stats(loss, cost):
+        return {"loss": loss, "spread": 0.01, "losses": np.array([loss]), "cost": cost}
+    monkeypatch.setattr(small, "update", lambda: {"current": stats(current, 2.0), "never": stats(0.8, 1.0),
+                                                  "always": stats(0.3, 5.0)})
+    text = small.summary()
+    assert words in text and "over 2 seeds" in text and "0.800 → 0.300" in text and "×2.00" in text

@@ -242,7 +242,11 @@ class Predictions:
             return "no prediction: the edit changes the number of steps (a batch is empty); press Retrain"
         last = (f"; last Retrain: predicted {self.history[-1].predicted:+.2e}, exact {self.history[-1].exact:+.2e}"
                 if self.history else "")
-        return f"predicted Δ mean test loss vs the last Retrain (first order, no retraining): {v:+.2e}{last}"
+        loss = getattr(getattr(self, "result", None), "test_loss", None)
+        words = ""
+        if loss and v != 0:
+            words = f" (this edit would {'raise' if v > 0 else 'lower'} it by {abs(v) / loss:.2%})"
+        return f"predicted Δ mean test loss vs the last Retrain (first order, no retraining): {v:+.2e}{words}{last}"
 
     def prediction_figure(self, occurrence: Optional[int] = None):
         """The "best step" curve of the selected occurrence (the slider's move dotted, the current

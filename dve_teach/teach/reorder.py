@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from . import plots
+from .tour import sign_reading
 from .explorers import Problem, _mean_test, _threads, order_for
 from .order_prediction import PredictionCheck, Predictions, changed_pairs, shifted
 from ..data.checks import as_int
@@ -279,9 +280,18 @@ class ReorderModel(Predictions):
     def summary(self) -> str:
         r = self.result
         sgd = "" if r.sgd_influence is None else f", SGD-influence {r.sgd_influence:+.2e}"
-        return (f"point {r.point} at steps {', '.join(map(str, r.steps)) or '(none)'}; removing it everywhere "
-                f"changes the mean test loss by: exact {r.exact:+.2e}, DVE {r.estimate:+.2e}{sgd}; "
-                f"test loss {r.test_loss:.3f}; {len(r.left_out)} left out; retrain {r.seconds:.2f} s")
+        rel = f"; {r.exact / r.test_loss:+.1%} of the test loss {r.test_loss:.3f}" if r.test_loss > 0 else ""
+        if r.exact == 0:
+            agree = ""
+        elif np.sign(r.estimate) != np.sign(r.exact):
+            agree = " has the opposite sign"
+        else:
+            agree = f" is {abs(r.estimate - r.exact) / abs(r.exact):.0%} off"
+        left = f"{len(r.left_out)} point{'s' if len(r.left_out) != 1 else ''} left out"
+        return (f"Point {r.point} at steps {', '.join(map(str, r.steps)) or '(none)'}: it "
+                f"{sign_reading(r.exact, 0.01 * r.test_loss)}. Removing it everywhere changes the mean test "
+                f"loss by {r.exact:+.2e} (exact replay{rel}); the DVE estimate {r.estimate:+.2e}{agree}{sgd}. "
+                f"{left}; last retrain {r.seconds:.2f} s.")
 
     def figure(self):
         return plots.reorder_figure(self.result, self.previous, self.labels, self.stale)

@@ -119,9 +119,18 @@ class SelectionModel:
         gain = r["never"]["loss"] - r["always"]["loss"]
         share = (r["never"]["loss"] - r["current"]["loss"]) / gain if gain else float("nan")
         (a, b), (c, d), cur = self.early, self.late, r["current"]
-        return (f"select in {a:.2f}–{b:.2f} and {c:.2f}–{d:.2f} of the run: test loss {cur['loss']:.3f} ± "
-                f"{cur['spread']:.3f}, cost ×{cur['cost']:.2f}; {share:.0%} of always's gain "
-                f"(always ×{r['always']['cost']:.2f})")
+        if share != share:
+            verdict = "never and always end at the same loss here, so there is no gain to share"
+        elif share < 0:
+            verdict = f"that is worse than never selecting (by {-share:.0%} of what always gains)"
+        elif share > 1:
+            verdict = f"that beats selecting always (by {share - 1:.0%} of what always gains)"
+        else:
+            verdict = f"that is {share:.0%} of the loss drop that selecting always gives"
+        return (f"Selecting in {a:.2f}–{b:.2f} and {c:.2f}–{d:.2f} of the run: final test loss {cur['loss']:.3f} "
+                f"(± {cur['spread']:.3f} over {len(self.seeds)} seeds) at ×{cur['cost']:.2f} the gradient cost of "
+                f"never selecting; {verdict} ({r['never']['loss']:.3f} → {r['always']['loss']:.3f}, "
+                f"at ×{r['always']['cost']:.2f} the cost).")
 
     def figure(self):
         r = self.update()
