@@ -510,3 +510,14 @@ def test_figure_areas_grow_to_their_figures(moons, reorder):
         assert outs, type(view).__name__
         for out in outs:
             assert out.layout.height is None, (type(view).__name__, out.layout.height)
+
+
+def test_readout_says_computing_while_the_model_works(moons, monkeypatch):
+    """The readout shows the computing note before the model's figure is drawn, then the summary."""
+    traj = dt.train(moons.model, moons.train, dt.Schedule.shuffled(40, 8, 1, seed=0), moons.lr)
+    v = wd.RemovalExplorer(traj, moons.test)
+    seen = []
+    figure = v.model.figure
+    monkeypatch.setattr(v.model, "figure", lambda: (seen.append(v.readout.value), figure())[1])
+    v.controls["point"].value = 3
+    assert seen == [wd.COMPUTING] and v.readout.value != wd.COMPUTING and "point 3" in v.readout.value

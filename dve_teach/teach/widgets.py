@@ -37,6 +37,8 @@ __all__ = ["Problem", "PRESETS", "order_for", "OrderModel", "RemovalModel", "Lea
 
 # ---- views: thin ipywidgets 8 wiring ---------------------------------------------------------------
 _WIDE = {"style": {"description_width": "initial"}}
+#: what a readout shows while its model computes
+COMPUTING = "<i>⏳ computing: a new setting trains and replays (a setting seen before comes from the cache)…</i>"
 
 
 class _View(W.VBox):
@@ -106,6 +108,9 @@ class _View(W.VBox):
         return b
 
     def refresh(self) -> None:
+        """Redraw: the readout says it is computing first (a new setting trains and replays; the
+        message reaches the browser at once), then the figure and the summary replace it."""
+        self.readout.value = COMPUTING
         self._show(self.model.figure())
         self.readout.value = html.escape(self.model.summary())
 
