@@ -1,0 +1,120 @@
+"""The instructor's release (`lessons/release.py`): built once, then checked.
+
+- Every assignment's solution notebook gets full marks from its otter-grader autograder and the
+  untouched student notebook gets zero — without crashing the grader, on one CPU (``taskset`` where
+  available), within a grader's 10-minute timeout.
+- No student notebook holds a solution: no line of an assignment's ``# BEGIN SOLUTION`` regions, no
+  hidden test, no line of a lesson's solutions file, no stored output, no pointer to solutions.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("otter") is None, reason="otter-grader is not installed "
+                                                                        "(pip install -e '.[test]')")
+
+
+def _release_module():
+    spec = importlib.util.spec_from_file_location("release", ROOT / "lessons" / "release.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, monkeypatch_module):
+    rel = _release_module()
+    out = tmp_path_factory.mktemp("release") / "out"
+    if shutil.which("taskset"):   # the grader's one CPU
+        real = rel.subprocess.run
+        monkeypatch_module.setattr(rel.subprocess, "run", lambda cmd, **kw: real(
+            ["taskset", "-c", "0", *cmd] if cmd[:2] == ["otter", "run"] else cmd, **kw))
+    return rel, out, rel.release(out, do_grade=True)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_solutions_get_full_marks_and_students_zero(built):
+    _, _, report = built
+    names = {a["name"] for a in report["assignments"]}
+    assert names == {p.stem for p in (ROOT / "lessons" / "assignments" / "src").glob("a[0-9]_*.py")} and len(names) >= 2
+    for a in report["assignments"]:
+        sol, stu = a["graded"]["solution"], a["graded"]["student"]
+        total = sum(q["points"] for q in a["questions"])
+        assert sol["max"] == stu["max"] == total > 0, a
+        assert sol["score"] == total, f"{a['name']}: the solution lost points: {sol['per_question']}"
+        assert stu["score"] == 0, f"{a['name']}: the untouched student version scored: {stu['per_question']}"
+        assert set(sol["per_question"]) == {q["name"] for q in a["questions"]}
+
+
+def _solution_lines(src: Path) -> list[str]:
+    """Code lines inside the source's # BEGIN SOLUTION ... # END SOLUTION regions (and # SOLUTION lines)."""
+    lines, inside = [], False
+    for cell in jupytext.read(src).cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            s = line.strip()
+            if s == "# BEGIN SOLUTION":
+                inside = True
+            elif s == "# END SOLUTION":
+                inside = False
+            elif (inside or s.endswith("# SOLUTION")) and len(s) > 8:
+                lines.append(s.removesuffix("# SOLUTION").strip())
+    return lines
+
+
+def _hidden_tests(src: Path) -> list[str]:
+    return [re.search(r"def (\w+)", c.source).group(1) for c in jupytext.read(src).cells
+            if c.cell_type == "code" and c.source.lstrip().startswith("# HIDDEN")]
+
+
+def test_no_student_notebook_holds_a_solution(built):
+    rel, out, report = built
+    for a in report["assignments"]:
+        src = ROOT / "lessons" / "assignments" / "src" / f"{a['name']}.py"
+        text = Path(a["student"]).read_text()
+        solution, hidden = _solution_lines(src), _hidden_tests(src)
+        assert solution and hidden, f"{src.name} has no solution region or no hidden test"
+        leaked = [s for s in solution if json.dumps(s)[1:-1] in text]
+        assert not leaked, f"{a['name']}: solution lines in the student notebook: {leaked}"
+        assert not [h for h in hidden if h in text], f"{a['name']}: a hidden test is in the student notebook"
+        assert all(h in Path(a["solution"]).read_text() for h in hidden)   # the instructor's copy has them
+    lessons = sorted((out / "student" / "lessons").glob("*.ipynb"))
+    assert [p.name for p in lessons] == [p.name for p in rel.lesson_notebooks()]
+    assert not (out / "student" / "solutions").exists() and not (out / "student" / "lessons" / "solutions").exists()
+    for nb_path in lessons:
+        nb = nbformat.read(nb_path, as_version=4)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{nb_path.name} keeps outputs"
+        assert "%load solutions/" not in nb_path.read_text()
+        sol = ROOT / "lessons" / "solutions" / f"{nb_path.stem}_solutions.py"
+        body = [s.strip() for s in sol.read_text().splitlines() if len(s.strip()) > 20
+                and not s.strip().startswith(("#", "import", "from", "print(", '"""'))] if sol.exists() else []
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert not [s for s in body if s in code], f"{nb_path.name} holds lines of its solutions file"
+        assert any("widget" in c.metadata.get("tags", []) for c in nb.cells) == any(
+            "widget" in c.metadata.get("tags", [])
+            for c in nbformat.read(ROOT / "lessons" / nb_path.name, as_version=4).cells), "widget cells must stay"
+
+
+def test_instructor_readme_lists_points_and_minutes(built):
+    _, out, report = built
+    text = (out / "instructor" / "README.md").read_text()
+    for a in report["assignments"]:
+        for q in a["questions"]:
+            assert f"`{q['name']}` {q['points']:g}" in text
+    assert text.count("| 0") >= 10 and "otter run" in text
