@@ -83,6 +83,8 @@ class DataValueEmbedding:
       paper does for its AdamW-trained language models, §5.3).
       ``"frozen_preconditioner"`` (Adam, AdamW): the state recursion with v held at its recorded
       values.
+    progress: a bar over the steps while `fit` runs (`dve_teach.data.progress`): None (default) once
+      the fit has run about two seconds, True at once, False never (segmented fits show none).
 
     Fitted state: ``embeddings_`` Tensor[n_occ, d] (rows in ``schedule.occurrence_pairs()`` order),
     ``points_``, ``steps_`` Tensor[n_occ] int64, ``projection_`` (`Projection`), ``embedding_dim_``,
@@ -96,12 +98,12 @@ class DataValueEmbedding:
                  renormalize: bool = False, block_rank: Optional[int] = None,
                  segments: SegmentsLike = 1, workers: int = 1, start_method: str = "spawn",
                  pca_samples: int = 256, pca_step: int = 0, fisher_samples: int = 1,
-                 optimizer: str = "recorded"):
+                 optimizer: str = "recorded", progress: Optional[bool] = None):
         self.hessian, self.proj_dim, self.projection = hessian, proj_dim, projection
         self.layerwise, self.seed, self.renormalize, self.block_rank = layerwise, seed, renormalize, block_rank
         self.segments, self.workers, self.start_method = segments, workers, start_method
         self.pca_samples, self.pca_step, self.fisher_samples = pca_samples, pca_step, fisher_samples
-        self.optimizer = optimizer
+        self.optimizer, self.progress = optimizer, progress
 
     # ---- fitting ------------------------------------------------------------------------
     def fit(self, traj: Trajectory) -> "DataValueEmbedding":
@@ -153,6 +155,8 @@ class DataValueEmbedding:
             options = dict(hessian=self.hessian, renormalize=self.renormalize, layerwise=self.layerwise,
                            frozen=self.optimizer == "frozen_preconditioner", fisher_samples=self.fisher_samples,
                            seed=self.seed)
+        # a bar over the steps for one sequential pass (None: once it has run ~2 s); none in segments
+        options["progress"] = self.progress if len(cuts) == 2 else False
         if stateful and len(cuts) == 2:
             E, props = run_state_recursion(traj, proj, **options)[0], None
         elif stateful:

@@ -24,6 +24,7 @@ from typing import Iterator, Optional, Sequence, Union
 import torch
 from torch.func import vmap
 
+from ..data.progress import bar as progress_bar
 from ..data.checks import as_flag, as_index_list, as_int
 from ..data.container import Data, DataLike
 from ..training.functional import Measure
@@ -128,9 +129,7 @@ def exact_loo(traj: Trajectory, test: DataLike, points: IndexLike, steps: Option
     work = sum(T - min(rem[c[0]]) for c in chunks)
     rule, engine, guard = traj.optimizer, traj.engine, traj.guard
 
-    from tqdm.auto import tqdm
-    bar = tqdm(total=work, desc="exact LOO replays", unit="step", leave=False,
-               disable=progress is False, delay=0.0 if progress else 2.0)
+    bar = progress_bar(work, "exact LOO replays", progress)
     try:
         for chunk in chunks:
             firsts = [min(rem[k]) for k in chunk]  # ascending within the chunk

@@ -19,6 +19,7 @@ from typing import Optional
 import torch
 from torch.func import hessian, jacrev, vmap
 
+from ..data.progress import step_bar
 from ..training.functional import Objective
 from ..training.trajectory import Trajectory, removal_directions
 from .projection import Projection
@@ -153,7 +154,7 @@ def sampled_targets(obj: Objective, theta: torch.Tensor, X: torch.Tensor, sample
 def run_recursion(traj: Trajectory, proj: Projection, slices: list, hessian: str = "fisher",
                   renormalize: bool = False, block_rank: Optional[int] = None, start: int = 0,
                   stop: Optional[int] = None, propagate_first: bool = False, fisher_samples: int = 1,
-                  seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                  seed: int = 0, progress: Optional[bool] = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Embeddings of the occurrences of steps [start, stop) relative to θ_stop, and P per block.
 
     Returns E Tensor[n_rows, d] (rows in step order, batch order within a step) and the list of
@@ -163,6 +164,7 @@ def run_recursion(traj: Trajectory, proj: Projection, slices: list, hessian: str
     `sampled_targets`, seeded by `seed` and the step: an unbiased estimate of the GGN at the
     Fisher's rank-(m·S) cost).
     block_rank: rank of pending updates kept before the d×d matrices are touched (None = automatic).
+    progress: a bar over the steps (`dve_teach.data.progress`; None: once the fit has run ~2 s).
     """
     stop = traj.T if stop is None else stop
     d = proj.dim
@@ -189,7 +191,8 @@ def run_recursion(traj: Trajectory, proj: Projection, slices: list, hessian: str
         pending.clear()
 
     with torch.no_grad():
-        for t, theta in traj.iter_params(reverse=True, start=start, stop=stop):
+        for t, theta in step_bar(traj.iter_params(reverse=True, start=start, stop=stop), stop - start,
+                                 "embedding fit", progress):
             _, X, y = traj.batch(t)
             lr = float(traj.lrs[t])
             G = proj.per_sample_grads(obj, theta, X, y)

@@ -34,6 +34,7 @@ from typing import Callable, Optional
 
 import torch
 
+from ..data.progress import step_bar
 from ..training.linearize import removal_deltas, rule_partials
 from ..training.trajectory import Trajectory
 from .projection import Projection
@@ -82,8 +83,8 @@ def _mix(Qs: torch.Tensor, coef: torch.Tensor, j: int, out: Optional[torch.Tenso
 def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fisher", renormalize: bool = False,
                         layerwise: bool = False, frozen: bool = False, fisher_samples: int = 1, seed: int = 0,
                         start: int = 0, stop: Optional[int] = None, rows: Optional[torch.Tensor] = None,
-                        propagate_first: bool = False, probe: Optional[Callable] = None
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+                        propagate_first: bool = False, probe: Optional[Callable] = None,
+                        progress: Optional[bool] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of the occurrences of steps [start, stop), Tensor[n, r], rows in step order (batch
     order within a step), and the Q left at the end, Tensor[r, S]. See the module docstring.
 
@@ -93,7 +94,8 @@ def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fish
     ``propagate_first`` (otherwise the Jacobian of step `start`, which only feeds earlier steps, is
     skipped). probe: called as ``probe(t, s_t, g_t, Q, v_grad)`` at every step before Q is updated (Q
     maps a change of s_{t+1} to the embedding space; v_grad is the gradient fed to Adam's v when
-    ``frozen``, else None), e.g. to embed edits of the order (`order_effects`)."""
+    ``frozen``, else None), e.g. to embed edits of the order (`order_effects`). progress: a bar over
+    the steps (`dve_teach.data.progress`; None: once the fit has run ~2 s)."""
     rule, obj, b = traj.optimizer, traj.objective, traj.batch_size
     k, P = rule.k, traj.flat.P
     stop = traj.T if stop is None else stop
@@ -107,7 +109,8 @@ def run_state_recursion(traj: Trajectory, proj: Projection, hessian: str = "fish
     out: list = [None] * (stop - start)
     decoupled = getattr(rule, "decoupled", True)
     with torch.no_grad():
-        for t, s in traj.iter_states(reverse=True, start=start, stop=stop):
+        for t, s in step_bar(traj.iter_states(reverse=True, start=start, stop=stop), stop - start,
+                             "embedding fit (optimizer state)", progress):
             _, X, y = traj.batch(t)
             lr, theta = float(traj.lrs[t]), rule.theta(s)
             G = obj.per_sample_grads(theta, X, y).detach()

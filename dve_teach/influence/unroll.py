@@ -25,6 +25,7 @@ import torch
 
 from ..data.checks import as_flag
 from ..data.container import DataLike
+from ..data.progress import step_bar
 from ..training.functional import Measure
 from ..training.linearize import removal_deltas, step_vjp
 from .scores import Influence
@@ -34,7 +35,7 @@ __all__ = ["unrolled_influence", "sgd_influence"]
 
 
 def unrolled_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = False,
-                       measure: Optional[Measure] = None) -> Influence:
+                       measure: Optional[Measure] = None, progress: Optional[bool] = None) -> Influence:
     """First-order trajectory-specific LOO of every (point, step) occurrence, for any update rule:
     `Influence` with ``per_occurrence`` Tensor[n_occ, n_test], rows in ``schedule.occurrence_pairs()``
     order (module docstring).
@@ -52,6 +53,7 @@ def unrolled_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = 
     The score estimates ``m(θ'_T) − m(θ_T)`` (positive = helpful for the test loss); for plain SGD
     it equals `sgd_influence`. ``measure(model, params, data) -> Tensor[n]`` replaces the test loss.
     Summing a point's rows (``.total()``) is the first-order estimate of removing every occurrence.
+    progress: a bar over the steps (`dve_teach.data.progress`; None: once the sweep has run ~2 s).
     """
     renormalize = as_flag(renormalize, "renormalize")
     data = traj.check_data(test)
@@ -61,7 +63,7 @@ def unrolled_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = 
     U = torch.zeros(Ut.shape[0], traj.checkpoints[0].shape[0], dtype=Ut.dtype, device=Ut.device)
     U[:, :Ut.shape[1]] = Ut
     scores: list[Optional[torch.Tensor]] = [None] * traj.T
-    for t, s in traj.iter_states(reverse=True):
+    for t, s in step_bar(traj.iter_states(reverse=True), traj.T, "first-order sweep", progress):
         _, X, y = traj.batch(t)
         lr = float(traj.lrs[t])
         G = obj.per_sample_grads(rule.theta(s), X, y)
@@ -80,7 +82,7 @@ def unrolled_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = 
 
 
 def sgd_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = False,
-                  measure: Optional[Measure] = None) -> Influence:
+                  measure: Optional[Measure] = None, progress: Optional[bool] = None) -> Influence:
     """SGD-influence (Hara et al. 2019): `unrolled_influence` of a plain SGD run, whose sweep is
 
         score(i, t) = δ_{i,t} · U,   U ← U − η_t (H_t U + λ U),   δ_{i,t} = (η_t/b) g_i
@@ -91,4 +93,4 @@ def sgd_influence(traj: Trajectory, test: DataLike, *, renormalize: bool = False
     """
     traj.require_sgd("sgd_influence", "dt.unrolled_influence(traj, test), the same sweep through the "
                      "optimizer's whole state")
-    return unrolled_influence(traj, test, renormalize=renormalize, measure=measure)
+    return unrolled_influence(traj, test, renormalize=renormalize, measure=measure, progress=progress)
