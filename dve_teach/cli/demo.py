@@ -23,7 +23,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..data.checks import as_number
+from ..data.checks import as_device, as_number
 from ..data.config import sized
 from ..data.container import Data, Split
 
@@ -103,14 +103,13 @@ class Problem:
 
 
 def resolve_device(device: Optional[str]) -> torch.device:
-    """'cpu', 'cuda' (or None = cpu) as a torch.device, with a clear error when CUDA is absent."""
-    dev = torch.device(device or "cpu")
-    if dev.type == "cuda" and not torch.cuda.is_available():
+    """'cpu', 'cuda' (or None = cpu) as a torch.device (`data.checks.as_device`), the error naming
+    the command line's option when CUDA is absent."""
+    try:
+        return as_device(device or "cpu")
+    except RuntimeError:
         raise RuntimeError("--device cuda was asked for but torch sees no CUDA device "
-                           f"(torch {torch.__version__}); use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    return dev
+                           f"(torch {torch.__version__}); use --device cpu") from None
 
 
 def _sync(device: torch.device) -> None:

@@ -23,8 +23,10 @@ import numpy as np
 from . import plots
 from .explorers import (PRESETS, DigitModel, LearningRateModel, OrderModel, Problem, RemovalModel,
                         order_for)
+from .optimizers import DEFAULT_LR as _DEFAULT_LR, OPTIMIZERS as _OPTIMIZERS, OptimizerModel
 from .phases import SCHEDULES, PhaseModel
 from .reorder import ReorderModel, ReorderResult
+from .scaling import KINDS as _SCALING_KINDS, ScalingModel
 from .selection import SelectionModel
 from .tour import PointModel
 from ..training.trajectory import Trajectory
@@ -32,7 +34,8 @@ from ..training.trajectory import Trajectory
 __all__ = ["Problem", "PRESETS", "order_for", "OrderModel", "RemovalModel", "LearningRateModel", "DigitModel",
            "ReorderModel", "ReorderResult", "PointModel", "PhaseModel", "SelectionModel", "PointExplorer",
            "OrderExplorer", "RemovalExplorer", "LearningRateExplorer", "DigitExplorer", "ReorderExplorer",
-           "PhaseExplorer", "SelectionExplorer"]
+           "PhaseExplorer", "SelectionExplorer",
+           "ScalingModel", "ScalingExplorer", "OptimizerModel", "OptimizerExplorer"]
 
 
 # ---- views: thin ipywidgets 8 wiring ---------------------------------------------------------------
@@ -420,10 +423,7 @@ class SelectionExplorer(_View):
         self._call(self.refresh)
 
 
-# ---- lesson 08 (appended: the views above are unchanged) -------------------------------------------
-from .scaling import KINDS as _SCALING_KINDS, ScalingModel  # noqa: E402
-
-__all__ += ["ScalingModel", "ScalingExplorer"]
+# ---- lesson 08 ---------------------------------------------------------------------------------------
 
 
 class ScalingExplorer(_View):
@@ -442,10 +442,7 @@ class ScalingExplorer(_View):
         self._call(self.refresh)
 
 
-# ---- lesson 09 (appended: the views above are unchanged) -------------------------------------------
-from .optimizers import DEFAULT_LR as _DEFAULT_LR, OPTIMIZERS as _OPTIMIZERS, OptimizerModel  # noqa: E402
-
-__all__ += ["OptimizerModel", "OptimizerExplorer"]
+# ---- lesson 09 ---------------------------------------------------------------------------------------
 
 #: the β₂ values the slider offers (Adam's default 0.999 among them)
 BETA2_CHOICES = (0.9, 0.99, 0.995, 0.999, 0.9999)
