@@ -16,7 +16,8 @@ from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
 
 from ..data.container import Data
 
-__all__ = ["FlatModel", "resolve_loss", "LossLike", "Measure", "cross_entropy", "mse"]
+__all__ = ["FlatModel", "resolve_loss", "LossLike", "Measure", "cross_entropy", "mse", "is_sequence_output",
+           "check_constant_buffers"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LossLike = Union[str, LossFn]
@@ -25,22 +26,39 @@ Measure = Callable[[nn.Module, dict, Data], torch.Tensor]
 
 
 def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-example cross-entropy: outputs [n, k] logits, targets [n] int64 labels in 0..k−1
-    (or [n, k] class probabilities) -> [n]."""
-    if outputs.ndim != 2:
-        raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k] (one logit per class), "
-                         f"got {list(outputs.shape)}")
+    """Per-example cross-entropy -> Tensor[n].
+
+    Classification: outputs [n, k] logits, targets [n] int64 labels in 0..k−1 (or [n, k] class
+    probabilities). Sequences (a language model, issue 13): outputs [n, L, V] logits, targets
+    [n, L] int64 next tokens (or [n, L, V] probabilities); the loss of example i is the mean over its
+    L positions, ℓ_i = (1/L) Σ_l −log softmax(outputs[i, l])[targets[i, l]], and every estimator
+    treats one sequence as one training point."""
+    if outputs.ndim not in (2, 3):
+        raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k] (one logit per class) or "
+                         f"[n, L, V] (a sequence of next-token logits), got {list(outputs.shape)}")
+    seq = outputs.ndim == 3
     if targets.is_floating_point() and tuple(targets.shape) != tuple(outputs.shape):
         raise ValueError(f"loss='cross_entropy' got floating targets of shape {list(targets.shape)}: give "
-                         f"class labels as int64 [n] (y.long()), or probabilities shaped like the outputs "
-                         f"{list(outputs.shape)}; for regression use loss='mse'")
+                         f"class labels as int64 {'[n, L]' if seq else '[n]'} (y.long()), or probabilities shaped "
+                         f"like the outputs {list(outputs.shape)}; for regression use loss='mse'")
     if not targets.is_floating_point() and targets.dtype not in (torch.int64, torch.uint8):
         raise TypeError(f"loss='cross_entropy' needs int64 class labels, got {targets.dtype}: convert them "
                         "with y.long()")
-    if not targets.is_floating_point() and targets.ndim != 1:
+    if not targets.is_floating_point() and not seq and targets.ndim != 1:
         raise ValueError(f"loss='cross_entropy' needs class labels of shape [n], got {list(targets.shape)}: "
                          "flatten them with y.reshape(-1)")
+    if not targets.is_floating_point() and seq and tuple(targets.shape) != tuple(outputs.shape[:2]):
+        raise ValueError(f"loss='cross_entropy' on sequence outputs {list(outputs.shape)} ([n, L, V]) needs "
+                         f"next-token labels of shape {list(outputs.shape[:2])} ([n, L]), got {list(targets.shape)}")
+    if seq:   # F.cross_entropy wants the classes second: [n, V, L]
+        t = targets.transpose(1, 2) if targets.is_floating_point() else targets
+        return F.cross_entropy(outputs.transpose(1, 2), t, reduction="none").mean(1)
     return F.cross_entropy(outputs, targets, reduction="none")
+
+
+def is_sequence_output(out: torch.Tensor) -> bool:
+    """True for outputs [n, L, V] (a sequence model under cross-entropy)."""
+    return out.ndim == 3
 
 
 def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -90,6 +108,33 @@ _UNSUPPORTED = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout1d, nn.Dr
                 nn.AlphaDropout)
 
 
+_RUNNING = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def check_constant_buffers(model: nn.Module, X: torch.Tensor) -> None:
+    """Refuse a model whose buffers change in a forward pass (in train mode, on inputs X): a buffer
+    is fine only as a constant (e.g. a causal mask), never as state the replay would have to carry."""
+    before = {n: b.detach().clone() for n, b in model.named_buffers()}
+    if not before:
+        return
+    mode = model.training
+    try:
+        with torch.no_grad():
+            model.train()
+            model(X)
+    except Exception:   # the caller's forward check names what is wrong with the inputs
+        return
+    finally:
+        model.train(mode)
+    changed = [n for n, b in model.named_buffers() if n in before and not torch.equal(b, before[n])]
+    for n in changed:   # put them back: the run starts from the model as given
+        model.get_buffer(n).copy_(before[n])
+    if changed:
+        raise TypeError(f"the model's buffer {changed[0]} changes in a forward pass (a running statistic?): "
+                        "dve_teach replays a run as a function of its parameters only; keep buffers constant "
+                        "or compute them inside forward")
+
+
 class FlatModel:
     """A model seen as a function of one flat parameter vector θ (Tensor[P]).
 
@@ -117,9 +162,12 @@ class FlatModel:
             raise TypeError(f"the model holds one parameter under several names ({' and '.join(twice)}: tied weights "
                             "or a submodule registered twice); dve_teach cannot replay such a model exactly: give "
                             "each name its own parameter, or reuse the submodule through one attribute only")
-        if any(True for _ in model.buffers()):
-            raise TypeError("the model has buffers (running statistics); dve_teach needs a model whose "
-                            "output depends only on its parameters and the input")
+        stats = [n for n, m in model.named_modules() if getattr(m, "track_running_stats", False)] + \
+            [n for n, _ in model.named_buffers() if n.rpartition(".")[2] in _RUNNING]
+        if stats:
+            raise TypeError(f"the model keeps running statistics ({stats[0] or 'model'}): a forward pass changes "
+                            "them, so a replay would not see the run's function; use LayerNorm, or "
+                            "track_running_stats=False. Constant buffers (e.g. a causal mask) are fine")
         self.model = model
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not named:
@@ -200,18 +248,25 @@ class Objective:
                              f"table has {V} entries): fix the ids or enlarge the nn.Embedding")
 
     def check_targets(self, theta: torch.Tensor, data: Data, name: str = "data") -> None:
-        """Refuse class labels outside 0..k−1 for cross-entropy (k = the model's output width),
-        naming the rows, before torch fails deep inside a batch."""
+        """Refuse class labels outside 0..k−1 for cross-entropy (k = the model's output width; for
+        sequence outputs [n, L, V] the next-token labels [n, L] against V), naming the rows, before
+        torch fails deep inside a batch."""
         if self.loss_fn is not cross_entropy or data.y.is_floating_point() or len(data) == 0:
             return
         with torch.no_grad():
             out = self.flat.forward(theta, data.X[:1])
-        if out.ndim != 2:
-            raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k], got {list(out.shape)}")
-        k = out.shape[1]
-        bad = torch.nonzero((data.y < 0) | (data.y >= k)).reshape(-1).tolist() if data.y.ndim == 1 else []
+        if out.ndim not in (2, 3):
+            raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k] or [n, L, V], got "
+                             f"{list(out.shape)}")
+        k = out.shape[-1]
+        want = 1 if out.ndim == 2 else 2
+        if data.y.ndim != want:
+            return   # the loss itself names the shape problem
+        flat_y = data.y.reshape(len(data), -1)
+        bad = torch.nonzero(((flat_y < 0) | (flat_y >= k)).any(1)).reshape(-1).tolist()
         if bad:
-            raise ValueError(f"{name}.y rows {bad[:10]} hold labels {data.y[bad[:10]].tolist()} outside 0..{k - 1} "
+            shown = data.y[bad[:10]].tolist() if want == 1 else "out of range"
+            raise ValueError(f"{name}.y rows {bad[:10]} hold labels {shown} outside 0..{k - 1} "
                              f"(the model has {k} outputs): fix the labels or widen the model's last layer")
 
     def check_finite_losses(self, theta: torch.Tensor, data: Data, name: str = "data", where: str = "θ") -> None:

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..data.checks import as_device, as_number
 from ..data.container import Data, DataLike, as_data, check_finite
-from .functional import FlatModel, LossLike, Objective
+from .functional import FlatModel, LossLike, Objective, check_constant_buffers
 from .optim import RuleLike, as_rule
 from .replay import LOSS_GROWTH, PARAM_GROWTH, Engine, Guard
 from .schedule import Schedule
@@ -87,6 +87,7 @@ def check_model_fits(objective: Objective, theta: torch.Tensor, d: Data, dtype: 
     """One forward pass on the first row: the model takes the inputs, labels fit its outputs, the
     loss accepts the targets and keeps the dtype — clear errors before training starts."""
     objective.check_inputs(d, "data")
+    check_constant_buffers(objective.flat.model, d.X[:1])
     try:
         with torch.no_grad():
             objective.flat.forward(theta, d.X[:1])
