@@ -133,6 +133,10 @@ def influence_function(traj: Trajectory, test: DataLike, damping=1e-3,
         raise ValueError(f"tol must be a finite number > 0 (a relative residual such as 1e-10), got {tol}")
     if max_iter is not None:
         max_iter = as_int(max_iter, "max_iter", 1)
+    if len(traj.stages) > 1:
+        raise NotImplementedError("influence_function removes a point from one training objective at θ_T; this run has "
+                                  f"{len(traj.stages)} stages with their own data and optimizers: use "
+                                  "dt.unrolled_influence, DataValueEmbedding or exact_loo, which follow the stages")
     data = traj.check_data(test)
     obj, theta, P = traj.objective, traj.final, traj.flat.P
     Xtr, ytr = traj.data.X, traj.data.y

@@ -182,7 +182,7 @@ def run_recursion(traj: Trajectory, proj: Projection, slices: list, hessian: str
     sizes = [s.stop - s.start for s in slices]
     block_rank = block_rank if block_rank is not None else min(128, max(sizes) // 4)
     blocks = [_Block(k, traj.dtype, traj.device) for k in sizes]
-    obj, b, lam = traj.objective, traj.batch_size, traj.weight_decay
+    obj, b, rule = traj.objective, traj.batch_size, traj.optimizer
     offsets = [0]
     for t in range(start, stop):
         offsets.append(offsets[-1] + len(traj.schedule.batches[t]))
@@ -208,7 +208,7 @@ def run_recursion(traj: Trajectory, proj: Projection, slices: list, hessian: str
             G = proj.per_sample_grads(obj, theta, X, y)
             last = t == start
             skip = last and not propagate_first
-            alpha, beta = (0.0, 1.0) if skip else (lr / b, 1.0 - lr * lam)
+            alpha, beta = (0.0, 1.0) if skip else (lr / b, 1.0 - lr * rule.weight_decay_at(t))   # λ of step t's stage
             upd = None
             if hessian == "ggn" and alpha != 0.0:
                 Kf, s = ggn_factors(obj, theta, X, y)

@@ -118,7 +118,8 @@ def save_trajectory(traj, path: PathLike) -> None:
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "library_version": _library_version(),
             "batches": [list(b) for b in traj.schedule.batches], "batch_size": traj.schedule.batch_size,
-            "n": traj.schedule.n, "weight_decay": traj.weight_decay, "loss": loss, "loss_repr": loss_repr,
+            "n": traj.schedule.n,
+            "weight_decay": None if traj.optimizer.name == "staged" else traj.weight_decay, "loss": loss, "loss_repr": loss_repr,
             "optimizer": traj.optimizer.spec(), "checkpoint_every": traj.checkpoint_every, "T": traj.T,
             "dtype": _dtype_name(traj.dtype), "device": str(traj.device),
             "param_names": traj.flat.names, "param_shapes": [list(s) for s in traj.flat.shapes],
@@ -263,9 +264,12 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
                              f"{meta.get('device')!r} is not valid")
     dtype = _DTYPES[meta["dtype"]]
     lam = meta.get("weight_decay")
-    if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not lam >= 0:
+    staged = isinstance(meta.get("optimizer"), dict) and meta["optimizer"].get("name") == "staged"
+    if staged and lam is not None:
+        raise _damaged(path, f"weight_decay is {lam!r} for a staged run (each stage's rule holds its own)")
+    if not staged and (not isinstance(lam, (int, float)) or isinstance(lam, bool) or not lam >= 0):
         raise _damaged(path, f"weight_decay is {lam!r}")
-    rule = _rule(meta, float(lam), path)
+    rule = _rule(meta, lam, path)
     if T < 1 or k < 1 or len(batches) != T:
         raise _damaged(path, f"{len(batches)} batches for T = {T} steps")
     want = {f"checkpoint.{t}" for t in range(0, T, k)} | {f"checkpoint.{T}"}
@@ -287,6 +291,8 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
         raise _damaged(path, str(e)) from None
     if len(data) != schedule.n:
         raise _damaged(path, f"{len(data)} training rows for a schedule over n = {schedule.n}")
+    if staged:
+        _check_stages(rule, schedule, path)
 
     if meta["loss"] == "custom":
         if loss is None:
@@ -322,9 +328,23 @@ def _rule(meta: dict, lam: float, path: PathLike):
         rule = rule_from_spec(spec)
     except (TypeError, ValueError) as e:
         raise _damaged(path, f"its optimizer {spec!r:.120} is not a dt.optim rule ({e})") from None
+    if rule.name == "staged":
+        return rule
     if rule.weight_decay != lam:
         raise _damaged(path, f"weight_decay {lam!r} differs from the optimizer's {rule.weight_decay!r}")
     return rule
+
+
+def _check_stages(rule, schedule: Schedule, path: PathLike) -> None:
+    """A staged run's layout fits its schedule: the stages' points cover 0..n−1 and each step's batch
+    holds points of its own stage only (a prefix may end before a later stage starts)."""
+    if rule.offsets[-1] != schedule.n:
+        raise _damaged(path, f"the stages hold {rule.offsets[-1]} points, the schedule indexes n = {schedule.n}")
+    for st in rule.stage_infos(len(schedule)):
+        for t in st.steps:
+            if any(i not in st.points for i in schedule.batches[t]):
+                raise _damaged(path, f"step {t} of stage {st.name!r} holds points outside the stage's "
+                                     f"{st.points.start}..{st.points.stop - 1}")
 
 
 def _check_reproduces(traj, path: PathLike, verify: bool = True) -> None:
