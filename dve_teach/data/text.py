@@ -23,7 +23,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .checks import as_int
+from .checks import as_index_list, as_int
 from .container import Data, Split
 
 __all__ = ["Vocab", "VOCAB", "STAGES", "load_text", "shakespeare", "TextSplit", "unigram_loss"]
@@ -69,13 +69,8 @@ class Vocab:
 
     def decode(self, ids: Union[torch.Tensor, np.ndarray, Sequence[int]]) -> str:
         """The text of token ids (a 1-D tensor, array or list of ints in 0..V−1)."""
-        if isinstance(ids, (torch.Tensor, np.ndarray)):
-            if ids.ndim != 1:
-                raise ValueError(f"decode needs a 1-D sequence of ids, got shape {tuple(ids.shape)}: decode one row")
-            ids = ids.tolist()
         out = []
-        for k, i in enumerate(ids):
-            i = as_int(i, f"ids[{k}]")
+        for k, i in enumerate(as_index_list(ids, "ids")):
             if not 0 <= i < len(self):
                 raise ValueError(f"ids[{k}] = {i} is outside 0..{len(self) - 1}")
             out.append(self.chars[i])
