@@ -68,3 +68,10 @@ def test_objects_and_kinds_are_checked_in_one_place(run):
         make_projection(traj.flat, 3, "pca")
     with pytest.raises(ValueError, match="unknown projection"):
         dt.DataValueEmbedding(proj_dim=3, projection="sparse").fit(traj)
+
+
+def test_dense_matrix_is_assembled_from_its_blocks(run):
+    traj, _ = run
+    for layerwise in (False, True):
+        proj = build_projection(traj, 7, "gaussian", layerwise=layerwise, seed=2)
+        assert torch.equal(proj.matrix(), proj.project(torch.eye(traj.flat.P, dtype=torch.float64)).T)

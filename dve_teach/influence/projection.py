@@ -111,6 +111,16 @@ class DenseProjection(Projection):
             return V @ self.parts[0][1].T
         return torch.cat([V[..., s] @ R.T for s, R in self.parts], dim=-1)
 
+    def matrix(self) -> torch.Tensor:
+        """R Tensor[d, P] assembled from its blocks (no P×P identity is formed: P may be 10^5)."""
+        ref = self.parts[0][1]
+        R = torch.zeros(self.dim, self.in_dim, dtype=ref.dtype, device=ref.device)
+        row = 0
+        for s, Rl in self.parts:
+            R[row:row + Rl.shape[0], s] = Rl
+            row += Rl.shape[0]
+        return R
+
     def _ref(self) -> torch.Tensor:
         return self.parts[0][1]
 
