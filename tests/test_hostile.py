@@ -868,3 +868,16 @@ def test_train_stages(first, second, container):
                        r"stage|schedule|lr|learning rate|data|batch|optimizer|name|n=")
     if ok:
         assert traj.T == 2 * len(sched) * (1 if container != "one" else 1) and len(traj.stages) == 2
+
+
+@FAST
+@given(prompt=st.one_of(st.text(max_size=4), st.sampled_from([None, 3])),
+       length=st.one_of(st.integers(-1, 4), st.sampled_from([1.5, "2", None])),
+       temperature=numbers_of_every_kind())
+def test_sample_text(prompt, length, temperature):
+    model = dt.models.char_transformer(dt.datasets.VOCAB, 4, 2, 1, context=4, seed=0)
+    ok, out = attempt("datasets.sample_text",
+                      lambda: dt.datasets.sample_text(model, prompt, length, temperature=temperature),
+                      r"prompt|length|temperature|vocabulary|str")
+    if ok:
+        assert out.startswith(prompt) and len(out) == len(prompt) + int(length)

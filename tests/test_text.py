@@ -56,3 +56,19 @@ def test_unigram_loss_is_the_mean_negative_log_frequency():
     total = sum(counts)
     want = sum(-math.log(counts[c] / total) for c in s.test.y.reshape(-1).tolist()) / s.test.y.numel()
     assert dt.datasets.unigram_loss(s.train, s.test) == pytest.approx(want, rel=1e-12)
+
+
+def test_sample_text_is_the_models_own_continuation():
+    model = dt.models.char_transformer(dt.datasets.VOCAB, 8, 2, 1, context=6, seed=1)
+    V = dt.datasets.VOCAB
+    out = dt.datasets.sample_text(model, "To be", 10, temperature=0)
+    ids = V.encode("To be").tolist()
+    for _ in range(10):      # oracle: argmax of the last position, over the last 6 characters
+        ids.append(int(model(torch.tensor([ids[-6:]]))[0, -1].argmax()))
+    assert out == V.decode(ids)
+    a = dt.datasets.sample_text(model, "To be", 20, temperature=1.0, seed=3)
+    assert a == dt.datasets.sample_text(model, "To be", 20, temperature=1.0, seed=3) and a.startswith("To be")
+    with pytest.raises(ValueError, match="temperature"):
+        dt.datasets.sample_text(model, "To be", 5, temperature=-1)
+    with pytest.raises(ValueError, match="prompt"):
+        dt.datasets.sample_text(model, "", 5)

@@ -11,10 +11,10 @@ import torch
 
 from .checks import as_int
 from .container import Data, Split
-from .text import VOCAB, TextSplit, Vocab, load_text, shakespeare, unigram_loss
+from .text import VOCAB, TextSplit, Vocab, load_text, sample_text, shakespeare, unigram_loss
 
 __all__ = ["digits", "moons", "blobs", "linear_regression", "shakespeare", "Vocab", "VOCAB", "TextSplit",
-           "load_text", "unigram_loss"]
+           "load_text", "unigram_loss", "sample_text"]
 
 
 def _sizes(n_train, n_test) -> tuple[int, int]:

@@ -26,7 +26,7 @@ import torch
 from .checks import as_index_list, as_int
 from .container import Data, Split
 
-__all__ = ["Vocab", "VOCAB", "STAGES", "load_text", "shakespeare", "TextSplit", "unigram_loss"]
+__all__ = ["Vocab", "VOCAB", "STAGES", "load_text", "shakespeare", "TextSplit", "unigram_loss", "sample_text"]
 
 #: the shipped texts: stage name -> file in ``dve_teach/data/texts``
 STAGES = {"plays": "plays.txt", "sonnets": "sonnets.txt"}
@@ -134,3 +134,35 @@ def unigram_loss(train: Data, test: Data, vocab_size: int = len(VOCAB)) -> float
     counts = torch.bincount(train.y.reshape(-1), minlength=V).double() + 1.0
     logp = torch.log(counts / counts.sum())
     return float(-logp[test.y.reshape(-1)].mean()) if test.y.numel() else math.nan
+
+
+def sample_text(model: torch.nn.Module, prompt: str, length: int = 100, *, vocab: Vocab = VOCAB,
+                temperature: float = 1.0, seed: int = 0) -> str:
+    """Continue `prompt` by `length` characters with a next-token model (ids [1, L] -> logits [1, L, V],
+    e.g. ``traj.model_at(t)`` of a `dt.models.char_transformer` run): each character is drawn from
+    softmax(logits of the last position / temperature) (seeded, on the CPU), or taken greedily
+    (argmax) when temperature = 0. The model sees the last ``model.context`` characters (all of
+    them for a model without a ``context``). Returns the prompt plus the continuation."""
+    from .checks import as_number
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (e.g. traj.model_at()), got {type(model).__name__}")
+    length = as_int(length, "length", 0)
+    temperature = as_number(temperature, "temperature")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature}")
+    ids = vocab.encode(prompt).tolist()
+    if not ids:
+        raise ValueError("prompt must hold at least one character (the model needs something to continue)")
+    window = getattr(model, "context", None) or len(ids) + length
+    gen = torch.Generator().manual_seed(as_int(seed, "seed"))
+    p = next(model.parameters(), None)
+    device = p.device if p is not None else torch.device("cpu")
+    with torch.no_grad():
+        for _ in range(length):
+            x = torch.tensor([ids[-window:]], dtype=torch.int64, device=device)
+            logits = model(x)[0, -1].double().cpu()
+            if temperature == 0:
+                ids.append(int(logits.argmax()))
+            else:
+                ids.append(int(torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=gen)))
+    return vocab.decode(ids)
