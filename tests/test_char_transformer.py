@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 import dve_teach as dt
 from dve_teach.training.functional import FlatModel, Objective

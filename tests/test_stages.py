@@ -7,7 +7,6 @@ and their segments compose across the boundary; TracIn and grad-dot follow their
 run saves and loads bitwise and an edited stage field is refused."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
