@@ -102,3 +102,14 @@ def test_influence_function_exact_equals_cg_through_layer_norm():
     a = dt.influence_function(traj, tokens(2, seed=5), damping=1.0, solver="exact")
     b = dt.influence_function(traj, tokens(2, seed=5), damping=1.0, solver="cg", tol=1e-12)
     assert torch.allclose(a, b, rtol=1e-7, atol=1e-12)
+
+
+def test_ggn_embeddings_on_sequences_equal_explicit_products():
+    """hessian='ggn' factors the per-sequence loss in all L·V outputs: the embeddings equal explicit
+    Jacobian products with H̃ = (1/b) Σ J_iᵀ H_out,i J_i (the state-recursion tests' oracle)."""
+    from test_state_recursion import explicit_embeddings
+    d, test = tokens(8), tokens(2, seed=4)
+    traj = dt.train(tiny(), d, dt.Schedule.shuffled(8, 4, epochs=1, seed=0), 0.05, optimizer="adam")
+    want = explicit_embeddings(traj, hessian="ggn") @ traj.objective.measure_grads(traj.final, test).T
+    got = dt.DataValueEmbedding(hessian="ggn").fit(traj).influence(test).per_occurrence
+    assert torch.allclose(got, want, rtol=1e-8, atol=1e-14)
