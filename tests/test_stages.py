@@ -7,6 +7,7 @@ and their segments compose across the boundary; TracIn and grad-dot follow their
 run saves and loads bitwise and an edited stage field is refused."""
 from __future__ import annotations
 
+import json
 
 import pytest
 import torch
@@ -154,6 +155,9 @@ def test_save_load_bitwise_and_edited_stage_fields_refused(tmp_path):
     traj, _, test = setup("adamw-momentum")
     traj.save(tmp_path / "run.dvt")
     back = dt.Trajectory.load(tmp_path / "run.dvt")
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / "run.dvt"), "pt") as f:
+        assert json.loads(f.metadata()["dve_teach"])["version"] == 4      # written for staged runs only
     assert back.optimizer == traj.optimizer and back.stages == traj.stages
     assert all(torch.equal(back.checkpoints[t], traj.checkpoints[t]) for t in traj.checkpoints)
     assert torch.equal(dt.unrolled_influence(back, test).per_occurrence, dt.unrolled_influence(traj, test).per_occurrence)
@@ -165,7 +169,8 @@ def test_save_load_bitwise_and_edited_stage_fields_refused(tmp_path):
     edits = {"start": edit("start", 5), "first_index": edit("first_index", 11),
              "rule": edit("rule", dt.optim.SGD(momentum=0.5, weight_decay=0.01).spec()),
              "name": edit("name", {"x": 1}), "n": lambda meta: meta["optimizer"].update(n=25),
-             "weight_decay": lambda meta: meta.update(weight_decay=0.0)}
+             "weight_decay": lambda meta: meta.update(weight_decay=0.0),
+             "version": lambda meta: meta.update(version=3)}
     for what, f in edits.items():
         out = forge(tmp_path / "run.dvt", tmp_path / f"{what}.dvt", edit_meta=f)
         with pytest.raises(ValueError):

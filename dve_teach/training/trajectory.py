@@ -279,7 +279,7 @@ class Trajectory:
              loss: Optional[LossLike] = None, device=None, verify: bool = True) -> "Trajectory":
         """Read a file written by `save`, never executing anything in it.
 
-        model: needed unless the run used a `dt.models.mlp` / `dt.models.linear` structure (rebuilt
+        model: needed unless the run used a `dt.models.mlp` / `linear` / `char_transformer` structure (rebuilt
         from the file); it must have the saved parameter names and shapes, and gets θ_T loaded.
         loss: needed when the run used a custom loss function (files store no code).
         device: where to put the run (default: where it was saved).
