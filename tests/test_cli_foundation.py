@@ -20,7 +20,7 @@ def test_foundation_section_structure(section):
     (row,) = section["runs"]
     assert row["seed"] == 1 and row["boundary"] < row["steps"]
     assert row["loo_paths_agree"] < 1e-10          # vmapped replays = one replay at a time
-    for key in ("spearman_unrolled", "spearman_sgd_proxy", "spearman_recorded"):
+    for key in ("spearman_unrolled", "spearman_sgd_proxy", "spearman_recorded", "spearman_unrolled_pretraining_only"):
         assert -1 <= row[key] <= 1
     for key in ("plays_loss", "unigram_loss", "sonnet_loss_pretrained", "sonnet_loss_finetuned"):
         assert math.isfinite(row[key]) and row[key] > 0

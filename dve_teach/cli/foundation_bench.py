@@ -16,6 +16,8 @@ sequences. Reported per seed:
   SGD recursion used as a proxy (the paper's practice; `DataValueEmbedding(optimizer="sgd_proxy")`)
   and the optimizer-aware embedding (`optimizer="recorded"`), both projected to d = 256 [32]
   (Gaussian) — Spearman of each, with its seconds;
+- the first-order sweep's Spearman for the same query at the end of pretraining (θ at the boundary,
+  `Trajectory.prefix`): what crossing the boundary (a fresh AdamW, near-sign first steps) costs it;
 - exact LOO of those points one replay at a time (chunk_size=1) vs vmapped (chunk_size=all): the
   speed ratio.
 
@@ -114,6 +116,11 @@ def run_foundation_section(seeds: Sequence[int] = (0,), log: Callable[[str], Non
             row[f"{mode}_seconds"] = time.perf_counter() - t0
         for name, est in estimates.items():
             row[f"spearman_{name}"] = _spearman(est, exact)
+        log(f"foundation: seed {seed}, the same query at the end of pretraining (θ at the boundary) ...")
+        pre = traj.prefix(boundary)
+        row["spearman_unrolled_pretraining_only"] = _spearman(
+            dt.unrolled_influence(pre, test, measure=m).total()[points, 0],
+            dt.exact_loo(pre, test, points, chunk_size=n_points, measure=m)[:, 0])
         out["runs"].append(row)
     return out
 
@@ -132,7 +139,8 @@ def format_foundation_section(r: dict) -> str:
             f"    Spearman vs exact: first order through AdamW {row['spearman_unrolled']:.3f} "
             f"({row['unrolled_seconds']:.1f} s), SGD proxy {row['spearman_sgd_proxy']:.3f} "
             f"({row['sgd_proxy_seconds']:.1f} s), optimizer-aware embedding {row['spearman_recorded']:.3f} "
-            f"({row['recorded_seconds']:.1f} s)",
+            f"({row['recorded_seconds']:.1f} s); first order with the query at the end of pretraining "
+            f"(no boundary crossed) {row['spearman_unrolled_pretraining_only']:.3f}",
             f"    exact LOO: vmapped {row['loo_vmapped_seconds']:.1f} s, one at a time "
             f"{row['loo_one_at_a_time_seconds']:.1f} s (x{row['loo_one_at_a_time_seconds'] / row['loo_vmapped_seconds']:.1f});"
             f" the two agree to {row['loo_paths_agree']:.1e}"]
