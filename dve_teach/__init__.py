@@ -26,11 +26,11 @@ from .data import Data, Split, as_data, config, datasets, models
 from .influence import (DataValueEmbedding, Influence, OrderPredictor, counterfactual, curation, exact_loo,
                         exact_order_change, explain, grad_dot, influence_function, metrics, phases, predict_order,
                         sgd_influence, tracin, unrolled_influence)
-from .training import (DamagedFileError, Schedule, Trajectory, convert_legacy_trajectory, functional, lr, optim,
-                       orders, train)
+from .training import (DamagedFileError, Schedule, Stage, Trajectory, convert_legacy_trajectory, functional, lr, optim,
+                       orders, train, train_stages)
 
 __all__ = [
-    "Data", "Split", "as_data", "Schedule", "train", "Trajectory", "Influence",
+    "Data", "Split", "as_data", "Schedule", "train", "train_stages", "Stage", "Trajectory", "Influence",
     "exact_loo", "sgd_influence", "unrolled_influence", "predict_order", "exact_order_change", "OrderPredictor", "DataValueEmbedding", "tracin", "grad_dot", "influence_function",
     "datasets", "models", "metrics", "orders", "counterfactual", "explain", "config", "functional",
     "lr", "optim", "phases", "curation", "convert_legacy_trajectory", "DamagedFileError", "__version__",

@@ -111,11 +111,11 @@ def test_bench_json_reports_the_ratio_fields():
     f32 = out["scaling"]["float32"]
     assert f32["max_rel_score_difference"] < 1e-3 and -1 <= f32["spearman_float32"] <= 1
     # (i) update rules: one seed of every rule by default (structure: tests/test_cli_optim.py)
-    assert out["sections"] == ["core", "optimizers", "reorder"] and out["optimizers"]["seeds"] == [0]
+    assert out["sections"] == ["core", "optimizers", "reorder", "foundation"] and out["optimizers"]["seeds"] == [0]
     assert out["reorder"]["runs"] and all("moves" in row for row in out["reorder"]["runs"])
     text = format_bench(out)
     assert "(f) projections" in text and "(g) influence checkpointing" in text and "(h) float32" in text
-    assert "(i) update rules" in text
+    assert "(i) update rules" in text and "(k) foundation model" in text
     # every timing target of (a), (b), (e) carries its verdict, judged from the report's own numbers
     speed = "met" if loo["speedup"] >= 10 else "not met on this machine"
     assert f"(target >= 10x: {speed}" in text

@@ -801,3 +801,83 @@ def test_config_seed(offset, env):
             os.environ["DVE_TEACH_SEED"] = old
     if ok:
         assert out == int(env.strip() or 0) + offset
+
+
+# ---- issue 13: text data, the char transformer, multi-stage runs --------------------------------
+small_counts = st.one_of(st.integers(-2, 40), st.sampled_from([2.5, "10", None, True, 10 ** 7, np.int64(3)]))
+
+
+@FAST
+@given(stage=st.sampled_from(["plays", "sonnets", "novels", None, 3, "PLAYS"]), n_train=small_counts,
+       n_test=small_counts, context=st.one_of(st.integers(-1, 40), st.sampled_from([10 ** 6, 2.0, "8"])),
+       seed=st.one_of(st.integers(-1, 3), st.sampled_from([1.5, None])))
+def test_shakespeare(stage, n_train, n_test, context, seed):
+    ok, s = attempt("datasets.shakespeare", lambda: dt.datasets.shakespeare(stage, n_train, n_test, context, seed),
+                    r"stage|n_train|n_test|context|seed")
+    if ok:
+        assert s.train.X.shape == (int(n_train), int(context)) and s.test.y.shape == (int(n_test), int(context))
+        assert torch.equal(s.train.X[:, 1:], s.train.y[:, :-1])
+
+
+@FAST
+@given(text=st.one_of(st.text(max_size=8), st.sampled_from([None, 3, b"ab"])),
+       ids=st.one_of(st.lists(st.integers(-2, 80), max_size=5), index_kinds()))
+def test_vocab(text, ids):
+    V = dt.datasets.VOCAB
+    ok, out = attempt("Vocab.encode", lambda: V.encode(text), r"vocabulary|str")
+    if ok:
+        assert V.decode(out) == text
+    ok, out = attempt("Vocab.decode", lambda: V.decode(ids), r"ids|1-D|integer")
+    if ok:
+        assert len(out) == len(ids)
+
+
+@FAST
+@given(vocab=st.one_of(st.integers(-1, 12), st.sampled_from([None, "abc", 2.5, 10 ** 9, dt.datasets.VOCAB])),
+       d=st.one_of(st.integers(-1, 12), st.sampled_from([7, 10 ** 5, "8"])),
+       heads=st.one_of(st.integers(-1, 4), st.sampled_from([3, 0.5])),
+       layers=st.one_of(st.integers(-1, 2), st.sampled_from([10 ** 4, None])),
+       context=st.one_of(st.integers(-1, 8), st.sampled_from([10 ** 5, 4.0])))
+def test_char_transformer(vocab, d, heads, layers, context):
+    ok, m = attempt("models.char_transformer", lambda: dt.models.char_transformer(vocab, d, heads, layers, context),
+                    r"vocab|d_model|n_heads|n_layers|context")
+    if ok:
+        V = vocab if isinstance(vocab, int) else len(vocab)
+        assert m(torch.zeros(2, int(context), dtype=torch.int64)).shape == (2, int(context), V)
+
+
+def _stage(kind, d, sched):
+    return {"ok": dt.Stage(d, sched, 0.05), "tuple": (d, sched, 0.05), "lr": dt.Stage(d, sched, math.nan),
+            "schedule": dt.Stage(d, dt.Schedule.shuffled(len(d) + 1, 4), 0.05),
+            "batch": dt.Stage(d, dt.Schedule.shuffled(len(d), 3), 0.05), "optimizer": dt.Stage(d, sched, 0.05, "rmsprop"),
+            "data": dt.Stage((d.X.double(), d.y), sched, 0.05), "name": dt.Stage(d, sched, 0.05, None, 3)}[kind]
+
+
+@SLOW
+@given(first=st.sampled_from(["ok", "tuple", "lr", "schedule", "optimizer"]),
+       second=st.sampled_from(["ok", "ok", "batch", "data", "name", "lr"]),
+       container=st.sampled_from(["list", "tuple", "one", "empty", "none"]))
+def test_train_stages(first, second, container):
+    g = torch.Generator().manual_seed(0)
+    d = dt.Data(torch.randint(0, 5, (8, 4), generator=g), torch.randint(0, 5, (8, 4), generator=g))
+    sched = dt.Schedule.shuffled(8, 4, seed=0)
+    stages = [_stage(first, d, sched), _stage(second, d, sched)]
+    stages = {"list": stages, "tuple": tuple(stages), "one": stages[0], "empty": [], "none": None}[container]
+    model = dt.models.char_transformer(5, 4, 2, 1, 4)
+    ok, traj = attempt("train_stages", lambda: dt.train_stages(model, stages),
+                       r"stage|schedule|lr|learning rate|data|batch|optimizer|name|n=")
+    if ok:
+        assert traj.T == 2 * len(sched) * (1 if container != "one" else 1) and len(traj.stages) == 2
+
+
+@FAST
+@given(prompt=st.one_of(st.text(max_size=4), st.sampled_from([None, 3])),
+       length=st.one_of(st.integers(-1, 4), st.sampled_from([1.5, "2", None])),
+       temperature=numbers_of_every_kind())
+def test_sample_text(prompt, length, temperature):
+    model = dt.models.char_transformer(dt.datasets.VOCAB, 4, 2, 1, context=4, seed=0)
+    ok, out = attempt("datasets.sample_text",
+                      lambda: dt.datasets.sample_text(model, prompt, length, temperature=temperature),
+                      r"prompt|length|temperature|vocabulary|str")
+    if ok:
+        assert out.startswith(prompt) and len(out) == len(prompt) + int(length)

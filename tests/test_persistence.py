@@ -262,9 +262,11 @@ def test_consistent_forgeries_are_refused(saved, tmp_path):
 
 def test_version_messages_show_the_type(saved, tmp_path):
     out = tmp_path / "v.dvt"
-    with pytest.raises(ValueError, match=r"version '2' \(str\); this dve_teach reads versions 2 and 3 \(int\)"):
+    with pytest.raises(ValueError, match=r"version '2' \(str\); this dve_teach reads versions 2, 3 and 4 \(int\)"):
         dt.Trajectory.load(rewrite(saved, out, edit_meta=lambda m: m.__setitem__("version", "2")))
-    with pytest.raises(ValueError, match=r"version 4 \(int\); this dve_teach reads versions 2 and 3"):
+    with pytest.raises(ValueError, match=r"version 5 \(int\); this dve_teach reads versions 2, 3 and 4"):
+        dt.Trajectory.load(rewrite(saved, out, edit_meta=lambda m: m.__setitem__("version", 5)))
+    with pytest.raises(dt.DamagedFileError, match="multi-stage runs"):   # version 4 is for staged runs only
         dt.Trajectory.load(rewrite(saved, out, edit_meta=lambda m: m.__setitem__("version", 4)))
     save_file({"w": torch.zeros(3)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(ValueError, match="not a dve-teach trajectory"):

@@ -150,11 +150,35 @@ def test_unsupported_layers(blobs_mlp, layer):
         dt.train(model, blobs_mlp.train, blobs_mlp.schedule, 0.1)
 
 
-def test_model_with_buffers_refused(blobs_mlp):
-    model = nn.Linear(2, 3).double()
-    model.register_buffer("scale", torch.ones(1))
-    with pytest.raises(TypeError, match="buffers"):
-        dt.train(model, blobs_mlp.train, blobs_mlp.schedule, 0.1)
+class _Counting(nn.Module):
+    """A Linear that counts its forward passes in a buffer (state a replay would not carry)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 3).double()
+        self.register_buffer("calls", torch.zeros(1, dtype=torch.float64))
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+        return self.lin(x) * self.scale if hasattr(self, "scale") else self.lin(x)
+
+
+def test_buffers_constant_allowed_changing_or_running_refused(blobs_mlp):
+    const = nn.Linear(2, 3).double()
+    const.register_buffer("scale", torch.ones(1))          # never changes: replays exactly
+    traj = dt.train(const, blobs_mlp.train, blobs_mlp.schedule, 0.1)
+    bare = copy.deepcopy(const)
+    del bare._buffers["scale"]
+    plain = dt.train(bare, blobs_mlp.train, blobs_mlp.schedule, 0.1)
+    assert torch.equal(traj.final, plain.final)
+    counting = _Counting()
+    with pytest.raises(TypeError, match="buffer calls changes in a forward pass"):
+        dt.train(counting, blobs_mlp.train, blobs_mlp.schedule, 0.1)
+    assert float(counting.calls) == 0.0                      # the model given is left as it was
+    norm = nn.Sequential(nn.Linear(2, 4), nn.InstanceNorm1d(4, track_running_stats=True), nn.Linear(4, 3)).double()
+    with pytest.raises(TypeError, match="running statistics"):
+        dt.train(norm, blobs_mlp.train, blobs_mlp.schedule, 0.1)
 
 
 def test_schedule_and_data_errors(blobs_mlp):

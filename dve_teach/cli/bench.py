@@ -24,7 +24,13 @@ Problem: digits, MLP 64-32-10 tanh, lr 0.05, b 32, 3 epochs, 1000 train / 200 te
     random single-point moves, batch swaps and whole-order shuffles on moons and the digits MLP, per
     seed; seconds of the one-off fit and milliseconds per prediction.
 
-``--section core`` runs (a)–(h) only, ``--section optimizers`` (i) only, ``--section reorder`` (j) only.
+(k) Foundation model in miniature (`dve_teach.cli.foundation_bench`): a char transformer pretrained on
+    plays and fine-tuned on sonnets (one two-stage run); exact TSLOO of pretraining sequences against
+    the first-order sweep, the SGD proxy and the projected optimizer-aware embedding; vmapped vs
+    one-at-a-time exact LOO.
+
+``--section core`` runs (a)–(h) only, ``--section optimizers`` (i) only, ``--section reorder`` (j) only,
+``--section foundation`` (k) only.
 
 Timings are medians of up to three repeats (fewer when one run takes long) after an untimed
 warm-up on a small case (the first torch.func call of each kind is slow). Section (d) times one
@@ -47,10 +53,12 @@ from .progress import machine_load, verdict
 
 __all__ = ["run_bench", "format_bench", "PeakMemory", "SECTIONS"]
 
-#: Groups of sections that `run_bench` can run: "core" = (a)-(h), "optimizers" = (i), "reorder" = (j).
-SECTIONS = ("core", "optimizers", "reorder")
+#: Groups of sections that `run_bench` can run: "core" = (a)-(h), "optimizers" = (i), "reorder" = (j),
+#: "foundation" = (k).
+SECTIONS = ("core", "optimizers", "reorder", "foundation")
 SECTION_TITLES = {"core": "(a)-(h) exact LOO, fit, memory, fidelity, widget, scaling",
-                  "optimizers": "(i) update rules", "reorder": "(j) reorder prediction"}
+                  "optimizers": "(i) update rules", "reorder": "(j) reorder prediction",
+                  "foundation": "(k) foundation model in miniature"}
 
 
 class PeakMemory:
@@ -136,6 +144,9 @@ def run_bench(device: str = "cpu", log: Callable[[str], None] = lambda s: None, 
         elif name == "reorder":
             from .order_bench import run_order_section
             report["reorder"] = run_order_section(seeds, log=log)
+        elif name == "foundation":
+            from .foundation_bench import run_foundation_section
+            report["foundation"] = run_foundation_section(seeds, log=log)
     report["load_average_end"] = _load()
     return report
 
@@ -265,6 +276,9 @@ def format_bench(r: dict) -> str:
     if "reorder" in r:
         from .order_bench import format_order_section
         out.append(format_order_section(r["reorder"]))
+    if "foundation" in r:
+        from .foundation_bench import format_foundation_section
+        out.append(format_foundation_section(r["foundation"]))
     return "\n".join(out)
 
 

@@ -201,11 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default 1, as for demo)")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    b.add_argument("--section", choices=["all", "core", "optimizers", "reorder"], default="all",
+    b.add_argument("--section", choices=["all", "core", "optimizers", "reorder", "foundation"], default="all",
                    help="core: sections (a)-(h); optimizers: (i), estimators on SGD, momentum, Adam and AdamW "
-                        "runs; reorder: (j), predicted vs retrained order edits; all (default): every one")
+                        "runs; reorder: (j), predicted vs retrained order edits; foundation: (k), a char "
+                        "transformer pretrained and fine-tuned as one run; all (default): every one")
     b.add_argument("--seeds", type=_seed_list, default=[0], metavar="0,1,2",
-                   help="seeds of sections (i) and (j), comma-separated (default 0)")
+                   help="seeds of sections (i), (j) and (k), comma-separated (default 0)")
     b.set_defaults(func=_cmd_bench)
 
     a = sub.add_parser("docs", help="the API reference from the docstrings (pdoc): serve it, or write HTML")

@@ -1,4 +1,5 @@
-"""Small offline data sets: scikit-learn's bundled digits, generated 2-D sets, linear regression.
+"""Small offline data sets: scikit-learn's bundled digits, generated 2-D sets, linear regression,
+and a character-level Shakespeare text set (`shakespeare`, from `dve_teach.data.text`).
 
 Nothing is downloaded. Every function returns a `Split` with ``.train`` and ``.test`` (`Data`),
 float64 inputs, int64 class labels (float64 targets for regression), reproducible from `seed`.
@@ -10,8 +11,10 @@ import torch
 
 from .checks import as_int
 from .container import Data, Split
+from .text import VOCAB, TextSplit, Vocab, load_text, sample_text, shakespeare, unigram_loss
 
-__all__ = ["digits", "moons", "blobs", "linear_regression"]
+__all__ = ["digits", "moons", "blobs", "linear_regression", "shakespeare", "Vocab", "VOCAB", "TextSplit",
+           "load_text", "unigram_loss", "sample_text"]
 
 
 def _sizes(n_train, n_test) -> tuple[int, int]:

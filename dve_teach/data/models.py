@@ -1,5 +1,6 @@
-"""Seeded, plain `nn.Module` models for the lessons: an MLP and a linear model, and their specs
-(`model_spec` / `build_model`: a saved trajectory stores the spec instead of code)."""
+"""Seeded, plain `nn.Module` models for the lessons: an MLP, a linear model and a tiny causal
+character-level transformer (`dve_teach.data.transformer`), and their specs (`model_spec` /
+`build_model`: a saved trajectory stores the spec instead of code)."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -8,8 +9,12 @@ import torch
 from torch import nn
 
 from .checks import as_int
+from .transformer import CharTransformer, char_transformer, transformer_param_shapes
 
-__all__ = ["mlp", "linear", "ACTIVATIONS", "model_spec", "build_model", "spec_param_shapes"]
+__all__ = ["mlp", "linear", "char_transformer", "CharTransformer", "ACTIVATIONS", "model_spec", "build_model",
+           "spec_param_shapes"]
+
+_TRANSFORMER_KEYS = ("vocab", "d_model", "n_heads", "n_layers", "context")
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus}
 
@@ -69,12 +74,15 @@ def _settings(module: nn.Module) -> dict:
 
 
 def model_spec(model: nn.Module) -> Optional[dict]:
-    """The spec of a model with the structure of `dt.models.linear` or `dt.models.mlp`
-    (``{"kind": "linear", "in_dim", "out_dim"}`` or ``{"kind": "mlp", "sizes", "activation"}``),
+    """The spec of a model with the structure of `dt.models.linear`, `dt.models.mlp` or
+    `dt.models.char_transformer` (``{"kind": "linear", "in_dim", "out_dim"}``, ``{"kind": "mlp", "sizes",
+    "activation"}`` or ``{"kind": "char_transformer", "vocab", "d_model", "n_heads", "n_layers", "context"}``),
     or None for any other model (which `load` then needs passed in), and for one with frozen
     parameters (requires_grad=False: the spec would rebuild them trainable)."""
     if any(not p.requires_grad for p in model.parameters()):
         return None
+    if type(model) is CharTransformer:
+        return {"kind": "char_transformer", **{k: getattr(model, k) for k in _TRANSFORMER_KEYS}}
     if type(model) is nn.Linear:
         io = _linear_spec(model)
         return None if io is None else {"kind": "linear", "in_dim": io[0], "out_dim": io[1]}
@@ -114,6 +122,10 @@ def spec_param_shapes(spec: dict) -> list[tuple[str, list[int]]]:
         for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             out += [(f"{2 * k}.weight", [b, a]), (f"{2 * k}.bias", [b])]
         return out
+    if kind == "char_transformer":
+        if set(spec) != {"kind", *_TRANSFORMER_KEYS}:
+            raise ValueError(f"a char_transformer spec holds exactly the keys {_TRANSFORMER_KEYS}")
+        return transformer_param_shapes(*(spec[k] for k in _TRANSFORMER_KEYS))
     raise ValueError(f"unknown model spec {spec!r:.100}: use one written by model_spec")
 
 
@@ -125,4 +137,7 @@ def build_model(spec: dict, dtype: torch.dtype = torch.float64) -> nn.Module:
         return linear(spec["in_dim"], spec["out_dim"], dtype=dtype)
     if kind == "mlp":
         return mlp(spec["sizes"], spec["activation"], dtype=dtype)
+    if kind == "char_transformer":
+        spec_param_shapes(spec)   # the bounds, before anything is built
+        return char_transformer(*(spec[k] for k in _TRANSFORMER_KEYS), dtype=dtype)
     raise ValueError(f"unknown model spec {spec!r}: use one written by model_spec")

@@ -19,7 +19,7 @@ import warnings
 from typing import Optional
 
 import torch
-from torch.func import hessian
+from torch.func import grad, jacrev
 
 from ..data.checks import as_int, as_number
 from ..data.container import DataLike
@@ -112,7 +112,7 @@ def influence_function(traj: Trajectory, test: DataLike, damping=1e-3,
     2 |λ_min(H)| when H has a negative eigenvalue (common for a non-convex model away from a
     minimum), else 1e-3 — λ_min from the dense H (exact solver) or by Lanczos with Hessian-vector
     products (cg).
-    solver: ``"exact"`` forms H with ``torch.func.hessian`` (summed over data chunks) and solves
+    solver: ``"exact"`` forms H with ``jacrev(grad(...))`` (summed over data chunks) and solves
     densely — it warns (does not fail) when H + damping·I is not positive definite; ``"cg"`` runs conjugate gradient with
     Hessian-vector products (chunked over the data), one system per test point, to relative
     residual `tol` in at most `max_iter` (default min(P, 1000)) iterations, warning on negative
@@ -133,6 +133,10 @@ def influence_function(traj: Trajectory, test: DataLike, damping=1e-3,
         raise ValueError(f"tol must be a finite number > 0 (a relative residual such as 1e-10), got {tol}")
     if max_iter is not None:
         max_iter = as_int(max_iter, "max_iter", 1)
+    if len(traj.stages) > 1:
+        raise NotImplementedError("influence_function removes a point from one training objective at θ_T; this run has "
+                                  f"{len(traj.stages)} stages with their own data and optimizers: use "
+                                  "dt.unrolled_influence, DataValueEmbedding or exact_loo, which follow the stages")
     data = traj.check_data(test)
     obj, theta, P = traj.objective, traj.final, traj.flat.P
     Xtr, ytr = traj.data.X, traj.data.y
@@ -147,7 +151,9 @@ def influence_function(traj: Trajectory, test: DataLike, damping=1e-3,
         # forward-over-reverse vmaps P tangents over the chunk: keep rows × P bounded
         for s in _chunks(n, max(1, min(int(chunk_size), 2 ** 19 // P))):
             try:
-                H += hessian(lambda th: obj.losses(th, Xtr[s], ytr[s]).sum() / n)(theta)
+                # jacrev(grad), not torch.func.hessian: in torch 2.13 hessian (jacfwd∘jacrev) of a model
+                # with nn.LayerNorm after a parameterised layer is wrong (asymmetric); jacrev(grad) is not
+                H += jacrev(grad(lambda th: obj.losses(th, Xtr[s], ytr[s]).sum() / n))(theta)
             except (NotImplementedError, RuntimeError) as e:
                 raise no_second_derivatives(e) from e
         if auto:

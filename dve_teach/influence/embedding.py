@@ -37,8 +37,8 @@ from ..data.checks import as_flag, as_int
 from ..data.container import DataLike
 from ..training.functional import Measure
 from .scores import Influence
-from .pca import build_projection
 from .projection import Projection, ProjectionLike
+from .projection_factory import build_projection
 from .checkpointing import SegmentsLike, check_workers, segment_bounds, segmented_recursion
 from .recursion import ggn_factors, run_recursion  # noqa: F401  (ggn_factors: its old home)
 from .state_recursion import run_state_recursion
@@ -59,7 +59,9 @@ class DataValueEmbedding:
       (`recursion.sampled_targets`, seeded by `seed` and the step), an unbiased estimate of the GGN
       at the cost of the Fisher (cross-entropy and mse losses).
     proj_dim, projection, seed: the projection R: R^P -> R^d (`dve_teach.influence.projection`); proj_dim=None
-      = no projection. projection: ``"gaussian"``, ``"orthogonal"``, ``"kronecker"``, a Tensor [d, P], or
+      = no projection. projection: ``"gaussian"``, ``"orthogonal"``, ``"kronecker"``, a Tensor [d, P], a
+      projection object (a `Projection`, or anything with ``project``, ``dim``, ``in_dim``; built by the one
+      factory, `dve_teach.influence.projection_factory`), or
       fitted to the run (`dve_teach.influence.pca`): ``"pca"`` (top principal directions of the
       per-sample gradients of `pca_samples` training points, drawn with `seed`, at θ_{pca_step}) or
       ``"kronecker_pca"`` (the factored Linear-layer variant: PCA of inputs and output gradients).
@@ -202,8 +204,9 @@ class DataValueEmbedding:
         name = f"dve_{self.hessian}"
         if self.layerwise:
             name += "_layerwise"
-        if self.proj_dim is not None or isinstance(self.projection, torch.Tensor):
-            kind = "matrix" if isinstance(self.projection, torch.Tensor) else self.projection
+        if self.proj_dim is not None or not isinstance(self.projection, str):
+            kind = self.projection if isinstance(self.projection, str) else \
+                "matrix" if isinstance(self.projection, torch.Tensor) else getattr(self.projection, "name", "custom")
             name += f"_{kind}{getattr(self, 'embedding_dim_', self.proj_dim)}"
         name += {"recorded": "", "sgd_proxy": "_sgd_proxy", "frozen_preconditioner": "_frozen"}.get(self.optimizer, "")
         return name + ("_renormalized" if self.renormalize else "")
@@ -211,6 +214,6 @@ class DataValueEmbedding:
     def __repr__(self) -> str:
         fitted = f", fitted: {tuple(self.embeddings_.shape)}" if hasattr(self, "embeddings_") else ""
         return (f"DataValueEmbedding(hessian={self.hessian!r}, proj_dim={self.proj_dim}, projection="
-                f"{'Tensor' if isinstance(self.projection, torch.Tensor) else repr(self.projection)}, "
+                f"{repr(self.projection) if isinstance(self.projection, str) else type(self.projection).__name__}, "
                 f"layerwise={self.layerwise}, seed={self.seed}, renormalize={self.renormalize}, "
                 f"segments={self.segments}, workers={self.workers}, optimizer={self.optimizer!r}{fitted})")

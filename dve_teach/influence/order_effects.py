@@ -144,7 +144,7 @@ def predict_order(traj: Trajectory, test: DataLike, schedule: Schedule, method: 
     if method != "embedding":
         raise ValueError(f"method must be 'unrolled' or 'embedding', got {method!r}")
     from .embedding import DataValueEmbedding
-    from .pca import build_projection
+    from .projection_factory import build_projection
     from .state_recursion import run_state_recursion
     schedule = _check_schedule(traj, schedule)
     dve = dve if dve is not None else DataValueEmbedding()

@@ -18,23 +18,18 @@ projection onto their top principal directions keeps most of what the recursion 
   R g = vec(P_out G P_inᵀ) with orthonormal rows.
 
 Signs of singular vectors are fixed (largest-magnitude entry positive), so the same seed, step and
-data give the same R.
+data give the same R. Build them through the one factory,
+`dve_teach.influence.projection_factory.build_projection` (as `DataValueEmbedding` does).
 """
 from __future__ import annotations
-
-from typing import Optional
 
 import torch
 
 from ..training.trajectory import Trajectory
-from .projection import (DenseProjection, KroneckerProjection, Projection, ProjectionLike, _kron_shape,
-                         _linear_factors, allocate_dims, factored_grads, linear_io, make_projection)
+from .projection import (DenseProjection, KroneckerProjection, allocate_dims, factored_grads, kron_shape,
+                         linear_factors, linear_io)
 
-__all__ = ["pca_projection", "kronecker_pca_projection", "build_projection", "principal_directions",
-           "FITTED"]
-
-#: Projections fitted to the trajectory (they need it, not only the model).
-FITTED = ("pca", "kronecker_pca")
+__all__ = ["pca_projection", "kronecker_pca_projection", "principal_directions"]
 
 
 def principal_directions(A: torch.Tensor, k: int) -> torch.Tensor:
@@ -91,7 +86,7 @@ def kronecker_pca_projection(traj: Trajectory, proj_dim: int, samples: int = 256
     """P_out ⊗ P_in per Linear layer from the principal directions of its output gradients and its
     inputs [a; 1] over `samples` training points at θ_step (see the module doc). d ≤ proj_dim."""
     theta, X, y = _sample(traj, samples, step, seed)
-    factors = _linear_factors(traj.flat)
+    factors = linear_factors(traj.flat)
     if proj_dim < len(factors):
         raise ValueError(f"proj_dim={proj_dim} is below the number of Linear layers ({len(factors)}): "
                          "kronecker_pca needs at least one dimension per layer")
@@ -103,22 +98,7 @@ def kronecker_pca_projection(traj: Trajectory, proj_dim: int, samples: int = 256
     sizes = [f["out"] * k for f, k in zip(factors, fans)]
     for f, fan, d_l, (a, delta) in zip(factors, fans, allocate_dims(proj_dim, sizes), io):
         A, D = a.reshape(-1, fan), delta.reshape(-1, f["out"])
-        ko, ki = _kron_shape(d_l, min(f["out"], D.shape[0]), min(fan, A.shape[0]))
+        ko, ki = kron_shape(d_l, min(f["out"], D.shape[0]), min(fan, A.shape[0]))
         f["P_out"] = principal_directions(D, ko).to(traj.device, traj.dtype)
         f["P_in"] = principal_directions(A, ki).to(traj.device, traj.dtype)
     return KroneckerProjection(factors, traj.flat.P)
-
-
-def build_projection(traj: Trajectory, proj_dim: Optional[int], projection: ProjectionLike, layerwise: bool,
-                     seed: int, samples: int = 256, step: int = 0) -> Projection:
-    """The projection a `DataValueEmbedding` uses: fitted ones here, the others from `make_projection`."""
-    if isinstance(projection, str) and projection in FITTED:
-        if isinstance(proj_dim, bool) or not isinstance(proj_dim, int) or proj_dim < 1:
-            raise ValueError(f"projection={projection!r} needs proj_dim, a positive int (e.g. proj_dim=256); "
-                             f"got {proj_dim!r}")
-        if proj_dim > traj.flat.P:
-            raise ValueError(f"proj_dim={proj_dim} is larger than the parameter count P={traj.flat.P}")
-        if projection == "pca":
-            return pca_projection(traj, proj_dim, samples, step, seed, layerwise)
-        return kronecker_pca_projection(traj, proj_dim, samples, step, seed)
-    return make_projection(traj.flat, proj_dim, projection, layerwise, seed, traj.dtype, traj.device)

@@ -34,9 +34,11 @@ from torch import nn
 from ..training.functional import FlatModel
 
 __all__ = ["Projection", "IdentityProjection", "DenseProjection", "KroneckerProjection",
-           "make_projection", "allocate_dims", "linear_io", "factored_grads", "ProjectionLike"]
+           "make_projection", "matrix_projection", "random_projection", "allocate_dims", "kron_shape",
+           "linear_factors", "linear_io", "factored_grads", "ProjectionLike"]
 
-ProjectionLike = Union[str, torch.Tensor]
+#: what may be passed as ``projection``: a kind's name, a matrix [d, P] or a `Projection` object
+ProjectionLike = Union[str, torch.Tensor, "Projection"]
 
 
 class Projection:
@@ -108,6 +110,16 @@ class DenseProjection(Projection):
         if len(self.parts) == 1 and self.parts[0][0] == slice(0, self.in_dim):
             return V @ self.parts[0][1].T
         return torch.cat([V[..., s] @ R.T for s, R in self.parts], dim=-1)
+
+    def matrix(self) -> torch.Tensor:
+        """R Tensor[d, P] assembled from its blocks (no P×P identity is formed: P may be 10^5)."""
+        ref = self.parts[0][1]
+        R = torch.zeros(self.dim, self.in_dim, dtype=ref.dtype, device=ref.device)
+        row = 0
+        for s, Rl in self.parts:
+            R[row:row + Rl.shape[0], s] = Rl
+            row += Rl.shape[0]
+        return R
 
     def _ref(self) -> torch.Tensor:
         return self.parts[0][1]
@@ -208,7 +220,7 @@ def factored_grads(obj, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor) -
     factors = getattr(flat, "_factor_cache", None)
     if factors is None:
         try:
-            factors = _linear_factors(flat)
+            factors = linear_factors(flat)
         except ValueError:
             factors = []
         flat._factor_cache = factors
@@ -246,7 +258,7 @@ def allocate_dims(total: int, sizes: Sequence[int]) -> list[int]:
     return k
 
 
-def _kron_shape(d: int, out: int, inp: int) -> tuple[int, int]:
+def kron_shape(d: int, out: int, inp: int) -> tuple[int, int]:
     """k_o ≤ out, k_i ≤ inp with k_o k_i ≤ d as large as possible, aspect ratio close to out/inp."""
     best = None
     for ko in range(1, min(out, d) + 1):
@@ -270,7 +282,7 @@ def _orthonormal_rows(gen: torch.Generator, rows: int, cols: int) -> torch.Tenso
     return Q.T.contiguous()
 
 
-def _linear_factors(flat: FlatModel) -> list[dict]:
+def linear_factors(flat: FlatModel) -> list[dict]:
     """The (weight slice, bias slice) of every nn.Linear owning parameters of θ; clear errors otherwise."""
     owners: dict[str, dict] = {}
     outside = []
@@ -303,59 +315,59 @@ def _linear_factors(flat: FlatModel) -> list[dict]:
 def make_projection(flat: FlatModel, proj_dim: Optional[int] = None, projection: ProjectionLike = "gaussian",
                     layerwise: bool = False, seed: int = 0, dtype: Optional[torch.dtype] = None,
                     device=None) -> Projection:
-    """Build the projection R: R^P -> R^d of a model (see the module doc).
+    """Build the projection R: R^P -> R^d of a model (see the module doc) — the model-only entry to
+    the one factory, `dve_teach.influence.projection_factory.build_projection` (the kinds fitted to a
+    run, "pca" and "kronecker_pca", need the `Trajectory` there).
 
     proj_dim=None with a string projection means no projection (d = P, identity); "orthogonal" and
-    "kronecker" need a proj_dim. A Tensor [d, P] is used as given (proj_dim None or d).
+    "kronecker" need a proj_dim. A Tensor [d, P] is used as given (proj_dim None or d); a `Projection`
+    object (or anything with ``project``, ``dim`` and ``in_dim``) is checked and used as given.
     Random matrices are drawn in float64 on the CPU from `seed`, then moved to (dtype, device), so
     the same seed gives the same R on every device.
     """
-    dtype = dtype or flat.dtype
-    device = torch.device(device) if device is not None else flat.device
+    from .projection_factory import build_projection   # the factory builds on this module's classes
+    return build_projection(flat, proj_dim, projection, layerwise, seed, dtype=dtype, device=device)
+
+
+def matrix_projection(flat: FlatModel, R: torch.Tensor, proj_dim: Optional[int], layerwise: bool, dtype,
+                      device) -> DenseProjection:
+    """A user's matrix R [d, P] as a projection (checked: shape, finite real numbers, proj_dim)."""
     P = flat.P
-    if isinstance(projection, torch.Tensor):
-        R = projection
-        if R.ndim != 2 or R.shape[1] != P:
-            raise ValueError(f"a projection matrix must be a Tensor [d, P] with P = {P} (the parameter "
-                             f"count); got shape {tuple(R.shape)}")
-        if R.is_complex() or not R.is_floating_point() or not bool(torch.isfinite(R).all()):
-            raise ValueError(f"a projection matrix must hold finite real numbers (got dtype {R.dtype}"
-                             f"{'' if R.is_complex() or not R.is_floating_point() else ' with NaN/inf'}): "
-                             "pass a float Tensor [d, P]")
-        if proj_dim is not None and int(proj_dim) != R.shape[0]:
-            raise ValueError(f"proj_dim={proj_dim} disagrees with the projection matrix's {R.shape[0]} rows: "
-                             "leave proj_dim=None when passing a matrix")
-        if layerwise:
-            raise ValueError("layerwise=True needs a projection that keeps layers apart; a user matrix mixes "
-                             "them: use projection='gaussian' with layerwise=True, or layerwise=False")
-        return DenseProjection([(slice(0, P), R.detach().to(device, dtype))], P, name="matrix")
-    if projection not in ("gaussian", "orthogonal", "kronecker"):
-        raise ValueError(f"unknown projection {projection!r}: use 'gaussian', 'orthogonal', 'kronecker', "
-                         "a Tensor [d, P], or (fitted to a run, in DataValueEmbedding) 'pca', 'kronecker_pca'")
-    if proj_dim is None:
-        if projection != "gaussian":
-            raise ValueError(f"projection={projection!r} needs proj_dim (the projected dimension, e.g. "
-                             "proj_dim=256); proj_dim=None means no projection")
-        return IdentityProjection(flat)
-    if isinstance(proj_dim, bool) or not isinstance(proj_dim, int) or proj_dim < 1:
-        raise ValueError(f"proj_dim must be a positive int or None (no projection), got {proj_dim!r}")
-    if proj_dim > P:
-        raise ValueError(f"proj_dim={proj_dim} is larger than the parameter count P={P}: a projection cannot "
-                         f"add dimensions; use proj_dim <= {P}, or proj_dim=None for no projection")
+    if R.ndim != 2 or R.shape[1] != P:
+        raise ValueError(f"a projection matrix must be a Tensor [d, P] with P = {P} (the parameter "
+                         f"count); got shape {tuple(R.shape)}")
+    if R.is_complex() or not R.is_floating_point() or not bool(torch.isfinite(R).all()):
+        raise ValueError(f"a projection matrix must hold finite real numbers (got dtype {R.dtype}"
+                         f"{'' if R.is_complex() or not R.is_floating_point() else ' with NaN/inf'}): "
+                         "pass a float Tensor [d, P]")
+    if proj_dim is not None and int(proj_dim) != R.shape[0]:
+        raise ValueError(f"proj_dim={proj_dim} disagrees with the projection matrix's {R.shape[0]} rows: "
+                         "leave proj_dim=None when passing a matrix")
+    if layerwise:
+        raise ValueError("layerwise=True needs a projection that keeps layers apart; a user matrix mixes "
+                         "them: use projection='gaussian' with layerwise=True, or layerwise=False")
+    return DenseProjection([(slice(0, P), R.detach().to(device, dtype))], P, name="matrix")
+
+
+def random_projection(flat: FlatModel, proj_dim: int, kind: str, layerwise: bool, seed: int, dtype,
+                      device) -> Projection:
+    """A seeded random R of `kind` "gaussian", "orthogonal" or "kronecker" (module doc); proj_dim is
+    already checked (1 <= proj_dim <= P) by the factory."""
+    P = flat.P
     gen = torch.Generator().manual_seed(int(seed))
-    if projection == "kronecker":
-        factors = _linear_factors(flat)
+    if kind == "kronecker":
+        factors = linear_factors(flat)
         fans = [f["inp"] + (f["bias"] is not None) for f in factors]
         sizes = [f["out"] * k for f, k in zip(factors, fans)]
         if proj_dim < len(factors):
             raise ValueError(f"proj_dim={proj_dim} is below the number of Linear layers ({len(factors)}): "
                              "kronecker needs at least one dimension per layer")
         for f, fan, d_l in zip(factors, fans, allocate_dims(proj_dim, sizes)):
-            ko, ki = _kron_shape(d_l, f["out"], fan)
+            ko, ki = kron_shape(d_l, f["out"], fan)
             f["P_out"] = _gaussian(gen, ko, f["out"]).to(device, dtype)
             f["P_in"] = _gaussian(gen, ki, fan).to(device, dtype)
         return KroneckerProjection(factors, P)
-    draw = _gaussian if projection == "gaussian" else _orthonormal_rows
+    draw = _gaussian if kind == "gaussian" else _orthonormal_rows
     if layerwise:
         slices = [s for _, s in flat.layers]
         if proj_dim < len(slices):
@@ -363,5 +375,5 @@ def make_projection(flat: FlatModel, proj_dim: Optional[int] = None, projection:
                              "layerwise projection needs at least one dimension per layer")
         dims = allocate_dims(proj_dim, [s.stop - s.start for s in slices])
         parts = [(s, draw(gen, k, s.stop - s.start).to(device, dtype)) for s, k in zip(slices, dims)]
-        return DenseProjection(parts, P, name=projection, layerwise=True)
-    return DenseProjection([(slice(0, P), draw(gen, proj_dim, P).to(device, dtype))], P, name=projection)
+        return DenseProjection(parts, P, name=kind, layerwise=True)
+    return DenseProjection([(slice(0, P), draw(gen, proj_dim, P).to(device, dtype))], P, name=kind)

@@ -27,6 +27,10 @@ from .projection import Projection
 __all__ = ["ggn_factors", "sampled_targets", "run_recursion"]
 
 
+#: the most outputs per example `ggn_factors` factors (an eigh of [C, C] per example)
+GGN_MAX_OUTPUTS = 2048
+
+
 def ggn_factors(obj: Objective, theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor):
     """Signed rank-one factors of the per-sample GGN: Jᵢᵀ H_out,i Jᵢ = Σ_r s_{ir} k_{ir} k_{ir}ᵀ.
 
@@ -45,6 +49,11 @@ def ggn_factors(obj: Objective, theta: torch.Tensor, X: torch.Tensor, y: torch.T
 
     m = X.shape[0]
     outs = flat.forward(theta, X).detach()
+    C = outs[0].numel()
+    if C > GGN_MAX_OUTPUTS:
+        raise ValueError(f"hessian='ggn' factors the loss's Hessian in the model's {C} outputs per example "
+                         f"(outputs {list(outs.shape)}; a sequence model has L·V of them), an eigh of [{C}, {C}] per "
+                         f"example, over the limit of {GGN_MAX_OUTPUTS}: use hessian='fisher' (the paper's choice)")
     if flat.row_vmap:
         J = vmap(jacrev(out1), in_dims=(None, 0))(theta, X)
     else:  # recurrent layers cannot be vmapped over their inputs (FlatModel.row_vmap)
@@ -137,6 +146,10 @@ def sampled_targets(obj: Objective, theta: torch.Tensor, X: torch.Tensor, sample
     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
     out = obj.flat.forward(theta, X).detach()
     Xs = X.repeat(samples, *([1] * (X.ndim - 1)))
+    if out.ndim == 3:
+        raise ValueError("hessian='sampled_fisher' draws one target per example from a [n, k] output; this model "
+                         f"outputs sequences {list(out.shape)} ([n, L, V]), whose per-sequence mean loss it does not "
+                         "serve: use hessian='fisher' (the paper's choice) or hessian='ggn'")
     if obj.loss_fn is cross_entropy:
         p = torch.softmax(out.double().cpu(), dim=1)
         ys = torch.multinomial(p, samples, replacement=True, generator=gen).T.reshape(-1)
@@ -171,7 +184,7 @@ def run_recursion(traj: Trajectory, proj: Projection, slices: list, hessian: str
     sizes = [s.stop - s.start for s in slices]
     block_rank = block_rank if block_rank is not None else min(128, max(sizes) // 4)
     blocks = [_Block(k, traj.dtype, traj.device) for k in sizes]
-    obj, b, lam = traj.objective, traj.batch_size, traj.weight_decay
+    obj, b, rule = traj.objective, traj.batch_size, traj.optimizer
     offsets = [0]
     for t in range(start, stop):
         offsets.append(offsets[-1] + len(traj.schedule.batches[t]))
@@ -198,7 +211,7 @@ def run_recursion(traj: Trajectory, proj: Projection, slices: list, hessian: str
             G = proj.per_sample_grads(obj, theta, X, y)
             last = t == start
             skip = last and not propagate_first
-            alpha, beta = (0.0, 1.0) if skip else (lr / b, 1.0 - lr * lam)
+            alpha, beta = (0.0, 1.0) if skip else (lr / b, 1.0 - lr * rule.weight_decay_at(t))   # λ of step t's stage
             upd = None
             if hessian == "ggn" and alpha != 0.0:
                 Kf, s = ggn_factors(obj, theta, X, y)

@@ -1,4 +1,5 @@
-"""The functional view of a model: flat parameter vectors, per-example losses and their gradients.
+"""The functional view of a model: flat parameter vectors, per-example losses and their gradients
+(the losses themselves live in `dve_teach.training.losses`, re-exported here).
 
 Every estimator works on flat parameter vectors θ ∈ R^P. `FlatModel` maps θ to the module's
 named parameters and evaluates it with `torch.func.functional_call`, so per-example gradients are
@@ -7,87 +8,48 @@ Python loop over examples (the torch.func idiom). The user's model and loss stay
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
 
 from ..data.container import Data
+from .losses import (_LOSSES, LossFn, LossLike, Measure, cross_entropy, is_sequence_output,  # noqa: F401
+                     mse, no_second_derivatives, resolve_loss)
 
-__all__ = ["FlatModel", "resolve_loss", "LossLike", "Measure", "cross_entropy", "mse"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-LossLike = Union[str, LossFn]
-#: ``measure(model, params, data) -> Tensor[n]``: what is measured on the test points.
-Measure = Callable[[nn.Module, dict, Data], torch.Tensor]
-
-
-def cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-example cross-entropy: outputs [n, k] logits, targets [n] int64 labels in 0..k−1
-    (or [n, k] class probabilities) -> [n]."""
-    if outputs.ndim != 2:
-        raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k] (one logit per class), "
-                         f"got {list(outputs.shape)}")
-    if targets.is_floating_point() and tuple(targets.shape) != tuple(outputs.shape):
-        raise ValueError(f"loss='cross_entropy' got floating targets of shape {list(targets.shape)}: give "
-                         f"class labels as int64 [n] (y.long()), or probabilities shaped like the outputs "
-                         f"{list(outputs.shape)}; for regression use loss='mse'")
-    if not targets.is_floating_point() and targets.dtype not in (torch.int64, torch.uint8):
-        raise TypeError(f"loss='cross_entropy' needs int64 class labels, got {targets.dtype}: convert them "
-                        "with y.long()")
-    if not targets.is_floating_point() and targets.ndim != 1:
-        raise ValueError(f"loss='cross_entropy' needs class labels of shape [n], got {list(targets.shape)}: "
-                         "flatten them with y.reshape(-1)")
-    return F.cross_entropy(outputs, targets, reduction="none")
-
-
-def mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-example squared error averaged over output dimensions: [n, k], [n, k] or [n, 1], [n] -> [n].
-
-    Shapes must match exactly (targets [n] are read as [n, 1] for a one-output model): no silent
-    broadcasting of [n] against [n, 1] into [n, n]. Integer (class-label) targets are refused."""
-    if not targets.is_floating_point():
-        raise TypeError(f"loss='mse' got {targets.dtype} targets (class labels?): use loss='cross_entropy' "
-                        "for labels, or give float targets (e.g. one-hot, y.double())")
-    if targets.ndim == 1 and outputs.ndim == 2 and outputs.shape[1] == 1:
-        targets = targets.unsqueeze(1)
-    if tuple(outputs.shape) != tuple(targets.shape):
-        raise ValueError(f"loss='mse': model outputs have shape {list(outputs.shape)} but targets "
-                         f"{list(targets.shape)}; make them equal (e.g. y.reshape(-1, 1) for one output, "
-                         "or a model whose output width matches the targets)")
-    err = F.mse_loss(outputs, targets.to(outputs.dtype), reduction="none")
-    return err.reshape(err.shape[0], -1).mean(1)
-
-
-_LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
-
-
-def no_second_derivatives(e: BaseException) -> Exception:
-    """The error for a model torch cannot differentiate twice (Hessian-vector products), or `e`."""
-    text = str(e).splitlines()[0] if str(e) else type(e).__name__
-    if "not implemented" not in text and "does not support" not in text:
-        return e
-    return NotImplementedError(
-        f"this estimator needs second derivatives of the model, which torch does not have for one of its "
-        f"operations ({text}). Use a first-order estimator (DataValueEmbedding, tracin, grad_dot) or "
-        "exact_loo, or run it under `with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):` "
-        "when the model uses attention (the fused kernels have no second derivatives)")
-
-
-def resolve_loss(loss: LossLike) -> LossFn:
-    """``"cross_entropy"``, ``"mse"`` or a callable ``loss(outputs, targets) -> Tensor[n]``."""
-    if callable(loss):
-        return loss
-    if isinstance(loss, str) and loss in _LOSSES:
-        return _LOSSES[loss]
-    raise ValueError(f"unknown loss {loss!r}: use 'cross_entropy', 'mse' or a callable "
-                     "loss(outputs, targets) -> Tensor[n] of per-example losses")
-
+__all__ = ["FlatModel", "resolve_loss", "LossLike", "Measure", "cross_entropy", "mse", "is_sequence_output",
+           "check_constant_buffers"]
 
 _UNSUPPORTED = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
                 nn.AlphaDropout)
+
+
+_RUNNING = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def check_constant_buffers(model: nn.Module, X: torch.Tensor) -> None:
+    """Refuse a model whose buffers change in a forward pass (in train mode, on inputs X): a buffer
+    is fine only as a constant (e.g. a causal mask), never as state the replay would have to carry."""
+    before = {n: b.detach().clone() for n, b in model.named_buffers()}
+    if not before:
+        return
+    mode = model.training
+    try:
+        with torch.no_grad():
+            model.train()
+            model(X)
+    except Exception:   # the caller's forward check names what is wrong with the inputs
+        return
+    finally:
+        model.train(mode)
+    changed = [n for n, b in model.named_buffers() if n in before and not torch.equal(b, before[n])]
+    for n in changed:   # put them back: the run starts from the model as given
+        model.get_buffer(n).copy_(before[n])
+    if changed:
+        raise TypeError(f"the model's buffer {changed[0]} changes in a forward pass (a running statistic?): "
+                        "dve_teach replays a run as a function of its parameters only; keep buffers constant "
+                        "or compute them inside forward")
 
 
 class FlatModel:
@@ -117,9 +79,12 @@ class FlatModel:
             raise TypeError(f"the model holds one parameter under several names ({' and '.join(twice)}: tied weights "
                             "or a submodule registered twice); dve_teach cannot replay such a model exactly: give "
                             "each name its own parameter, or reuse the submodule through one attribute only")
-        if any(True for _ in model.buffers()):
-            raise TypeError("the model has buffers (running statistics); dve_teach needs a model whose "
-                            "output depends only on its parameters and the input")
+        stats = [n for n, m in model.named_modules() if getattr(m, "track_running_stats", False)] + \
+            [n for n, _ in model.named_buffers() if n.rpartition(".")[2] in _RUNNING]
+        if stats:
+            raise TypeError(f"the model keeps running statistics ({stats[0] or 'model'}): a forward pass changes "
+                            "them, so a replay would not see the run's function; use LayerNorm, or "
+                            "track_running_stats=False. Constant buffers (e.g. a causal mask) are fine")
         self.model = model
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not named:
@@ -200,18 +165,25 @@ class Objective:
                              f"table has {V} entries): fix the ids or enlarge the nn.Embedding")
 
     def check_targets(self, theta: torch.Tensor, data: Data, name: str = "data") -> None:
-        """Refuse class labels outside 0..k−1 for cross-entropy (k = the model's output width),
-        naming the rows, before torch fails deep inside a batch."""
+        """Refuse class labels outside 0..k−1 for cross-entropy (k = the model's output width; for
+        sequence outputs [n, L, V] the next-token labels [n, L] against V), naming the rows, before
+        torch fails deep inside a batch."""
         if self.loss_fn is not cross_entropy or data.y.is_floating_point() or len(data) == 0:
             return
         with torch.no_grad():
             out = self.flat.forward(theta, data.X[:1])
-        if out.ndim != 2:
-            raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k], got {list(out.shape)}")
-        k = out.shape[1]
-        bad = torch.nonzero((data.y < 0) | (data.y >= k)).reshape(-1).tolist() if data.y.ndim == 1 else []
+        if out.ndim not in (2, 3):
+            raise ValueError(f"loss='cross_entropy' needs model outputs of shape [n, k] or [n, L, V], got "
+                             f"{list(out.shape)}")
+        k = out.shape[-1]
+        want = 1 if out.ndim == 2 else 2
+        if data.y.ndim != want:
+            return   # the loss itself names the shape problem
+        flat_y = data.y.reshape(len(data), -1)
+        bad = torch.nonzero(((flat_y < 0) | (flat_y >= k)).any(1)).reshape(-1).tolist()
         if bad:
-            raise ValueError(f"{name}.y rows {bad[:10]} hold labels {data.y[bad[:10]].tolist()} outside 0..{k - 1} "
+            shown = data.y[bad[:10]].tolist() if want == 1 else "out of range"
+            raise ValueError(f"{name}.y rows {bad[:10]} hold labels {shown} outside 0..{k - 1} "
                              f"(the model has {k} outputs): fix the labels or widen the model's last layer")
 
     def check_finite_losses(self, theta: torch.Tensor, data: Data, name: str = "data", where: str = "θ") -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
 import numpy as np
@@ -17,13 +18,14 @@ from torch import nn
 
 from ..data.checks import as_device, as_number
 from ..data.container import Data, DataLike, as_data, check_finite
-from .functional import FlatModel, LossLike, Objective
+from .functional import FlatModel, LossLike, Objective, check_constant_buffers
 from .optim import RuleLike, as_rule
+from .stages import StagedRule
 from .replay import LOSS_GROWTH, PARAM_GROWTH, Engine, Guard
 from .schedule import Schedule
 from .trajectory import Trajectory
 
-__all__ = ["train", "resolve_lrs", "LOSS_GROWTH", "PARAM_GROWTH"]
+__all__ = ["train", "train_stages", "Stage", "resolve_lrs", "LOSS_GROWTH", "PARAM_GROWTH"]
 
 LR = Union[float, Sequence[float], Callable[[int], float]]
 
@@ -87,6 +89,7 @@ def check_model_fits(objective: Objective, theta: torch.Tensor, d: Data, dtype: 
     """One forward pass on the first row: the model takes the inputs, labels fit its outputs, the
     loss accepts the targets and keeps the dtype — clear errors before training starts."""
     objective.check_inputs(d, "data")
+    check_constant_buffers(objective.flat.model, d.X[:1])
     try:
         with torch.no_grad():
             objective.flat.forward(theta, d.X[:1])
@@ -155,3 +158,62 @@ def train(model: nn.Module, data: DataLike, schedule: Schedule, lr: LR, *,
     traj = Trajectory(net, d, schedule, lrs, rule, loss, checkpoints, batch_losses, checkpoint_every)
     traj._guard = guard
     return traj
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of `train_stages`: its training ``data`` (`Data` or (X, y)), ``schedule`` over that
+    data's own indices 0..n_k−1, step sizes ``lr`` (as in `train`), update rule ``optimizer`` (as in
+    `train`; a fresh optimizer state at the stage's first step) and a ``name``."""
+    data: DataLike
+    schedule: Schedule
+    lr: LR
+    optimizer: RuleLike = None
+    name: str = ""
+
+
+def train_stages(model: nn.Module, stages, *, loss: LossLike = "cross_entropy", device=None,
+                 dtype: torch.dtype = torch.float64, checkpoint_every: int = 1) -> Trajectory:
+    """Train a copy of `model` through the `Stage`s in order — θ carried over, each stage with its own
+    data, schedule, step sizes and a fresh optimizer — and record them as one `Trajectory`
+    (`dve_teach.training.stages`: stage k's point i is global index offsets[k] + i, its step u global
+    step starts[k] + u; ``traj.stages`` lists them). Every estimator and `Trajectory.save`/`load` then
+    treat the stages as one run. All stages share the loss and the nominal batch size b (their
+    schedules' ``batch_size``), and their inputs and targets have the same shapes and dtypes.
+    """
+    if isinstance(stages, Stage) or not isinstance(stages, (list, tuple)) or not stages:
+        raise TypeError("stages must be a non-empty list of dt.Stage(data, schedule, lr, optimizer, name)")
+    if any(not isinstance(st, Stage) for st in stages):
+        raise TypeError("every entry of stages must be a dt.Stage(data, schedule, lr, optimizer, name)")
+    datas, rules, lrs, batches, starts, offsets = [], [], [], [], [], [0]
+    for k, st in enumerate(stages):
+        d = as_data(st.data, f"stages[{k}].data")
+        if not isinstance(st.schedule, Schedule):
+            raise TypeError(f"stages[{k}].schedule must be a dt.Schedule over its own data")
+        if st.schedule.n != len(d):
+            raise ValueError(f"stages[{k}].schedule indexes {st.schedule.n} points but its data has {len(d)}: "
+                             f"build it with n={len(d)}")
+        if st.schedule.batch_size != stages[0].schedule.batch_size:
+            raise ValueError(f"stages[{k}] has batch_size {st.schedule.batch_size}, stage 0 has "
+                             f"{stages[0].schedule.batch_size}: the stages of one run share the nominal batch size b")
+        if datas and (d.X.shape[1:] != datas[0].X.shape[1:] or d.y.shape[1:] != datas[0].y.shape[1:]
+                      or d.X.dtype != datas[0].X.dtype or d.y.dtype != datas[0].y.dtype):
+            raise ValueError(f"stages[{k}].data has rows {list(d.X.shape[1:])} {d.X.dtype} / targets "
+                             f"{list(d.y.shape[1:])} {d.y.dtype}, stage 0 {list(datas[0].X.shape[1:])} "
+                             f"{datas[0].X.dtype} / {list(datas[0].y.shape[1:])} {datas[0].y.dtype}: make them alike")
+        if not isinstance(st.name, str):
+            raise TypeError(f"stages[{k}].name must be a str")
+        datas.append(d)
+        rules.append(as_rule(st.optimizer))
+        lrs.append(resolve_lrs(st.lr, len(st.schedule)))
+        starts.append(len(batches))
+        batches += [[offsets[-1] + i for i in b] for b in st.schedule.batches]
+        offsets.append(offsets[-1] + len(d))
+    names = [st.name or f"stage {k + 1}" for k, st in enumerate(stages)]
+    if datas[0].device != datas[-1].device or any(d.device != datas[0].device for d in datas):
+        raise ValueError("the stages' data live on different devices: move them to one with .to(device)")
+    data = Data(torch.cat([d.X for d in datas]), torch.cat([d.y for d in datas]))
+    schedule = Schedule(batches, stages[0].schedule.batch_size, offsets[-1])
+    rule = StagedRule(rules, starts, offsets, names)
+    return train(model, data, schedule, torch.cat(lrs), loss=loss, optimizer=rule, device=device, dtype=dtype,
+                 checkpoint_every=checkpoint_every)

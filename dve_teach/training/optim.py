@@ -32,7 +32,7 @@ import torch
 
 from ..data.checks import as_flag, as_number
 
-__all__ = ["UpdateRule", "SGD", "Adam", "AdamW", "as_rule", "rule_from_spec", "RuleLike"]
+__all__ = ["UpdateRule", "SGD", "Adam", "AdamW", "StagedRule", "as_rule", "rule_from_spec", "RuleLike"]
 
 
 def _sqrt0(v: torch.Tensor) -> torch.Tensor:
@@ -94,6 +94,10 @@ class UpdateRule:
     @property
     def weight_decay(self) -> float:
         return self._settings()["weight_decay"]
+
+    def weight_decay_at(self, t: int) -> float:
+        """λ at step t (the same at every step; a staged run's differs per stage)."""
+        return self.weight_decay
 
     def _settings(self) -> dict:
         raise NotImplementedError
@@ -219,10 +223,17 @@ def as_rule(optimizer: RuleLike, weight_decay: float = 0.0) -> UpdateRule:
 
 
 def rule_from_spec(spec: dict) -> UpdateRule:
-    """Rebuild a rule from `UpdateRule.spec()` (ValueError/TypeError on anything else)."""
+    """Rebuild a rule from `UpdateRule.spec()` (ValueError/TypeError on anything else), also the
+    `dve_teach.training.stages.StagedRule` of a multi-stage run."""
+    if isinstance(spec, dict) and spec.get("name") == "staged":
+        from .stages import StagedRule   # stages builds on this module
+        return StagedRule.from_spec(spec, rule_from_spec)
     if not isinstance(spec, dict) or spec.get("name") not in _NAMES:
         raise ValueError(f"not an update-rule spec: {spec!r:.120}")
     args = {k: v for k, v in spec.items() if k != "name"}
     if "betas" in args and isinstance(args["betas"], list):
         args["betas"] = tuple(args["betas"])
     return _NAMES[spec["name"]](**args)
+
+
+from .stages import StagedRule  # noqa: E402  (a multi-stage run's rule; stages builds on UpdateRule above)

@@ -10,7 +10,7 @@ then raw little-endian tensor bytes; nothing in it is code):
   version, the schedule (batches, b, n), λ, the loss name, the update rule's spec (name and
   settings, `dve_teach.training.optim`), checkpoint spacing, dtype,
   device, the library version, the parameter names and shapes, and a model spec (the library's
-  own `dt.models.mlp` / `dt.models.linear` structures are rebuilt from it; any other model is
+  own `dt.models.mlp` / `dt.models.linear` / `dt.models.char_transformer` structures are rebuilt from it; any other model is
   passed by the caller, ``Trajectory.load(path, model=...)``, and checked against the shapes);
 - ``"sha256"``: a hash over the JSON document and every tensor's name, dtype, shape and bytes.
   `load` recomputes it, then checks the pieces fit together (T batches, T step sizes, the
@@ -29,7 +29,9 @@ unread, the read is bounded by the file's size, a model spec's parameter shapes 
 without building it and must match the stored checkpoints, and malformed JSON (too deep, huge
 integers) is reported as damaged.
 
-Version 3 added the update rule and its state; version-2 files (plain SGD: ``"optimizer": "sgd"``,
+Version 3 added the update rule and its state; version 4 is written for multi-stage runs only (a
+`StagedRule` spec with every stage's rule, start step and first point index, ``weight_decay`` null;
+`dve_teach.training.stages`), so single-stage files stay readable by older releases; version-2 files (plain SGD: ``"optimizer": "sgd"``,
 checkpoints θ_t) still load. Files of the first format (version 1, a ``torch.save`` pickle) are refused with the way out:
 `dve_teach.training.legacy.convert_legacy_trajectory`, an explicit opt-in for files you trust.
 """
@@ -56,7 +58,9 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "save_trajectory", "load_trajectory", "Da
 
 FORMAT = "dve-teach-trajectory"
 FORMAT_VERSION = 3
-READABLE_VERSIONS = (2, 3)
+#: the version written for a multi-stage run (a staged rule; older readers refuse it by its version)
+STAGED_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)
 PathLike = Union[str, Path]
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
@@ -116,9 +120,12 @@ def save_trajectory(traj, path: PathLike) -> None:
                "batch_losses": traj.batch_losses}
     tensors.update({f"checkpoint.{t}": th for t, th in traj.checkpoints.items()})
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    meta = {"format": FORMAT, "version": FORMAT_VERSION, "library_version": _library_version(),
+    staged = traj.optimizer.name == "staged"
+    meta = {"format": FORMAT, "version": STAGED_VERSION if staged else FORMAT_VERSION,
+            "library_version": _library_version(),
             "batches": [list(b) for b in traj.schedule.batches], "batch_size": traj.schedule.batch_size,
-            "n": traj.schedule.n, "weight_decay": traj.weight_decay, "loss": loss, "loss_repr": loss_repr,
+            "n": traj.schedule.n,
+            "weight_decay": None if staged else traj.weight_decay, "loss": loss, "loss_repr": loss_repr,
             "optimizer": traj.optimizer.spec(), "checkpoint_every": traj.checkpoint_every, "T": traj.T,
             "dtype": _dtype_name(traj.dtype), "device": str(traj.device),
             "param_names": traj.flat.names, "param_shapes": [list(s) for s in traj.flat.shapes],
@@ -188,7 +195,7 @@ def _read_container(path: PathLike) -> tuple[dict, dict[str, torch.Tensor], str]
     version = meta.get("version")
     other = type(version) is not int or version not in READABLE_VERSIONS
     message = (f"{path} has trajectory format version {version!r} ({type(version).__name__}); this dve_teach "
-               f"reads versions {' and '.join(map(str, READABLE_VERSIONS))} (int): retrain, or use the dve_teach "
+               f"reads versions {', '.join(map(str, READABLE_VERSIONS[:-1]))} and {READABLE_VERSIONS[-1]} (int): retrain, or use the dve_teach "
                "that wrote it")
     from safetensors.torch import load as st_load
     try:
@@ -219,7 +226,7 @@ def _resolve_model(meta: dict, model: Optional[nn.Module], dtype: torch.dtype, p
         spec = meta.get("model_spec")
         if spec is None:
             raise TypeError(f"{path} was trained with a model dve_teach cannot rebuild "
-                            f"({meta.get('model_class')!r}, not dt.models.mlp/linear): pass it, "
+                            f"({meta.get('model_class')!r}, not dt.models.mlp/linear/char_transformer): pass it, "
                             "Trajectory.load(path, model=YourModel(...)) with the same architecture")
         try:   # the shapes the spec implies, before anything is built
             implied = spec_param_shapes(spec)
@@ -263,9 +270,15 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
                              f"{meta.get('device')!r} is not valid")
     dtype = _DTYPES[meta["dtype"]]
     lam = meta.get("weight_decay")
-    if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not lam >= 0:
+    staged = isinstance(meta.get("optimizer"), dict) and meta["optimizer"].get("name") == "staged"
+    if staged != (meta["version"] == STAGED_VERSION):
+        raise _damaged(path, f"version {meta['version']} with {'a' if staged else 'no'} staged optimizer (version "
+                             f"{STAGED_VERSION} is for multi-stage runs, and only they use it)")
+    if staged and lam is not None:
+        raise _damaged(path, f"weight_decay is {lam!r} for a staged run (each stage's rule holds its own)")
+    if not staged and (not isinstance(lam, (int, float)) or isinstance(lam, bool) or not lam >= 0):
         raise _damaged(path, f"weight_decay is {lam!r}")
-    rule = _rule(meta, float(lam), path)
+    rule = _rule(meta, lam, path)
     if T < 1 or k < 1 or len(batches) != T:
         raise _damaged(path, f"{len(batches)} batches for T = {T} steps")
     want = {f"checkpoint.{t}" for t in range(0, T, k)} | {f"checkpoint.{T}"}
@@ -287,6 +300,8 @@ def load_trajectory(cls, path: PathLike, model: Optional[nn.Module] = None, loss
         raise _damaged(path, str(e)) from None
     if len(data) != schedule.n:
         raise _damaged(path, f"{len(data)} training rows for a schedule over n = {schedule.n}")
+    if staged:
+        _check_stages(rule, schedule, path)
 
     if meta["loss"] == "custom":
         if loss is None:
@@ -322,9 +337,23 @@ def _rule(meta: dict, lam: float, path: PathLike):
         rule = rule_from_spec(spec)
     except (TypeError, ValueError) as e:
         raise _damaged(path, f"its optimizer {spec!r:.120} is not a dt.optim rule ({e})") from None
+    if rule.name == "staged":
+        return rule
     if rule.weight_decay != lam:
         raise _damaged(path, f"weight_decay {lam!r} differs from the optimizer's {rule.weight_decay!r}")
     return rule
+
+
+def _check_stages(rule, schedule: Schedule, path: PathLike) -> None:
+    """A staged run's layout fits its schedule: the stages' points cover 0..n−1 and each step's batch
+    holds points of its own stage only (a prefix may end before a later stage starts)."""
+    if rule.offsets[-1] != schedule.n:
+        raise _damaged(path, f"the stages hold {rule.offsets[-1]} points, the schedule indexes n = {schedule.n}")
+    for st in rule.stage_infos(len(schedule)):
+        for t in st.steps:
+            if any(i not in st.points for i in schedule.batches[t]):
+                raise _damaged(path, f"step {t} of stage {st.name!r} holds points outside the stage's "
+                                     f"{st.points.start}..{st.points.stop - 1}")
 
 
 def _check_reproduces(traj, path: PathLike, verify: bool = True) -> None:

@@ -19,6 +19,7 @@ from ..data.checks import as_flag, as_int
 from ..data.container import Data, DataLike, as_data, check_finite
 from .functional import FlatModel, LossLike, Objective
 from .optim import SGD, UpdateRule
+from .stages import StagedRule, StageInfo
 from .replay import Engine, Guard
 from .persistence import FORMAT, FORMAT_VERSION, load_trajectory, save_trajectory
 from .schedule import Schedule
@@ -97,8 +98,25 @@ class Trajectory:
 
     @property
     def weight_decay(self) -> float:
-        """λ of the update rule (coupled for SGD and Adam, decoupled for AdamW)."""
+        """λ of the update rule (coupled for SGD and Adam, decoupled for AdamW); a multi-stage run whose
+        stages differ raises (ask ``traj.optimizer.weight_decay_at(t)``)."""
         return self.optimizer.weight_decay
+
+    @property
+    def stages(self) -> list[StageInfo]:
+        """The run's stages (`dve_teach.training.stages`): name, global steps, global point indices and
+        update rule of each; one stage for a run of `dt.train`."""
+        if isinstance(self.optimizer, StagedRule):
+            return self.optimizer.stage_infos(self.T)
+        return [StageInfo("stage 1", range(self.T), range(self.schedule.n), self.optimizer)]
+
+    def stage_of_point(self, i: int) -> tuple[int, int]:
+        """(stage, index within the stage's own data) of global training index i."""
+        i = as_int(i, "i")
+        for k, st in enumerate(self.stages):
+            if i in st.points:
+                return k, i - st.points.start
+        raise IndexError(f"point {i} is outside the training set [0, {self.schedule.n})")
 
     @property
     def final(self) -> torch.Tensor:
@@ -261,7 +279,7 @@ class Trajectory:
              loss: Optional[LossLike] = None, device=None, verify: bool = True) -> "Trajectory":
         """Read a file written by `save`, never executing anything in it.
 
-        model: needed unless the run used a `dt.models.mlp` / `dt.models.linear` structure (rebuilt
+        model: needed unless the run used a `dt.models.mlp` / `linear` / `char_transformer` structure (rebuilt
         from the file); it must have the saved parameter names and shapes, and gets θ_T loaded.
         loss: needed when the run used a custom loss function (files store no code).
         device: where to put the run (default: where it was saved).
@@ -274,6 +292,6 @@ class Trajectory:
         return load_trajectory(cls, path, model=model, loss=loss, device=device, verify=as_flag(verify, "verify"))
 
     def __repr__(self) -> str:
-        opt = "" if self.optimizer == SGD(weight_decay=self.weight_decay) else f"optimizer={self.optimizer!r}, "
+        opt = "" if self.optimizer.plain_sgd and self.optimizer == SGD(weight_decay=self.weight_decay) else f"optimizer={self.optimizer!r}, "
         return (f"Trajectory(steps={self.T}, batch_size={self.batch_size}, n={self.schedule.n}, "
                 f"P={self.flat.P}, {opt}final_batch_loss={float(self.batch_losses[-1]):.4g})")
