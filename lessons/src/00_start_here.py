@@ -46,6 +46,22 @@
 # Every result a lesson states is checked by the cell after it, for any seed (`DVE_TEACH_SEED`).
 
 # %% [markdown]
+# ### Notation used in every lesson
+#
+# | symbol | meaning |
+# |---|---|
+# | $z_i$, $B_t$, $b$ | training point $i$; the batch of step $t$; the nominal batch size |
+# | $\theta_t$, $\theta_T$ | the parameters before step $t$; the final parameters ($T$ steps) |
+# | $\eta_t$ | the learning rate of step $t$ (the paper sums over the batch, so its step size is our $\eta_t/b$) |
+# | $\mathrm{TSLOO}^{(t)}(z_i; z)$, also $\mathrm{TSLOO}(i, t)$ | $\ell(\theta'_T, z) - \ell(\theta_T, z)$ with $z_i$ removed at step $t$ **only** (one occurrence) |
+# | TSLOO, every occurrence | $z_i$ removed at every step that uses it (once per epoch); ≈ the sum of its one-step values |
+# | sign | positive = removing the point raises the test loss = the point **helped** |
+# | $\delta_{i,t} = \frac{\eta_t}{b}\nabla\ell(\theta_t, z_i)$ | the kick: how far the two runs differ right after the removal (lessons 02–04; lesson 08 uses $\delta$ for an output gradient, and says so) |
+# | $K_t = \prod_{k>t}(I - \eta_k H_k)$ | what later training does to a kick to first order, later steps on the left (lesson 03) |
+# | $M_t$ | the data value embedding recursion's matrix, $K_t \approx I - M_t$ with the Fisher in place of $H_k$ (lesson 04) |
+# | $c_t$ | the per-step influence curve: mean $|\mathrm{TSLOO}|$ of a batch divided by $\eta_t$ (lesson 06) |
+
+# %% [markdown]
 # ## Install check
 #
 # The first cell of every lesson seeds the random generators and imports the library as `dt`. Set the

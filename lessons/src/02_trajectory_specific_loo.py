@@ -92,6 +92,8 @@ with plots.style():
     for k, (name, d) in enumerate(curves.items()):
         plots.divergence_curve(ax[0, 0], d, label=name, color=plots.COLORS[k])
     ax[0, 0].set_title(f"point {p}: how far the counterfactual run drifts")
+    ax[0, 0].set_ylabel(r"$\|\theta'_t - \theta_t\|$")
+    ax[0, 0].legend(loc="best", fontsize=7)
     ax[0, 1].bar(list(values), list(values.values()), color=plots.COLORS[:len(values)])
     ax[0, 1].axhline(0, color="0.5", lw=0.6)
     ax[0, 1].set(ylabel="mean TSLOO (> 0: helped)", title="effect on the test loss")
@@ -148,7 +150,7 @@ with plots.style():
     ax[0, 0].scatter(steps, survival, s=6, alpha=0.5, color=plots.COLORS[0], label="one (point, step)")
     median = [float(survival[step_of == t].median()) for t in range(T)]
     ax[0, 0].plot(range(T), median, color=plots.COLORS[3], lw=1.5, label="median per step")
-    ax[0, 0].set(xlabel="removal step s", ylabel="‖θ'_T − θ_T‖ / ‖δ‖", title="what is left of the kick at the end")
+    ax[0, 0].set(xlabel="removal step s", ylabel=r"$\|\theta'_T - \theta_T\| \,/\, \|\delta\|$", title="what is left of the kick at the end")
     ax[0, 0].legend(loc="upper left")
 fig
 

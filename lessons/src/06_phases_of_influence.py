@@ -141,9 +141,10 @@ print("DVE (Fisher): its end is still above its basin:", dv["end_over_basin"] > 
 # %% [markdown]
 # We come back to that gap below. First, a short run.
 #
-# ## A short run: no high-impact start, no basin
+# ## A short run
 #
-# The same problem with a constant η = 0.2 for 3 epochs.
+# **Predict first.** The same problem with a constant η = 0.2 for only 3 epochs (a fifth of the
+# steps, no warm-up). Will its curve still start far above a basin?
 
 # %%
 short = PhaseModel(problem, schedule="constant", peak=0.2, epochs=3, seed=seed)
@@ -158,11 +159,13 @@ print("short run: the start stands out less than in the long run:", ss["start_ov
 print("short run: the end is above the basin:", ss["end_over_basin"] > 1)
 
 # %% [markdown]
-# In a run of a few dozen steps the first steps do not stand out, so there is no basin between a
-# high start and a high end. A plausible reason, which the widget below lets you probe by dragging
-# the run length: both the high start and the basin are made by the *later* steps. Many later steps
-# stretch the first kicks and absorb the middle ones (measured in the next section), and a short run
-# does not have them.
+# No: in a run of a few dozen steps the first steps do not stand out, so there is no basin between a
+# high start and a high end. But the two runs differ in three things at once — length (3 vs 15
+# epochs), schedule (constant vs warm-up + cosine, and the warm-up is what the paper calls the
+# high-impact phase) and peak (0.2 vs 0.4) — so this comparison alone cannot say which one matters.
+# One plausible reason is length: both the high start and the basin would then be made by the
+# *later* steps, which stretch the first kicks and absorb the middle ones (measured in the next
+# section). The widget below changes one factor at a time: try it.
 #
 # ## Why: large early gradients, and later steps absorbing influence
 #
@@ -183,7 +186,7 @@ glv = dt.phases.phase_levels(g)
 with plots.style():
     fig, ax = plots.new_figure(2, figsize=(9, 3))
     ax[0, 0].plot(g.numpy(), color=plots.COLORS[2])
-    ax[0, 0].set(xlabel="step t", ylabel="mean ‖∇ℓ(θ_t, z_i)‖", title="gradient norms per batch")
+    ax[0, 0].set(xlabel="step t", ylabel=r"mean $\|\nabla\ell(\theta_t, z_i)\|$", title="gradient norms per batch")
     ratio = (r["sgd_curve"] / g).numpy()
     ax[0, 1].plot(np.arange(4, len(ratio) - 4), np.convolve(ratio, np.ones(9) / 9, mode="valid"),
                   color=plots.COLORS[0])                          # centred 9-step moving average
@@ -319,15 +322,10 @@ print("constant η: the late copy is larger (median over the 8 digits of late/ba
 PhaseExplorer(model=long)
 
 # %% [markdown]
-# **Predict, then check.** Set the schedule to `constant`, the peak to 0.2 and the run length to 3
-# epochs. Will the curve still start far above its basin?
-#
-# <details><summary>Answer</summary>
-#
-# No: that is the short run above, whose start stands less than 2× above its basin, and less than in
-# the long run (the cell below repeats the check). The high start needs the many later steps that
-# stretch the first kicks.
-# </details>
+# **Check your reading.** Set the schedule to `constant`, the peak to 0.2 and the run length to 3
+# epochs: that is the short run above, whose start stands less than 2× above its basin (the cell
+# below repeats the check). Now change **one** factor at a time — 15 epochs at constant 0.2, or
+# warm-up + cosine for 3 epochs — and see which one brings the high start back.
 
 # %% tags=["nbval-check-output"]
 print("3 epochs at a constant 0.2: no high-impact start (start/basin below 2):", ss["start_over_basin"] < 2)
