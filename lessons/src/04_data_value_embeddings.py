@@ -132,7 +132,9 @@ print("for some test digit, the Fisher embedding confirms at most 2 of 5 (helpfu
 # ```
 #
 # Cost: $O(T\,b\,d^2)$ operations and $d^2$ memory, where $d = P$ here; for large models the paper
-# first projects the gradients to $\tilde p = 1024$ dimensions (§4.2, Table 1; lesson 08). No test point is needed.
+# first projects the gradients to $\tilde p = 1024$ dimensions (§4.2, Table 1; lesson 08), and keeps one
+# block of $M$ per layer instead of one dense matrix (§4.3; lesson 08 — this lesson fits one dense $M$,
+# `layerwise=False`). No test point is needed.
 
 # %%
 start = time.perf_counter()
