@@ -217,14 +217,17 @@ print(f"the last copy hurts (TSLOO < 0) in {int((per_order[:, -1] < 0).sum())} o
 # %% tags=["nbval-check-output"]
 print("the exact TSLOO differs between the identical copies:", bool(tsloo.max() - tsloo.min() > 1e-4))
 print("over 8 orders, the copy seen at the last step has the largest |TSLOO| in at least 5:", last_largest >= 5)
-print("... and, in the median order, more than twice the median |TSLOO| of the other copies:", bool(ratio.median() > 2))
-print("the last (mislabelled) copy hurts in at least 5 of 8 orders:", int((per_order[:, -1] < 0).sum()) >= 5)
+print("... and, in the median order, more than 1.5 times the median |TSLOO| of the other copies:", bool(ratio.median() > 1.5))
 
 # %% [markdown]
-# The last copy matters most in most orders, in the median by far more than twice the others (checked
-# above): the final model still carries its kick, and nothing comes after it to undo it. Not in every
-# order, though — read the count — and its **sign** is not fixed either: a label error's kick usually
-# hurts, but the count above need not be 8 of 8. The earlier copies are much smaller, and their
+# The last copy matters most in most orders, in the median by more than half again as much as the
+# others (checked above; usually by far more — read the ratio): the final model still carries its
+# kick, and nothing comes after it to undo it. Not in every order, though — read the count. And its
+# **sign** is not fixed at all. In the stored run the mislabelled copy hurts in most orders, but over
+# other seeds (`DVE_TEACH_SEED`) there are runs where it *helps* in most of them. One candidate
+# reason: the copy is the point the model is most sure about, and a kick against an over-confident
+# model can lower the test cross-entropy elsewhere. A label error is not harmful by definition —
+# only by its effect on this run. The earlier copies are much smaller, and their
 # pattern varies: in some orders the very first copy counts more than those in the middle of training
 # — points seen early and late mattering more than those in between is what the paper calls the
 # **phases of influence** (§5.3; lesson 06 is about them) — and in others it does not (the count above).
@@ -366,7 +369,8 @@ print("class-sorted ends worse than more than half of the widget's shuffles:", b
 # - An influence function, computed from $\theta_T$ alone, gives a point one number wherever it was seen
 #   — and here that number hinged on the damping. The exact trajectory-specific leave-one-out gives one
 #   number per **(point, moment)**: identical copies of a label error got different values, and over 8
-#   orders the copy seen at the last step mattered most in most of them.
+#   orders the copy seen at the last step mattered most in most of them — though whether it helped or
+#   hurt depended on the run.
 #
 # ## Exercises
 #
