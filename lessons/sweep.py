@@ -7,6 +7,7 @@ Usage (from the repository root)::
     python lessons/sweep.py 00 02 --seeds 3-22 -j 2        # two lessons, two notebooks at a time
     python lessons/sweep.py --full --seeds 3-7             # full mode (slow)
     python lessons/sweep.py --seeds 3-22 --no-write        # print the table, leave lessons/SWEEP.md alone
+    python lessons/sweep.py 03 --seeds 3-22 --from-kept /tmp/kept   # re-tabulate runs saved with --keep
 
 Each (lesson, seed) runs the lesson built from its jupytext source (``lessons/src/NN_name.py``, as
 ``execute.py`` builds it) top to bottom in a fresh ``python3`` kernel, working directory
@@ -209,18 +210,33 @@ def short(s: str, n: int = 110) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def sweep(lessons: list[Path], seeds: list[int], full: bool, jobs: int, timeout: int, keep: str | None):
+def from_kept(lesson: str, seed: int, kept: str) -> dict:
+    """A run's result read back from a notebook that an earlier sweep saved with --keep."""
+    import nbformat
+    path = Path(kept) / f"{lesson}.seed{seed}.ipynb"
+    if not path.exists():
+        return {"cells": {}, "error": f"no saved run {path}", "seconds": float("nan")}
+    nb = nbformat.read(path, as_version=4)
+    cells = {c.id: {"source": c.source, "outputs": [dict(o) for o in c.get("outputs", [])],
+                    "ran": c.get("execution_count") is not None}
+             for c in nb.cells if c.cell_type == "code" and CHECK_TAG in c.metadata.get("tags", [])}
+    ran_all = all(c.get("execution_count") is not None for c in nb.cells if c.cell_type == "code")
+    return {"cells": cells, "error": None if ran_all else "the saved run stopped early", "seconds": float("nan")}
+
+
+def sweep(lessons: list[Path], seeds: list[int], full: bool, jobs: int, timeout: int, keep: str | None,
+          kept: str | None = None):
     tasks = [(p, s) for p in lessons for s in seeds]
     results: dict[tuple[str, int], dict] = {}
 
     def work(task):
         p, s = task
-        return task, run_one(p.stem, s, full, timeout, keep)
+        return task, (from_kept(p.stem, s, kept) if kept else run_one(p.stem, s, full, timeout, keep))
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for (p, s), res in pool.map(work, tasks):
             results[(p.stem, s)] = res
-            status = "ERROR" if res.get("error") else "ran"
+            status = "ERROR" if res.get("error") else ("read" if kept else "ran")
             print(f"  {p.stem} seed {s}: {status} in {res['seconds']:.0f} s", flush=True)
 
     tables = {}
@@ -248,14 +264,18 @@ def sweep(lessons: list[Path], seeds: list[int], full: bool, jobs: int, timeout:
                 rows.append((cell["id"], line, ok_seeds, bad_seeds))
         secs = [results[(p.stem, s)]["seconds"] for s in seeds]
         tables[p.stem] = {"rows": rows, "stale": stale, "errors": errors,
-                          "median_s": sorted(secs)[len(secs) // 2]}
+                          "median_s": sorted(secs)[len(secs) // 2], "from_kept": kept}
     return tables
 
 
 def render(stem: str, table: dict, seeds: list[int], mode: str) -> str:
     lines = [f"### {stem} · {mode} mode · seeds {fmt_seeds(seeds)}", ""]
-    lines.append(f"Swept {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC; median "
-                 f"{table['median_s']:.0f} s per run (kernel start included).")
+    if table.get("from_kept"):
+        lines.append(f"Tabulated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC from the runs an "
+                     f"earlier sweep saved with --keep (`--from-kept`), against the stored notebook.")
+    else:
+        lines.append(f"Swept {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC; median "
+                     f"{table['median_s']:.0f} s per run (kernel start included).")
     if table["stale"]:
         lines.append(f"**Stale:** cells {', '.join(table['stale'])} differ from the stored notebook: "
                      "re-execute the lesson.")
@@ -325,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell (default 900)")
     parser.add_argument("--keep", help="save the executed notebooks in this folder")
     parser.add_argument("--no-write", action="store_true", help="do not update lessons/SWEEP.md")
+    parser.add_argument("--from-kept", metavar="DIR", help="tabulate the notebooks an earlier --keep saved in DIR "
+                        "instead of running (the lesson's check cells must not have changed since)")
     parser.add_argument("--_one", help=argparse.SUPPRESS)
     parser.add_argument("--_out", help=argparse.SUPPRESS)
     parser.add_argument("--_seed", type=int, help=argparse.SUPPRESS)
@@ -338,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = parse_seeds(args.seeds)
     mode = "full" if args.full else "fast"
     print(f"sweep: {len(paths)} lesson(s) × {len(seeds)} seeds, {mode} mode, {args.jobs} job(s)", flush=True)
-    tables = sweep(paths, seeds, args.full, args.jobs, args.timeout, args.keep)
+    tables = sweep(paths, seeds, args.full, args.jobs, args.timeout, args.keep, args.from_kept)
     sections = {}
     bad_total = 0
     for stem, table in tables.items():
