@@ -198,7 +198,8 @@ batch0 = list(one_pass.batches[t0])                          # candidates: the p
 effect = dt.exact_loo(dt.train(model, digits.train, one_pass, lr=0.5), digits.test, batch0, [t0] * len(batch0),
                       progress=False)                        # each removed at t0, no copies: [32, n_test]
 own_class = (digits.test.y[None, :] == digits.train.y[batch0][:, None]).double()
-i = batch0[int(((effect * own_class).sum(1) / own_class.sum(1)).abs().argmax())]   # the original: clearest effect
+on_class = (effect * own_class).sum(1) / own_class.sum(1).clamp(min=1)   # 0 if no test digit of its class
+i = batch0[int(on_class.abs().argmax())]                     # the original: the clearest effect on its class
 j = int(torch.nonzero(digits.train.y != digits.train.y[i])[0])   # control: a digit of another class
 same_class = digits.test.y == digits.train.y[i]
 rows = []
