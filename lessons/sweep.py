@@ -317,6 +317,7 @@ def write_md(new_sections: dict[tuple[str, str], str]) -> None:
         for block in re.split(r"(?m)^(?=### )", text):
             m = re.match(r"### (\S+) · (\w+) mode", block)
             if m:
+                block = re.split(r"(?m)^## ", block)[0]          # not the next mode's heading and summary
                 sections[(m.group(2), m.group(1))] = block.rstrip() + "\n"
     sections.update(new_sections)
     out = [HEADER]
@@ -327,7 +328,7 @@ def write_md(new_sections: dict[tuple[str, str], str]) -> None:
         out.append(f"## {mode} mode\n")
         summary = ["| lesson | seeds | check lines | lines at 100% |", "|---|---|---|---|"]
         for k in keys:
-            rows = [r for r in sections[k].splitlines() if r.startswith("| l")]
+            rows = [r for r in sections[k].splitlines() if re.match(r"\| l\d\d-\d\d ", r)]
             full_rows = [r for r in rows if "✓" in r]
             seeds = re.search(r"seeds (.*)$", sections[k].splitlines()[0]).group(1)
             summary.append(f"| {k[1]} | {seeds} | {len(rows)} | {len(full_rows)} |")
