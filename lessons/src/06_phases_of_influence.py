@@ -287,14 +287,11 @@ for lr_name in ("warm-up + cosine", "constant 0.1"):
 # %% tags=["nbval-check-output"]
 cb, cl = copy_value["warm-up + cosine", "basin"], copy_value["warm-up + cosine", "late"]
 eb, el = copy_lr["warm-up + cosine", "basin"], copy_lr["warm-up + cosine", "late"]
-kb, kl = copy_value["constant 0.1", "basin"], copy_value["constant 0.1", "late"]
 print("every copy helps its digit (all 32 TSLOO positive):", all(bool((v > 0).all()) for v in copy_value.values()))
 print("warm-up + cosine, raw: the basin copy lowers its digit's loss more, for at least 6 of 8 digits:",
       int((cb > cl).sum()) >= 6)
 print("warm-up + cosine, per unit of η: the late copy is larger (median over the 8 digits of late/basin > 1):",
       bool(((cl / el) / (cb / eb)).median() > 1))
-print("constant η: the late copy is larger (median over the 8 digits of late/basin > 1):",
-      bool((kl / kb).median() > 1))
 
 # %% [markdown]
 # Two answers, both exact, to two questions:
@@ -303,10 +300,13 @@ print("constant η: the late copy is larger (median over the 8 digits of late/ba
 #   more, for nearly every digit (checked: at least 6 of 8). It was applied with a learning rate about
 #   25 times larger, and that outweighs everything the later steps absorb.
 # - **Per unit of learning rate** — the units of the curve $c_t$ — the **late** copy is worth more
-#   (median over the digits), and under a **constant** η, where the two readings coincide, the late copy
-#   also lowers the loss more in the median. Not for every digit: count the "late larger" digits above.
+#   (median over the digits, checked). Under a **constant** η, where the two readings coincide, read the
+#   count above: in the stored run the late copy lowers the loss more for 7 of 8 digits, but over other
+#   seeds it can be a toss-up (a sweep over seeds found one where the median digit favours the basin).
+#   Without the schedule's help, "late beats basin" is a tendency at this scale, not a law.
 #
-# So "late data matter more" is a statement per unit of learning rate, or at equal learning rates. It
+# So "late data matter more" is a statement per unit of learning rate, and only a tendency at equal
+# learning rates. It
 # is the paper's reading: it divides by η (§5.3) and reports that a duplicate ranks at the top when it
 # appears late but not in the basin (App. E). A schedule that decays η by a factor 25 can reverse it
 # in raw terms — and raw terms are what lesson 07 meets: the effect of choosing a batch is not divided
@@ -353,9 +353,9 @@ print("3 epochs at a constant 0.2: no high-impact start (start/basin below 2):",
 # - The data value embedding's Fisher approximation is positive semi-definite and scales with the
 #   gradients, which flattens the curve on this toy. The phase picture is a property of the true
 #   TSLOO, and the estimator can blur it.
-# - The duplicate experiment: per unit of learning rate, or at a constant η, a copy seen late is worth
-#   more than one seen in the basin (median over 8 digits); in raw terms, under warm-up + cosine, the
-#   basin copy lowers its digit's loss more, because its η is about 25 times larger.
+# - The duplicate experiment: per unit of learning rate a copy seen late is worth more than one seen in
+#   the basin (median over 8 digits); at a constant η it usually is, not always; in raw terms, under
+#   warm-up + cosine, the basin copy lowers its digit's loss more, because its η is about 25 times larger.
 #
 # ## Exercises
 #
