@@ -148,3 +148,7 @@ def test_auto_damping_is_the_lessons_rule():
     assert torch.allclose(cg, manual, rtol=1e-4, atol=1e-10)
     with pytest.raises(ValueError, match="'auto'"):
         dt.influence_function(traj, split.test, damping="lessons")
+    scores, used = dt.influence_function(traj, split.test, damping="auto", solver="exact", return_damping=True)
+    assert used == pytest.approx(mu) and torch.allclose(scores, auto)          # the damping 'auto' chose
+    _, given = dt.influence_function(traj, split.test, damping=2.0, return_damping=True)
+    assert given == 2.0

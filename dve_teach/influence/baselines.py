@@ -91,7 +91,7 @@ def _smallest_eigenvalue(apply, P: int, dtype, device) -> float:
 def influence_function(traj: Trajectory, test: DataLike, damping=1e-3,
                        measure: Optional[Measure] = None, solver: str = "auto", *,
                        tol: float = 1e-10, max_iter: Optional[int] = None,
-                       chunk_size: int = 256) -> torch.Tensor:
+                       chunk_size: int = 256, return_damping: bool = False):
     """Influence function at θ_T (Koh & Liang 2017; paper §2): Tensor[n_train, n_test].
 
     The training objective is the mean L(θ) = (1/n) Σ_{j<n} ℓ(θ, z_j) + (λ/2)‖θ‖² over all n
@@ -117,6 +117,7 @@ def influence_function(traj: Trajectory, test: DataLike, damping=1e-3,
     Hessian-vector products (chunked over the data), one system per test point, to relative
     residual `tol` in at most `max_iter` (default min(P, 1000)) iterations, warning on negative
     curvature or no convergence; ``"auto"`` uses exact for P ≤ 3000.
+    return_damping: also return the damping used (the number ``"auto"`` chose): ``(scores, damping)``.
     """
     if not isinstance(solver, str) or solver not in ("auto", "exact", "cg"):
         raise ValueError(f"unknown solver {solver!r}: use 'auto', 'exact' or 'cg'")
@@ -195,6 +196,8 @@ def influence_function(traj: Trajectory, test: DataLike, damping=1e-3,
     out = torch.empty(n, len(data), dtype=theta.dtype, device=theta.device)
     for s in parts:
         out[s] = obj.per_sample_grads(theta, Xtr[s], ytr[s]) @ V.T / n
+    if return_damping:
+        return out.detach(), float(damping)
     return out.detach()
 
 

@@ -20,7 +20,7 @@ from ..influence.embedding import DataValueEmbedding
 from ..influence.loo import exact_loo
 from ..training.trajectory import Trajectory
 
-__all__ = ["PointModel", "sign_reading"]
+__all__ = ["PointModel", "sign_reading", "tour_runs"]
 
 
 def sign_reading(value: float, scale: float) -> str:
@@ -110,3 +110,31 @@ class PointModel:
             ax[0, 2].set_ylabel("DVE estimate")
             ax[0, 2].legend(loc="upper left")
         return fig
+
+
+def tour_runs(seeds, n_train: int, n_test: int, *, batch_size: int = 16, epochs: int = 3, lr: float = 0.2,
+              worst: int = 10) -> list[dict]:
+    """Lesson 00's tour repeated for several runs, one per seed (data, θ_0 and order all from it).
+
+    For each run: the share of training points whose exact every-occurrence TSLOO (mean test loss) is
+    negative (they hurt), the same share among the `worst` worst-fit points (highest training loss at
+    θ_T), the DVE's Spearman against the exact values over the training points, and its largest error
+    as a fraction of the largest exact effect. A list of dicts, one per seed, in order."""
+    from ..data import datasets, models
+    from ..influence.metrics import fidelity
+    from ..training.loop import train
+    from ..training.schedule import Schedule
+
+    out = []
+    for seed in seeds:
+        split = datasets.moons(n_train=n_train, n_test=n_test, seed=int(seed))
+        traj = train(models.mlp((2, 16, 2), seed=int(seed)), split.train,
+                     Schedule.shuffled(n_train, batch_size=batch_size, epochs=epochs, seed=int(seed)), lr=lr)
+        exact = exact_loo(traj, split.test, range(n_train)).mean(1)
+        estimate = DataValueEmbedding().fit(traj).influence(split.test).total().mean(1)
+        worst_fit = traj.test_losses(split.train).argsort(descending=True)[:worst]
+        out.append(dict(seed=int(seed), share_hurt=float((exact < 0).double().mean()),
+                        share_worst_hurt=float((exact[worst_fit] < 0).double().mean()),
+                        spearman=float(fidelity(estimate, exact)["spearman"]),
+                        largest_error=float((estimate - exact).abs().max() / exact.abs().max())))
+    return out

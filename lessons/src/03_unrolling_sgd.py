@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 03 — Unrolling SGD: leave-one-out to first order
+# # 03 · Unrolling SGD: leave-one-out to first order
 #
 # Lesson 02 answered "what if point $i$ had not been in step $t$'s batch?" by replaying training:
 # exact, but one full replay per question. This lesson derives the **first-order answer** that needs
@@ -59,8 +59,9 @@ for lr in (0.05, 0.1, 0.2, 1.0, 1.5, 2.0, 2.5, 3.0, 0.5):   # each: train, exact
 lr_model.figure()                              # the same figure as the widget's, at lr 0.5
 
 # %% tags=["nbval-check-output"]
-print("Spearman above 0.99 at learning rates up to 0.1:", min(rho[0.05], rho[0.1]) > 0.99)
-print("the lowest Spearman is at a learning rate of 2.5 or more:", min(rho, key=rho.get) >= 2.5)
+low, high = np.mean([rho[lr] for lr in (0.05, 0.1, 0.2)]), np.mean([rho[lr] for lr in (2.0, 2.5, 3.0)])
+print("Spearman above 0.95 at learning rates up to 0.1:", min(rho[0.05], rho[0.1]) > 0.95)
+print("lower at rates 2.0-3.0 than at 0.05-0.2 (mean of the three):", bool(high < low))
 
 # %% [markdown]
 # ## 1. The first-order expansion
@@ -134,7 +135,8 @@ print("|θ'_T − θ_T| is smaller than |δ|:", bool(moved.norm() < delta.norm()
 # %%
 my_delta = None     # TODO: Tensor [P], (η_t / b) times the gradient of point i's loss at θ_t
 ex.check_removal_direction(my_delta, traj, i, t)
-#
+
+# %% [markdown]
 # Building $K_t$ costs $P^2$ numbers and $T$ Hessians. For a network with millions of parameters that
 # is impossible. The way out: never form $H$, only multiply by it.
 #
@@ -226,8 +228,9 @@ print("spearman above 0.95:", fid["spearman"] > 0.95, "| sign agreement above 0.
 #
 # Each factor $I - \eta_k H_k$ is a linearisation of one step. It is a good one when the step map is
 # close to linear over the size of the perturbation. With a large $\eta$ two things go wrong: a
-# direction with $\eta_k\lambda_{\max}(H_k) > 2$ is *amplified* rather than damped (the "edge of
-# stability"), so differences grow, and the curvature along the two runs' paths drifts apart, so
+# direction with $\eta_k\lambda_{\max}(H_k) > 2$ is *amplified* rather than damped (the classical
+# stability condition of gradient descent; directions of negative curvature, lesson 02, are amplified
+# at any $\eta$), so differences grow, and the curvature along the two runs' paths drifts apart, so
 # $H_k$ at $\theta_k$ no longer describes the counterfactual run. The learning-rate model of the
 # widget has already trained and scored each rate of the key figure:
 
@@ -237,12 +240,21 @@ for lr in sorted(rho):
 
 # %% tags=["nbval-check-output"]
 print("the rank correlation is lower at lr 3.0 than at lr 0.1:", rho[3.0] < rho[0.1])
-print("at lr 3.0 it lies between -0.3 and 0.95 (the range over the seeds we ran):", -0.3 < rho[3.0] < 0.95)
 
 # %% [markdown]
-# The drop is real but erratic. How far the correlation falls at a given large rate depends on the
-# run: at lr 3.0 it went from about −0.2 to above 0.9 over the seeds 0–2 (`DVE_TEACH_SEED`) in the
-# full and the fast lesson, and in some runs a larger rate scores better than a smaller one.
+# The drop is real but erratic. How far the correlation falls at a given large rate depends strongly
+# on the run — rerun the lesson with other seeds (`DVE_TEACH_SEED`): at lr 3.0 it can be below zero
+# in one run and above 0.9 in another, and in some runs a larger rate scores better than a smaller
+# one, or a moderate rate (0.5 or 1.0) scores worst of all. Part of this is the metric: most of the 40
+# points (20 fast) sit in a tight cluster where tiny errors reorder them, so two or three outliers
+# decide a 40-point Spearman.
+#
+# The paper's Theorem 3 frames this. Under a learning rate that decays as $\eta_t \propto 1/\sqrt t$
+# and Hessians whose norm decays along training, the error of the unrolled first-order estimator of
+# the parameters is bounded by a constant that does **not** grow with $T$. Neither assumption holds
+# here: the rate is constant, and as large as 3.0. (The paper's reviewers also questioned whether the
+# decaying-Hessian assumption holds for real networks.) The theorem says when first order *can* be
+# trusted over a long run; this toy shows what happens outside its assumptions.
 
 # %% [markdown]
 # ### Outliers: a mislabelled point
@@ -271,44 +283,65 @@ with plots.style():
     ax[0, 0].loglog(move[is_flip], error[is_flip], "*", ms=12, color=plots.COLORS[3], label=f"mislabelled point {flip}")
     ends = np.array([float(move.min()), float(move.max())])
     ax[0, 0].loglog(ends, float(error.median() / move.median() ** 2) * ends ** 2, "--", color="0.5", label="slope 2")
-    ax[0, 0].set(xlabel="|θ'_T − θ_T| (exact)", ylabel="|estimate − exact|", title=f"log-log slope {slope:.2f}")
+    ax[0, 0].set(xlabel=r"$\|\theta'_T - \theta_T\|$ (exact)", ylabel="|estimate − exact|", title=f"log-log slope {slope:.2f}")
     ax[0, 0].legend()
     plots.fidelity_scatter(ax[0, 1], est_bad, exact_bad, "SGD-influence")
     ax[0, 1].plot(exact_bad[is_flip], est_bad[is_flip], "*", ms=12, color=plots.COLORS[3])
 fig
 
-# %% tags=["nbval-check-output"]
-relative = error / exact_bad.abs()
-print("error grows roughly like the squared move (slope between 1.5 and 3):", 1.5 < slope < 3)
-print("the error follows the move: Spearman(move, error) above 0.6:",
-      dt.metrics.fidelity(move, error)["spearman"] > 0.6)
-print("removing the mislabelled point (at one of its steps) moves θ more than 90% of all removals do:",
-      bool(move[is_flip].max() > move.quantile(0.9)))
-print("its largest error is above 90% of all errors:", bool(error[is_flip].max() > error.quantile(0.9)))
-print("its largest relative error is more than twice the median one:",
-      bool(relative[is_flip].max() > 2 * relative.median()))
-
-# %%
-worst = int(error.argmax())
-print(f"the largest error: point {pts[worst]} at step {sts[worst]} (mislabelled: {pts[worst] == flip}), "
-      f"moved θ by {move[worst]:.2e}; the mislabelled point's largest move: {move[is_flip].max():.2e}")
-
 # %% [markdown]
-# So the mislabelled point is among the least reliable estimates, as expected — but it need not be
-# *the* least reliable: in five of the six runs we tried (seeds 0–2 of `DVE_TEACH_SEED`, full and fast
-# mode) the largest error belonged to an ordinary point whose removal happened to move $\theta$ about
-# as far or further (the cell above names this run's). What predicts the error is the size of the
-# move, not the label: the scatter follows the slope-2 line, stars and dots alike.
-#
 # ### Try it: find the worst estimate
 #
-# Which occurrence `(point, step)` has the largest error `|estimate − exact|` in the mislabelled run?
-# Use `error`, `pts` and `sts` from above (or recompute them).
+# Before reading on: which occurrence `(point, step)` has the largest error `|estimate − exact|` in the
+# mislabelled run — a step of the mislabelled point? Use `error`, `pts` and `sts` from above (or
+# recompute them).
 
 # %%
 my_worst = None     # TODO: a pair (point, step)
 ex.check_largest_error(my_worst, traj_bad, split.test)
 
+# %% [markdown]
+# One run and one mislabelled point are one example. The cell below flips four different points, one
+# per run (point 11 is the run above), and for each reports the log-log slope, the Spearman between
+# move and error, and how far removing the mislabelled point moves $\theta$ compared with the median
+# removal.
+
+# %%
+worst = int(error.argmax())
+print(f"this run's largest error: point {pts[worst]} at step {sts[worst]} (mislabelled: {pts[worst] == flip}), "
+      f"moved θ by {move[worst]:.2e}; the mislabelled point's largest move: {move[is_flip].max():.2e}")
+flips = {}
+for f in (11, 3, 29, 47):
+    y_f = split.train.y.clone()
+    y_f[f] = 1 - y_f[f]
+    run = dt.train(problem.model, dt.Data(split.train.X, y_f), schedule, lr=0.5)
+    p_f, s_f = run.schedule.occurrence_pairs()
+    err_f = (dt.sgd_influence(run, split.test).per_occurrence.mean(1)
+             - dt.exact_loo(run, split.test, p_f, s_f, progress=False).mean(1)).abs()
+    move_f = divergences(run, p_f, s_f)[:, -1]
+    flips[f] = dict(slope=np.polyfit(np.log(move_f.numpy()), np.log(err_f.numpy()), 1)[0],
+                    spearman=dt.metrics.fidelity(move_f, err_f)["spearman"],
+                    move_ratio=float(move_f[torch.tensor(p_f) == f].max() / move_f.median()),
+                    largest=p_f[int(err_f.argmax())] == f)
+    print(f"point {f:2d} mislabelled: slope {flips[f]['slope']:.2f}, Spearman(move, error) {flips[f]['spearman']:.2f}, "
+          f"its largest move / median move {flips[f]['move_ratio']:.1f}, largest error is its own: {flips[f]['largest']}")
+
+# %% tags=["nbval-check-output"]
+median_of = lambda key: float(np.median([v[key] for v in flips.values()]))
+print("over 4 mislabelled points: error grows roughly like the squared move (median slope 1.5 to 3):",
+      1.5 < median_of("slope") < 3)
+print("... the error follows the move (median Spearman(move, error) above 0.4):", median_of("spearman") > 0.4)
+print("... removing the mislabelled point moves θ more than twice as far as the median removal (median):",
+      median_of("move_ratio") > 2)
+
+# %% [markdown]
+# So a mislabelled point's removal usually moves $\theta$ far — in the median run several times as far
+# as the median removal — and its estimate is then among the least reliable, as expected. But it need
+# not be *the* least reliable (count the "largest error is its own" above), and in some runs flipping a
+# label hardly changes how far its removal moves $\theta$ (look for a ratio near 1). What predicts the
+# error is the size of the move, not the label: the error grows with the move, roughly as its square —
+# with a scatter around the slope-2 line that spans up to two orders of magnitude at a fixed move.
+#
 # %% [markdown]
 # The reviewers of the paper raised exactly this: a first-order expansion is least trustworthy for
 # the points whose removal changes the model most (OpenReview discussion of the paper) — which are
@@ -356,16 +389,16 @@ explorer
 #
 # <details><summary>Answer (open after trying a few rates)</summary>
 #
-# At small rates: up to 0.1 the Spearman is above 0.99 (checked below the key figure), and the
-# lowest rank correlation we tried is at a rate of 2.5 or more, for every seed we ran. In between it
-# does not fall steadily: some larger rates score better than smaller ones, and which do changes from
-# run to run. The first-order estimate needs steps small enough that each factor $I - \eta_k H_k$
+# At small rates: up to 0.1 the Spearman is above 0.95 (checked below the key figure), and on
+# average the large rates (2.0–3.0) agree worse than the small ones (0.05–0.2). In between it does
+# not fall steadily: some larger rates score better than smaller ones, and which do changes from run
+# to run — in some runs even the worst rate is a moderate one. The first-order estimate needs steps small enough that each factor $I - \eta_k H_k$
 # describes the step well; exercise 2 at the end measures $\eta\lambda_{\max}(H_k)$ to see why.
 # </details>
 
 # %% tags=["nbval-check-output"]
 print("best agreement at a rate of 0.5 or less:", max(rho, key=rho.get) <= 0.5,
-      "| worst at 2.5 or more:", min(rho, key=rho.get) >= 2.5)
+      "| worse on average at 2.0-3.0 than at 0.05-0.2:", bool(high < low))
 
 # %% [markdown]
 # ## What you learned
@@ -375,8 +408,9 @@ print("best agreement at a rate of 0.5 or less:", max(rho, key=rho.get) <= 0.5,
 # * Hessian-vector products give $Hv$ for the price of about two gradients, without $P^2$ memory.
 # * The reverse sweep carries $u_t = K_t^\top \nabla m(\theta_T)$ backwards and scores every occurrence in one pass (SGD-influence, Hara et al. 2019).
 # * It matches exact LOO closely at small and moderate learning rates and degrades, erratically, at
-#   large ones. Its error grows like the square of how far a removal moves $\theta$: a mislabelled
-#   point moves it far and is among the least reliable, but an ordinary point can be worse.
+#   large ones, outside the assumptions of the paper's Theorem 3 (decaying η and Hessians). Its error
+#   grows roughly like the square of how far a removal moves $\theta$: a mislabelled point usually moves
+#   it far and is among the least reliable, but an ordinary point can be worse.
 # * For linear least squares it is exact for predictions and off by $(\Delta f)^2$ for the loss.
 #
 # One limitation remains: each new *test* point needs a new sweep over the whole trajectory. Lesson 04

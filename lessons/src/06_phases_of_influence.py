@@ -15,6 +15,11 @@
 # Here we measure the same curve on 8×8 digits, where we can check it against exact replay. Some of
 # it carries over to this toy, and some of it changes.
 #
+# A caveat about the paper's picture: its language model was trained with an Adam-family optimizer,
+# while the embeddings it plots come from the SGD recursion, applied as a proxy (§6 lists a proper
+# extension as future work). Here everything is plain SGD, so the exact replay and the estimators
+# answer the same question; lesson 09 measures what the proxy costs under Adam.
+#
 # ## Goals
 #
 # - Compute the per-step curve: the mean over each batch of |influence on the mean test loss|,
@@ -24,7 +29,8 @@
 # - Test the explanations: large early gradients, later training absorbing earlier influence, and late
 #   steps having little training after them.
 # - See where the data value embedding's Fisher approximation flattens the curve.
-# - Run the duplicate experiment: the same point seen in the basin and seen late.
+# - Run the duplicate experiment: the same point seen in the basin and seen late, in raw terms and per
+#   unit of learning rate.
 
 # %%
 # %matplotlib inline
@@ -55,7 +61,9 @@ print(f"{len(problem.train)} training digits, {len(problem.test)} test digits, b
 # $\frac{\eta_t}{b}\,\nabla L_{\text{test}}(\theta_T)^\top K_t\,\nabla\ell(\theta_t, z_i)$ with
 # $K_t = \prod_{k>t}(I - \eta_k H_k)$ (lesson 03). The factor $\eta_t$ in front only says how big the
 # step was. The paper divides each batch's influence by its learning rate "for a fair comparison". We
-# also take the magnitude, because within a batch helpful and harmful points cancel. The curve is
+# also take the magnitude, because within a batch helpful and harmful points cancel — a departure from
+# the paper, whose Figure 1(a) averages the signed scores, so its curve can differ where signs mix. The
+# curve is
 #
 # $$c_t = \frac{1}{\eta_t}\cdot\frac{1}{|B_t|}\sum_{i\in B_t}\big|\mathrm{TSLOO}(z_i, t)\big|.$$
 #
@@ -80,12 +88,15 @@ print(long.summary())
 long.figure()
 
 # %% [markdown]
-# Read the blue curve (SGD-influence) from left to right. The first steps stand far above everything
-# after them. The curve then drops into a basin and climbs steadily through the second half. The
-# diamonds are exact replays, each the mean of only a few sampled points of its batch, so they
-# scatter around the blue curve. SGD-influence at the same sampled points ranks the sampled steps
-# almost exactly as the replays do, so the shape belongs to the true TSLOO and is not an artefact of
-# the approximation. Each claim, checked (the start, basin and end are the first, the lowest middle
+# Read the blue curve (SGD-influence) from left to right (thin lines: every step; thick lines: a moving
+# average over about a twentieth of the run). The first steps stand far above everything after them.
+# The curve then drops into a basin and rises again towards the end (checked: the end is more than
+# twice the basin). The diamonds are exact replays of only 8 sampled points of their batch (6 in fast
+# mode), not of the whole batch, so they are noisy, and in many runs the late diamonds sit near basin
+# level although the curve climbs. What they do show is that the estimator is right **point by
+# point**: SGD-influence at the same sampled points ranks the sampled steps almost exactly as the
+# replays do (checked below). The curve itself is SGD-influence averaged over whole batches — a
+# first-order estimate we trust because of that agreement, not a replay. Each claim, checked (the start, basin and end are the first, the lowest middle
 # and the last tenth of the steps, `dt.phases.phase_levels`):
 
 # %% tags=["nbval-check-output"]
@@ -96,8 +107,8 @@ print("SGD-influence: the end is more than 2x the basin (a late ascent):", sv["e
 print("the basin lies inside the run, not at its ends:", 1 <= sv["basin_bin"] <= 8)
 print("exact TSLOO at the sampled steps ranks them like SGD-influence (Spearman > 0.9):",
       stats.spearmanr(e, s)[0] > 0.9)
-print("exact TSLOO: the first sampled step is more than 3x the median of the middle ones:",
-      e[0] > 3 * np.median(e[1:-1]))
+print("exact TSLOO: the first sampled step is above the median of the middle ones:",
+      e[0] > np.median(e[1:-1]))
 
 # %% [markdown]
 # **Exercise A — the curve by hand.** `r["influence"]` holds the data value embedding's score of every
@@ -130,9 +141,10 @@ print("DVE (Fisher): its end is still above its basin:", dv["end_over_basin"] > 
 # %% [markdown]
 # We come back to that gap below. First, a short run.
 #
-# ## A short run: no high-impact start, no basin
+# ## A short run
 #
-# The same problem with a constant η = 0.2 for 3 epochs.
+# **Predict first.** The same problem with a constant η = 0.2 for only 3 epochs (a fifth of the
+# steps, no warm-up). Will its curve still start far above a basin?
 
 # %%
 short = PhaseModel(problem, schedule="constant", peak=0.2, epochs=3, seed=seed)
@@ -147,11 +159,13 @@ print("short run: the start stands out less than in the long run:", ss["start_ov
 print("short run: the end is above the basin:", ss["end_over_basin"] > 1)
 
 # %% [markdown]
-# In a run of a few dozen steps the first steps do not stand out, so there is no basin between a
-# high start and a high end. A plausible reason, which the widget below lets you probe by dragging
-# the run length: both the high start and the basin are made by the *later* steps. Many later steps
-# stretch the first kicks and absorb the middle ones (measured in the next section), and a short run
-# does not have them.
+# No: in a run of a few dozen steps the first steps do not stand out, so there is no basin between a
+# high start and a high end. But the two runs differ in three things at once — length (3 vs 15
+# epochs), schedule (constant vs warm-up + cosine, and the warm-up is what the paper calls the
+# high-impact phase) and peak (0.2 vs 0.4) — so this comparison alone cannot say which one matters.
+# One plausible reason is length: both the high start and the basin would then be made by the
+# *later* steps, which stretch the first kicks and absorb the middle ones (measured in the next
+# section). The widget below changes one factor at a time: try it.
 #
 # ## Why: large early gradients, and later steps absorbing influence
 #
@@ -172,9 +186,10 @@ glv = dt.phases.phase_levels(g)
 with plots.style():
     fig, ax = plots.new_figure(2, figsize=(9, 3))
     ax[0, 0].plot(g.numpy(), color=plots.COLORS[2])
-    ax[0, 0].set(xlabel="step t", ylabel="mean ‖∇ℓ(θ_t, z_i)‖", title="gradient norms per batch")
+    ax[0, 0].set(xlabel="step t", ylabel=r"mean $\|\nabla\ell(\theta_t, z_i)\|$", title="gradient norms per batch")
     ratio = (r["sgd_curve"] / g).numpy()
-    ax[0, 1].plot(np.convolve(ratio, np.ones(9) / 9, mode="valid"), color=plots.COLORS[0])
+    ax[0, 1].plot(np.arange(4, len(ratio) - 4), np.convolve(ratio, np.ones(9) / 9, mode="valid"),
+                  color=plots.COLORS[0])                          # centred 9-step moving average
     ax[0, 1].set(xlabel="step t", ylabel="c_t / mean ‖g‖", yscale="log",
                  title="influence per unit of gradient (SGD-influence)")
 fig
@@ -211,9 +226,11 @@ print("a late kick survives almost whole (more than 90%):", surviving["late"] > 
 # %% [markdown]
 # This is the mechanism, measured by replay:
 #
-# - **Start.** The first kicks are not absorbed. They grow. Early in training, some directions of
-#   this tanh network have negative curvature, where $I - \eta_k H_k$ stretches instead of shrinks.
-#   A large early gradient, stretched over the whole run, is the high-impact start.
+# - **Start.** The first kicks are not absorbed. They grow (checked). Something in the early factors
+#   $I - \eta_k H_k$ must stretch: a direction of negative curvature, or one with
+#   $\eta_k\lambda_{\max}(H_k) > 2$. We have not measured which here (print the extreme eigenvalues
+#   of `explain.batch_hessian(traj, k)` for the first steps to find out). A large early gradient,
+#   stretched over the whole run, is the high-impact start.
 # - **Basin.** A kick in the middle meets a long run of better-conditioned steps that shrink it. The
 #   paper calls this saturation by future data.
 # - **Late.** With few steps left, $K_t \approx I$ and the kick survives whole. That is the ascent.
@@ -234,35 +251,66 @@ print("a late kick survives almost whole (more than 90%):", surviving["late"] > 
 # %% [markdown]
 # ## The duplicate experiment: the same point in the basin and late
 #
-# Take one test digit $z$ and add a copy of it to the training set, in one batch. In one run the copy
+# Take a test digit $z$ and add a copy of it to the training set, in one batch. In one run the copy
 # sits at 35% of the way through (the basin); in the other it sits at 90% (the ascent). How much does
-# the copy lower $z$'s own final loss? We measure it exactly: TSLOO of the copy at its step, divided
-# by that step's η.
+# the copy lower $z$'s own final loss? We measure it exactly — the TSLOO of the copy at its step — for
+# 8 test digits at once (8 copies, one of each digit, join the same batch; each copy is scored on its
+# own digit), so that we can count instead of trusting one digit.
+#
+# **Predict first.** The per-step curve above is divided by η. The question "how much does the copy
+# lower $z$'s loss?" is not. In this run $\eta$ at the basin step is about 25 times $\eta$ at the late
+# step (cosine decay). Which copy lowers $z$'s loss more — and which would, per unit of learning rate?
 
 # %%
-z, n, order = problem.test[[0]], len(problem.train), r["traj"].schedule
-with_copy = dt.Data(torch.cat([problem.train.X, z.X]), torch.cat([problem.train.y, z.y]))
-copy_value = {}
-for where, frac in [("basin", 0.35), ("late", 0.9)]:
-    s = int(frac * len(order))
-    batches = [list(batch) for batch in order.batches]
-    batches[s].append(n)                                            # the copy joins batch s
-    run = dt.train(problem.model, with_copy, dt.Schedule(batches, problem.batch_size, n + 1), r["traj"].lrs)
-    exact = float(dt.exact_loo(run, z, [n], [s])[0, 0]) / float(run.lrs[s])
-    sgd = float(dt.sgd_influence(run, z).at([n], [s])[0, 0]) / float(run.lrs[s])
-    copy_value[where] = (exact, sgd)
-    print(f"copy at step {s} ({where}): exact TSLOO/η = {exact:.2e}, SGD-influence/η = {sgd:.2e}")
+K = 8
+zs, n, order = problem.test[list(range(K))], len(problem.train), r["traj"].schedule
+with_copies = dt.Data(torch.cat([problem.train.X, zs.X]), torch.cat([problem.train.y, zs.y]))
+copies = list(range(n, n + K))                                      # copy k is test digit k
+copy_value, copy_lr = {}, {}
+for lr_name, lrs in (("warm-up + cosine", r["traj"].lrs), ("constant 0.1", torch.full((len(order),), 0.1))):
+    for where, frac in (("basin", 0.35), ("late", 0.9)):
+        s = int(frac * len(order))
+        batches = [list(batch) for batch in order.batches]
+        batches[s] += copies                                        # the 8 copies join batch s
+        run = dt.train(problem.model, with_copies, dt.Schedule(batches, problem.batch_size, n + K), lrs)
+        copy_value[lr_name, where] = dt.exact_loo(run, zs, copies, [s] * K, progress=False).diagonal()
+        copy_lr[lr_name, where] = float(run.lrs[s])
+for lr_name in ("warm-up + cosine", "constant 0.1"):
+    b, l = copy_value[lr_name, "basin"], copy_value[lr_name, "late"]
+    eb, el = copy_lr[lr_name, "basin"], copy_lr[lr_name, "late"]
+    print(f"{lr_name}: η basin {eb:.3f}, late {el:.4f}")
+    print(f"   raw TSLOO, median over the 8 digits: basin {b.median():.2e}, late {l.median():.2e}; "
+          f"basin larger for {int((b > l).sum())} of 8")
+    print(f"   TSLOO/η,   median over the 8 digits: basin {(b / eb).median():.2e}, late {(l / el).median():.2e}; "
+          f"late larger for {int((l / el > b / eb).sum())} of 8")
 
 # %% tags=["nbval-check-output"]
-print("the late copy helps z more than the copy in the basin (exact):", copy_value["late"][0] > copy_value["basin"][0])
-print("SGD-influence agrees within 10% on both:",
-      all(abs(sg - ex) < 0.1 * abs(ex) for ex, sg in copy_value.values()))
+cb, cl = copy_value["warm-up + cosine", "basin"], copy_value["warm-up + cosine", "late"]
+eb, el = copy_lr["warm-up + cosine", "basin"], copy_lr["warm-up + cosine", "late"]
+print("every copy helps its digit (all 32 TSLOO positive):", all(bool((v > 0).all()) for v in copy_value.values()))
+print("warm-up + cosine, raw: the basin copy lowers its digit's loss more, for at least 6 of 8 digits:",
+      int((cb > cl).sum()) >= 6)
+print("warm-up + cosine, per unit of η: the late copy is larger (median over the 8 digits of late/basin > 1):",
+      bool(((cl / el) / (cb / eb)).median() > 1))
 
 # %% [markdown]
-# The same point, with the same gradient direction toward $z$, is worth more when it is seen late.
-# In the basin, the many later batches absorb its effect. The paper reports the same thing for a
-# language model (App. E): a duplicate of a training point ranks at the top when it appears in the
-# late epochs, but not when it falls in the basin.
+# Two answers, both exact, to two questions:
+#
+# - **Raw**, under this warm-up + cosine schedule, the copy in the **basin** lowers its digit's loss
+#   more, for nearly every digit (checked: at least 6 of 8). It was applied with a learning rate about
+#   25 times larger, and that outweighs everything the later steps absorb.
+# - **Per unit of learning rate** — the units of the curve $c_t$ — the **late** copy is worth more
+#   (median over the digits, checked). Under a **constant** η, where the two readings coincide, read the
+#   count above: in the stored run the late copy lowers the loss more for 7 of 8 digits, but over other
+#   seeds it can be a toss-up (a sweep over seeds found one where the median digit favours the basin).
+#   Without the schedule's help, "late beats basin" is a tendency at this scale, not a law.
+#
+# So "late data matter more" is a statement per unit of learning rate, and only a tendency at equal
+# learning rates. It
+# is the paper's reading: it divides by η (§5.3) and reports that a duplicate ranks at the top when it
+# appears late but not in the basin (App. E). A schedule that decays η by a factor 25 can reverse it
+# in raw terms — and raw terms are what lesson 07 meets: the effect of choosing a batch is not divided
+# by η.
 #
 # ## Explore: `PhaseExplorer`
 #
@@ -274,15 +322,10 @@ print("SGD-influence agrees within 10% on both:",
 PhaseExplorer(model=long)
 
 # %% [markdown]
-# **Predict, then check.** Set the schedule to `constant`, the peak to 0.2 and the run length to 3
-# epochs. Will the curve still start far above its basin?
-#
-# <details><summary>Answer</summary>
-#
-# No: that is the short run above, whose start stands less than 2× above its basin, and less than in
-# the long run (the cell below repeats the check). The high start needs the many later steps that
-# stretch the first kicks.
-# </details>
+# **Check your reading.** Set the schedule to `constant`, the peak to 0.2 and the run length to 3
+# epochs: that is the short run above, whose start stands less than 2× above its basin (the cell
+# below repeats the check). Now change **one** factor at a time — 15 epochs at constant 0.2, or
+# warm-up + cosine for 3 epochs — and see which one brings the high start back.
 
 # %% tags=["nbval-check-output"]
 print("3 epochs at a constant 0.2: no high-impact start (start/basin below 2):", ss["start_over_basin"] < 2)
@@ -301,7 +344,8 @@ print("3 epochs at a constant 0.2: no high-impact start (start/basin below 2):",
 #   `influence.by_step("mean_abs", per_lr=True, lrs=traj.lrs, test="mean")`. Dividing by η_t removes the
 #   step's own size, so that steps with different learning rates can be compared.
 # - On digits, a 15-epoch warm-up + cosine run has the paper's three regimes: a start several times
-#   above a basin, and a late ascent. Exact replays of sampled points agree. A 3-epoch run has no
+#   above a basin, and a late ascent. Exact replays of sampled points agree with the estimator point by
+#   point (a few points per step are too few to draw the curve themselves). A 3-epoch run has no
 #   basin.
 # - Early gradients are several times larger, which explains part of the start. The later factors
 #   $K_t$ explain the rest, as the replays show: a kick at the first step ends larger than it started,
@@ -309,7 +353,9 @@ print("3 epochs at a constant 0.2: no high-impact start (start/basin below 2):",
 # - The data value embedding's Fisher approximation is positive semi-definite and scales with the
 #   gradients, which flattens the curve on this toy. The phase picture is a property of the true
 #   TSLOO, and the estimator can blur it.
-# - The same point is worth more seen late than seen in the basin (the duplicate experiment).
+# - The duplicate experiment: per unit of learning rate a copy seen late is worth more than one seen in
+#   the basin (median over 8 digits); at a constant η it usually is, not always; in raw terms, under
+#   warm-up + cosine, the basin copy lowers its digit's loss more, because its η is about 25 times larger.
 #
 # ## Exercises
 #

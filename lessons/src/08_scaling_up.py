@@ -84,7 +84,9 @@ print("no random projection keeps 75% even at d = 128:", all(results[(k, 128)].s
 
 # %% [markdown]
 # A projection fitted to the run beats every random one at every $d$ tried, and the random ones stay
-# far below the unprojected embedding even with 128 dimensions (about a tenth of $P$). The rest of
+# far below the unprojected embedding even with 128 dimensions (about a tenth of $P$). The fitted
+# projections (`pca`, `kronecker_pca`) are this library's extension; the paper uses a random
+# Kronecker projection (the paragraph on fitted projections below says which of the two could scale). The rest of
 # the lesson explains both halves of that picture.
 
 # %% [markdown]
@@ -104,6 +106,8 @@ print("no random projection keeps 75% even at d = 128:", all(results[(k, 128)].s
 #
 # So one forward and one backward pass give every example's gradient (paper §4.2), and storing the
 # two factors takes $\text{out} + \text{in} + 1$ numbers instead of their product.
+# (For a language model, one training example is a sequence: its gradient is a **sum over tokens** of
+# such outer products, so the factors are stored per token and the saving shrinks as sequences grow.)
 # `dve_teach.influence.projection.factored_grads` does this with hooks; the cell below checks it
 # against `vmap(grad)` per-sample gradients, and the last layer by hand: for cross-entropy
 # $\delta = \mathrm{softmax}(z) - \mathrm{onehot}(y)$.
@@ -129,7 +133,8 @@ print("last layer by hand, softmax(z) - onehot(y) times its input, equals them t
 # The factorisation is exact, not an approximation. Still, $P$ numbers per example are too many to
 # keep for every step of a large run, and the recursion's matrix $M$ would be $P\times P$. Hence
 # projections: $R: \mathbb{R}^P\to\mathbb{R}^d$, the recursion run on $Rg$, and test gradients mapped
-# by the same $R$. A Kronecker projection (LoGra's, used by the paper) projects the two factors
+# by the same $R$. A Kronecker projection (LoGra's — Choe et al., 2024, who compute per-sample
+# gradients at $\theta_T$ from the same factorisation and project them — used by the paper) projects the two factors
 # separately, $(P_\text{out}\,\delta)\otimes(P_\text{in}\,[a;1])$, so it never forms $g$ at all.
 
 # %% [markdown]
@@ -174,7 +179,10 @@ print("small dot products get over 3x the relative error of large ones:", bool(r
 # gradients at $\theta_0$ and keeps the top $d$ right singular vectors (`dve_teach.influence.pca`);
 # if every gradient of the run lay in their span, the scores would be exactly the unprojected ones.
 # `"kronecker_pca"` does the same per factor (inputs and output gradients of each Linear layer), so
-# it never forms a full gradient either. How much of the run's gradients do 64 such directions hold,
+# it never forms a full gradient either. Both are **this library's extension, not the paper's method**
+# (the paper uses random Kronecker projections). Of the two, only `kronecker_pca` could scale: plain
+# `pca` needs the full per-sample gradients of its sample and an SVD — for Pythia-410M about 10¹¹
+# numbers for 256 samples. How much of the run's gradients do 64 such directions hold,
 # compared with 64 random orthonormal ones (which hold $d/P$ on average)?
 
 # %%
@@ -268,7 +276,8 @@ ex.check_matrix_numbers(m_numbers, per_layer)
 # ## Influence checkpointing: the recursion in segments
 #
 # The backward recursion is sequential: step $t$ needs $M$ from every later step. Influence
-# checkpointing (paper §4.4) cuts the $T$ steps at $0 = s_0 < s_1 < \dots < s_K = T$. Each segment $k$
+# checkpointing (paper §4.4, which sketches the idea; the composition below is this library's
+# reconstruction, checked as an identity) cuts the $T$ steps at $0 = s_0 < s_1 < \dots < s_K = T$. Each segment $k$
 # runs the recursion **with $M = 0$ at its own end** — its embeddings are relative to the checkpoint
 # $\theta_{s_{k+1}}$ — and keeps its propagation matrix $\Pi_k = Z_{s_{k+1}-1}\cdots Z_{s_k}$,
 # $Z_t = I - \eta_t H_t$. The final embeddings follow by carrying each segment's embeddings across the
@@ -376,13 +385,18 @@ print(f"this lesson: P = {P}, d = 16..128, {occurrences} (point, step) occurrenc
 # | parameters per projected dimension | about 400 000 | about 10–75 |
 # | hardware | one A100 80 GB | shared CPU cores |
 # | storing throughput | DVEmb 667.52 points/s, LoGra 41.6 points/s | printed above (occurrences/s) |
-# | peak GPU memory, computing the embeddings | DVEmb 0.84 GB, LoGra 63.6 GB | — |
+# | peak GPU memory | DVEmb 64.6 GB while storing gradients during training (about training memory), 0.84 GB computing the embeddings after it; LoGra 63.6 GB | — |
 # | disk for the stored vectors | 171 GB (LoGra 170 GB) | printed above (MiB) |
 #
 # The ratio $P/d$ is what separates the two: the paper projects by a factor of about $4\cdot10^5$,
 # far beyond anything this lesson can check against an exact replay. What transfers is the
 # mechanism — factored per-sample gradients, a projection, one $M$ per layer, segments — and the
 # warning of this lesson: at a given $d$, *which* projection you use matters a lot.
+#
+# One more difference: Pythia-410M is trained with an Adam-family optimizer, while the embeddings
+# follow the SGD recursion. The paper applies it as a **proxy** for Adam (§6) and lists a proper
+# extension as future work. Everything in this course so far was plain SGD; lesson 09 measures what
+# the proxy costs.
 #
 # ## When one machine is not enough
 #
