@@ -35,3 +35,18 @@ def test_bars_count_steps_and_never_change_results(run, name, capsys):
     err = capsys.readouterr().err
     assert NAMES[name] in err and f"/{traj.T}" in err or name == "exact_loo" and NAMES[name] in err, err[-500:]
     assert torch.equal(quiet, shown)
+
+
+def test_auto_bars_stay_out_of_pipes(run, capsys, monkeypatch):
+    """progress=None (the default) draws only where a bar can redraw: not into a pipe or a log file."""
+    from dve_teach.data import progress
+    traj, test = run
+    monkeypatch.setattr(progress, "live", lambda: False)
+    bar = progress.bar(5, "x")
+    assert bar.disable
+    bar.close()
+    monkeypatch.setattr(progress, "live", lambda: True)
+    bar = progress.bar(5, "x")
+    assert not bar.disable
+    bar.close()
+    assert progress.bar(5, "x", progress=False).disable and not progress.bar(5, "x", progress=True).disable

@@ -278,7 +278,8 @@ def format_bench(r: dict) -> str:
         out.append(format_order_section(r["reorder"]))
     if "foundation" in r:
         from .foundation_bench import format_foundation_section
-        out.append(format_foundation_section(r["foundation"]))
+        load = r.get("load_average_end")
+        out.append(format_foundation_section(r["foundation"], load if isinstance(load, (int, float)) else None))
     return "\n".join(out)
 
 
