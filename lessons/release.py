@@ -40,6 +40,9 @@ import nbformat
 
 LESSONS = Path(__file__).resolve().parent
 ASSIGNMENTS = LESSONS / "assignments" / "src"
+#: otter-grader's command line, through this Python (a console script may not be on PATH, e.g. pyenv
+#: before a rehash)
+OTTER = [sys.executable, "-m", "otter"]
 SOLUTIONS_LINE = re.compile(r"^.*%load solutions/.*$", re.M)
 RELEASED_NOTE = "Solutions: your instructor releases them after the deadline."
 
@@ -85,7 +88,7 @@ def assign(src: Path, out: Path, work: Path) -> dict:
     master.parent.mkdir(parents=True)
     jupytext.write(jupytext.read(src), master)
     dist = work / src.stem / "dist"
-    run = subprocess.run(["otter", "assign", master.name, str(dist)], cwd=master.parent, capture_output=True,
+    run = subprocess.run([*OTTER, "assign", master.name, str(dist)], cwd=master.parent, capture_output=True,
                          text=True)
     if run.returncode != 0:
         raise SystemExit(f"otter assign failed on {src.name}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
@@ -104,7 +107,7 @@ def grade(notebook: str, autograder: str, work: Path) -> dict:
     """`otter run` one submission: {"score", "max", "seconds", "per_question"}."""
     out = Path(tempfile.mkdtemp(dir=work))
     start = time.perf_counter()
-    run = subprocess.run(["otter", "run", "--no-logo", "-a", autograder, "-o", str(out), notebook],
+    run = subprocess.run([*OTTER, "run", "--no-logo", "-a", autograder, "-o", str(out), notebook],
                          capture_output=True, text=True, timeout=900)
     seconds = time.perf_counter() - start
     if run.returncode != 0 or not (out / "results.json").exists():

@@ -19,8 +19,8 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(shutil.which("otter") is None, reason="otter-grader is not installed "
-                                                                        "(pip install -e '.[test]')")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("otter") is None,
+                                reason="otter-grader is not installed (pip install -e '.[test]')")
 
 
 def _release_module():
@@ -37,7 +37,7 @@ def built(tmp_path_factory, monkeypatch_module):
     if shutil.which("taskset"):   # the grader's one CPU
         real = rel.subprocess.run
         monkeypatch_module.setattr(rel.subprocess, "run", lambda cmd, **kw: real(
-            ["taskset", "-c", "0", *cmd] if cmd[:2] == ["otter", "run"] else cmd, **kw))
+            ["taskset", "-c", "0", *cmd] if cmd[:4] == [*rel.OTTER, "run"] else cmd, **kw))
     return rel, out, rel.release(out, do_grade=True)
 
 
