@@ -26,19 +26,11 @@ from torch import nn
 
 import dve_teach as dt
 
+from test_bad_input import _TupleOut as _Tuple
 from test_hostile import FAST, SLOW, _report, attempt  # noqa: F401  (_report: the counts, as there)
 
 
 # ---- models ------------------------------------------------------------------------------------
-class _Tuple(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(2, 3, dtype=torch.float64)
-
-    def forward(self, x):
-        return self.lin(x), x
-
-
 class _Dict(_Tuple):
     def forward(self, x):
         return {"logits": self.lin(x)}

@@ -23,11 +23,6 @@ from ..data.progress import live
 __all__ = ["Steps", "Log", "verdict", "machine_load"]
 
 
-def _live() -> bool:
-    """A bar redraws in place on a terminal or in Jupyter; in a pipe or a log file lines read better."""
-    return live()
-
-
 def _bar(**kw):
     from tqdm.auto import tqdm
     return tqdm(file=sys.stderr, dynamic_ncols=True, **kw)
@@ -43,7 +38,7 @@ class Steps:
 
     def __init__(self, names: Sequence[str], desc: str, enabled: bool = True):
         self.names, self.desc, self.enabled, self.done = list(names), desc, enabled, 0
-        self.start, self.live = time.perf_counter(), enabled and _live()
+        self.start, self.live = time.perf_counter(), enabled and live()
         self.bar = _bar(total=len(self.names), desc=desc, unit="step", leave=True,
                         bar_format="{desc}: {n_fmt}/{total_fmt} steps |{bar:20}| {elapsed} {postfix}") \
             if self.live else None
@@ -84,7 +79,7 @@ class Log:
         self.enabled, self.start, self.started = enabled, time.perf_counter(), 0
         self.bar = _bar(desc="bench", unit="step", leave=False,
                         bar_format="{desc}: {n_fmt} steps done, {elapsed} elapsed {postfix}") \
-            if enabled and _live() else None
+            if enabled and live() else None
 
     def __call__(self, message: str) -> None:
         if not self.enabled:
