@@ -43,6 +43,8 @@ ASSIGNMENTS = LESSONS / "assignments" / "src"
 #: otter-grader's command line, through this Python (a console script may not be on PATH, e.g. pyenv
 #: before a rehash)
 OTTER = [sys.executable, "-m", "otter"]
+#: the file that marks a folder as built by this script (only such a folder is emptied and rebuilt)
+MARKER = ".dve-teach-release"
 SOLUTIONS_LINE = re.compile(r"^.*%load solutions/.*$", re.M)
 RELEASED_NOTE = "Solutions: your instructor releases them after the deadline."
 
@@ -156,10 +158,15 @@ def instructor_readme(released: list[dict]) -> str:
 
 
 def release(out: Path, do_grade: bool = False) -> dict:
-    """Build the release under `out` (emptied first); with `do_grade`, autograde both versions."""
+    """Build the release under `out` (emptied first if an earlier release; any other non-empty folder is
+    refused, never deleted); with `do_grade`, autograde both versions."""
     if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file()):
+            raise SystemExit(f"{out} exists and is not a release built by lessons/release.py: give a new or "
+                             "empty folder (nothing was deleted)")
         shutil.rmtree(out)
     (out / "student" / "lessons").mkdir(parents=True)
+    (out / MARKER).write_text("built by lessons/release.py; the next release may empty this folder\n")
     for nb in lesson_notebooks():
         student_lesson(nb, out / "student" / "lessons" / nb.name)
     report: dict = {"assignments": []}
@@ -179,7 +186,7 @@ def release(out: Path, do_grade: bool = False) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("out", type=Path, help="the release folder (emptied first)")
+    p.add_argument("out", type=Path, help="the release folder: new, empty, or an earlier release (emptied first)")
     p.add_argument("--grade", action="store_true", help="autograde the solution and the student version")
     args = p.parse_args(argv)
     report = release(args.out, args.grade)

@@ -120,3 +120,13 @@ def test_instructor_readme_lists_points_and_minutes(built):
         for q in a["questions"]:
             assert f"`{q['name']}` {q['points']:g}" in text
     assert text.count("| 0") >= 10 and "otter run" in text
+
+
+def test_release_never_deletes_a_folder_it_did_not_build(tmp_path):
+    rel = _release_module()
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "thesis.tex").write_text("years of work")
+    with pytest.raises(SystemExit, match="not a release built by lessons/release.py"):
+        rel.release(keep)
+    assert (keep / "thesis.tex").read_text() == "years of work"
