@@ -171,8 +171,16 @@ def test_lesson07_checks():
     assert lesson07.check_auc_by_pairs(auc, scores, flipped)
     assert "wrong order" in lesson07.check_auc_by_pairs(1 - auc, scores, flipped).message
     assert not lesson07.check_auc_by_pairs(0.5, scores, flipped)
-    # top 2 by score: indices 0 (flipped) and 2 (clean) -> 0.5; bottom 2: 1 and 3/4 -> see the check
-    assert lesson07.check_precision_at_k(0.5, scores, flipped, 2)
-    assert lesson07.check_precision_at_k(torch.tensor(0.5), scores, flipped, 2)
-    assert not lesson07.check_precision_at_k(1.0, scores, flipped, 2)
-    assert not lesson07.check_precision_at_k(None, scores, flipped, 2)
+    # rank sum of two scores on different scales, worked by hand: ranks (0 = lowest)
+    a = torch.tensor([0.9, 0.1, 0.8, 0.3, 0.2, 0.7])            # ranks 5 0 4 2 1 3
+    b = torch.tensor([10., 60., 20., 50., 30., 40.])             # ranks 0 5 1 4 2 3
+    # rank sums 5 5 5 6 3 6: flipped (0, 3) = 5, 6 against clean 5, 5, 3, 6 -> (0.5 + 0.5 + 1 + 0) + (1 + 1 + 1 + 0.5)
+    combined = (2 + 3.5) / 8
+    assert lesson07.check_combined_auc(combined, a, b, flipped)
+    assert lesson07.check_combined_auc(torch.tensor(combined), a, b, flipped)
+    raw = lesson07.check_combined_auc(float(dt.metrics.roc_auc(a + b, flipped)), a, b, flipped)
+    assert not raw and "raw scores" in raw.message and f"{combined:.3f}" not in raw.message
+    alone = lesson07.check_combined_auc(float(dt.metrics.roc_auc(a, flipped)), a, b, flipped)
+    assert not alone and "alone" in alone.message
+    assert not lesson07.check_combined_auc(1 - combined, a, b, flipped)
+    assert not lesson07.check_combined_auc(None, a, b, flipped)
