@@ -157,9 +157,14 @@ def test_lesson06_checks():
     assert "cancel" in lesson06.check_phase_curve(signed, infl, lrs).message
     assert "one value per step" in lesson06.check_phase_curve(want[:2], infl, lrs).message
     curve = torch.tensor([5.0, 4, 3, 1, 2, 2, 3, 3, 4, 6])           # ten steps, one per chunk
-    assert lesson06.check_basin(3, curve)
-    assert "between the start and the end" in lesson06.check_basin(0, curve).message
-    assert not lesson06.check_basin(4, curve) and not lesson06.check_basin(None, curve)
+    steps_lr = torch.tensor([0.1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.2], dtype=torch.float64)
+    # by hand: raw = 0.5, 2, 1.5, 0.5, 1, 1, 1.5, 1.5, 2, 1.2 -> basin 0.5 (chunk 3), start 0.5: ratio 1;
+    # end/basin 2.4; divided: start 5 over basin 1 = 5
+    assert lesson06.check_raw_ratio(1.0, curve, steps_lr)
+    assert lesson06.check_raw_ratio(torch.tensor(1.0), curve, steps_lr)
+    assert "divided by η" in lesson06.check_raw_ratio(5.0, curve, steps_lr).message
+    assert "end/basin" in lesson06.check_raw_ratio(2.4, curve, steps_lr).message
+    assert not lesson06.check_raw_ratio(1.1, curve, steps_lr) and not lesson06.check_raw_ratio(None, curve, steps_lr)
 
 
 def test_lesson07_checks():
