@@ -96,12 +96,17 @@ def test_lesson05_checks():
     from types import SimpleNamespace
 
     from dve_teach.teach.exercises import lesson05
-    r = SimpleNamespace(steps=[2, 9, 15], per_step_exact=[0.1, -0.4, 0.3], point=0,
+    r = SimpleNamespace(steps=[2, 9, 15], per_step_exact=[0.1, -0.4, 0.3], point=0, exact=-0.05,
+                        estimate=-0.02, per_step_estimate=[0.05, -0.3, 0.2],
                         embeddings=torch.tensor([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [10.0, 9.0],
                                                  [0.9, -0.1], [-1.0, 0.0], [3.0, 0.5]]))
-    assert lesson05.check_strongest_step(9, r)
-    assert "signed" in lesson05.check_strongest_step(15, r).message
-    assert "not used at step 4" in lesson05.check_strongest_step(4, r).message
+    # by hand: the one-step values sum to 0.0; gap = -0.05 - 0.0; relative to |-0.05|: -1.0
+    assert lesson05.check_additivity(-1.0, r)
+    assert lesson05.check_additivity(torch.tensor(-1.0), r)
+    assert "reversed" in lesson05.check_additivity(1.0, r).message
+    assert "absolute gap" in lesson05.check_additivity(-0.05, r).message
+    assert "DVE" in lesson05.check_additivity(1.5, r).message      # DVE: (-0.02 - (-0.05)) / |-0.02|
+    assert not lesson05.check_additivity(-0.9, r) and not lesson05.check_additivity(None, r)
     # cosine with [1, 0]: points 1, 4, 6 are nearly parallel, 3 is long but at 42°, 2 orthogonal, 5 opposite
     cos = torch.nn.functional.cosine_similarity(r.embeddings, r.embeddings[0][None], dim=1).tolist()
     top = sorted(range(1, 7), key=lambda i: -cos[i])[:3]
