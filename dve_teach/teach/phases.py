@@ -145,8 +145,8 @@ def phase_figure(curves: dict, lrs_t, exact_steps, exact_curve, title: str = "",
     T = len(lrs_t)
     k = max(1, T // 20)
     with plots.style():
-        fig, ax = plots.new_figure(2, figsize=(11, 3.2), width_ratios=[1, 2.2])
-        fig.subplots_adjust(left=0.065, right=0.76)
+        fig, ax = plots.new_figure(2, figsize=(9.5, 3.2), width_ratios=[1, 2.2])   # ≤ 1050 px wide at DPI 110
+        fig.subplots_adjust(left=0.07, right=0.75)
         ax[0, 0].plot(np.arange(T), lrs_t.double().numpy(), color=plots.COLORS[2])
         ax[0, 0].set(xlabel="step t", ylabel=r"$\eta_t$", title="learning rate", ylim=(0, None))
         a = ax[0, 1]
@@ -158,14 +158,15 @@ def phase_figure(curves: dict, lrs_t, exact_steps, exact_curve, title: str = "",
         if estimate_at_samples is not None:
             a.scatter(exact_steps, torch.as_tensor(estimate_at_samples).numpy(), marker="o", s=34,
                       facecolor="none", edgecolor=plots.COLORS[0], lw=1.2, zorder=3,
-                      label=f"{next(iter(curves))}, same sampled points")
+                      label=f"{next(iter(curves)).split(' (')[0]}, same points")
         a.scatter(exact_steps, torch.as_tensor(exact_curve).numpy(), marker="D", s=22, color="0.1",
-                  zorder=4, label="exact TSLOO (sampled points)")
+                  zorder=4, label="exact TSLOO (sampled)")
         a.set_yscale("log")
         a.set(xlabel="step t (when the batch was used)", ylabel=r"mean |influence| / $\eta_t$",
               title=f"per-step influence on the mean test loss — {title}")
         handles, labels = a.get_legend_handles_labels()
-        handles += [Line2D([], [], color="0.5", lw=0.5), Line2D([], [], color="0.5", lw=2)]
-        labels += ["thin: every step", f"thick: mean over {k} steps"]
+        if k > 1:                                           # a run of under 40 steps is not smoothed
+            handles += [Line2D([], [], color="0.5", lw=0.5), Line2D([], [], color="0.5", lw=2)]
+            labels += ["thin: every step", f"thick: mean of {k} steps"]
         a.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     return fig
