@@ -89,7 +89,8 @@ print(f"{len(noisy)} training digits, {len(flipped)} of them relabelled to a wro
 # as early + late: what will it cost by (7.2), and will it recover more or less of always's gain? Write
 # your answers down, then drag the two windows in the explorer below (fractions of the run). It trains
 # every seed with selection inside them (cached; a new setting takes several seconds) and shows the test
-# loss and cost beside never and always. To get one window, drag one slider onto the other's range.
+# loss and cost beside never and always. For a single window, set the early one to 0.3–0.7 and drag
+# both ends of the late one to 1.0 (an empty window).
 
 # %% tags=["widget"]
 selection = SelectionModel(dt.models.mlp((64, 16, 10), seed=seed), noisy, validation, test, epochs=5,
