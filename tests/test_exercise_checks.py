@@ -96,12 +96,17 @@ def test_lesson05_checks():
     from types import SimpleNamespace
 
     from dve_teach.teach.exercises import lesson05
-    r = SimpleNamespace(steps=[2, 9, 15], per_step_exact=[0.1, -0.4, 0.3], point=0,
+    r = SimpleNamespace(steps=[2, 9, 15], per_step_exact=[0.1, -0.4, 0.3], point=0, exact=-0.05,
+                        estimate=-0.02, per_step_estimate=[0.05, -0.3, 0.2],
                         embeddings=torch.tensor([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [10.0, 9.0],
                                                  [0.9, -0.1], [-1.0, 0.0], [3.0, 0.5]]))
-    assert lesson05.check_strongest_step(9, r)
-    assert "signed" in lesson05.check_strongest_step(15, r).message
-    assert "not used at step 4" in lesson05.check_strongest_step(4, r).message
+    # by hand: the one-step values sum to 0.0; gap = -0.05 - 0.0; relative to |-0.05|: -1.0
+    assert lesson05.check_additivity(-1.0, r)
+    assert lesson05.check_additivity(torch.tensor(-1.0), r)
+    assert "reversed" in lesson05.check_additivity(1.0, r).message
+    assert "absolute gap" in lesson05.check_additivity(-0.05, r).message
+    assert "DVE" in lesson05.check_additivity(1.5, r).message      # DVE: (-0.02 - (-0.05)) / |-0.02|
+    assert not lesson05.check_additivity(-0.9, r) and not lesson05.check_additivity(None, r)
     # cosine with [1, 0]: points 1, 4, 6 are nearly parallel, 3 is long but at 42°, 2 orthogonal, 5 opposite
     cos = torch.nn.functional.cosine_similarity(r.embeddings, r.embeddings[0][None], dim=1).tolist()
     top = sorted(range(1, 7), key=lambda i: -cos[i])[:3]
@@ -157,9 +162,14 @@ def test_lesson06_checks():
     assert "cancel" in lesson06.check_phase_curve(signed, infl, lrs).message
     assert "one value per step" in lesson06.check_phase_curve(want[:2], infl, lrs).message
     curve = torch.tensor([5.0, 4, 3, 1, 2, 2, 3, 3, 4, 6])           # ten steps, one per chunk
-    assert lesson06.check_basin(3, curve)
-    assert "between the start and the end" in lesson06.check_basin(0, curve).message
-    assert not lesson06.check_basin(4, curve) and not lesson06.check_basin(None, curve)
+    steps_lr = torch.tensor([0.1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.2], dtype=torch.float64)
+    # by hand: raw = 0.5, 2, 1.5, 0.5, 1, 1, 1.5, 1.5, 2, 1.2 -> basin 0.5 (chunk 3), start 0.5: ratio 1;
+    # end/basin 2.4; divided: start 5 over basin 1 = 5
+    assert lesson06.check_raw_ratio(1.0, curve, steps_lr)
+    assert lesson06.check_raw_ratio(torch.tensor(1.0), curve, steps_lr)
+    assert "divided by η" in lesson06.check_raw_ratio(5.0, curve, steps_lr).message
+    assert "end/basin" in lesson06.check_raw_ratio(2.4, curve, steps_lr).message
+    assert not lesson06.check_raw_ratio(1.1, curve, steps_lr) and not lesson06.check_raw_ratio(None, curve, steps_lr)
 
 
 def test_lesson07_checks():
@@ -171,8 +181,16 @@ def test_lesson07_checks():
     assert lesson07.check_auc_by_pairs(auc, scores, flipped)
     assert "wrong order" in lesson07.check_auc_by_pairs(1 - auc, scores, flipped).message
     assert not lesson07.check_auc_by_pairs(0.5, scores, flipped)
-    # top 2 by score: indices 0 (flipped) and 2 (clean) -> 0.5; bottom 2: 1 and 3/4 -> see the check
-    assert lesson07.check_precision_at_k(0.5, scores, flipped, 2)
-    assert lesson07.check_precision_at_k(torch.tensor(0.5), scores, flipped, 2)
-    assert not lesson07.check_precision_at_k(1.0, scores, flipped, 2)
-    assert not lesson07.check_precision_at_k(None, scores, flipped, 2)
+    # rank sum of two scores on different scales, worked by hand: ranks (0 = lowest)
+    a = torch.tensor([0.9, 0.1, 0.8, 0.3, 0.2, 0.7])            # ranks 5 0 4 2 1 3
+    b = torch.tensor([10., 60., 20., 50., 30., 40.])             # ranks 0 5 1 4 2 3
+    # rank sums 5 5 5 6 3 6: flipped (0, 3) = 5, 6 against clean 5, 5, 3, 6 -> (0.5 + 0.5 + 1 + 0) + (1 + 1 + 1 + 0.5)
+    combined = (2 + 3.5) / 8
+    assert lesson07.check_combined_auc(combined, a, b, flipped)
+    assert lesson07.check_combined_auc(torch.tensor(combined), a, b, flipped)
+    raw = lesson07.check_combined_auc(float(dt.metrics.roc_auc(a + b, flipped)), a, b, flipped)
+    assert not raw and "raw scores" in raw.message and f"{combined:.3f}" not in raw.message
+    alone = lesson07.check_combined_auc(float(dt.metrics.roc_auc(a, flipped)), a, b, flipped)
+    assert not alone and "alone" in alone.message
+    assert not lesson07.check_combined_auc(1 - combined, a, b, flipped)
+    assert not lesson07.check_combined_auc(None, a, b, flipped)

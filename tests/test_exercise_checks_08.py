@@ -37,24 +37,34 @@ def _brute_force_embeddings(traj) -> torch.Tensor:
     return torch.cat(rows)
 
 
-def test_matrix_numbers(run):
-    per_layer = dt.DataValueEmbedding(proj_dim=24, layerwise=True, seed=1).fit(run)
-    sizes = [b.stop - b.start for b in per_layer.projection_.blocks]
-    assert len(sizes) == 2 and sum(sizes) == 24
-    truth = sum(k * k for k in sizes)
-    assert ex.check_matrix_numbers(truth, per_layer).ok
-    assert ex.check_matrix_numbers(torch.tensor(truth), per_layer).ok
-    for mistake, word in [(24 * 24, "full"), (run.flat.P ** 2, "unprojected"), (24, "dimensions")]:
-        fb = ex.check_matrix_numbers(mistake, per_layer)
+def test_layer_split(run):
+    # the truth read from the fitted projection (the library path), not from the check's rule
+    for d, samples in ((24, 30), (24, 4), (40, 40)):
+        fit = dt.DataValueEmbedding(proj_dim=d, projection="pca", layerwise=True, pca_samples=samples).fit(run)
+        truth = tuple(b.stop - b.start for b in fit.projection_.blocks)
+        assert len(truth) == 2 and sum(truth) == d
+        assert ex.check_layer_split(truth, run, d, samples).ok
+        assert ex.check_layer_split(list(truth), run, d, samples).ok
+        assert ex.check_layer_split(tuple(torch.tensor(truth)), run, d, samples).ok
+        _not_ok(ex.check_layer_split((truth[0] + 1, truth[1] - 1), run, d, samples))
+        _not_ok(ex.check_layer_split((truth[0] + 1, truth[1]), run, d, samples))
+    # 120 points, 100 sampled: the caps (100, 50) differ from the layer sizes (260, 50): uncapped is a named mistake
+    s = dt.datasets.digits(n_train=120, n_test=5, seed=4)
+    big = dt.train(dt.models.mlp((64, 4, 10), seed=4), s.train, dt.Schedule.shuffled(120, 40, epochs=1, seed=4), lr=0.3)
+    sizes = [sl.stop - sl.start for _, sl in big.flat.layers]
+    assert sizes == [260, 50]
+    fit = dt.DataValueEmbedding(proj_dim=24, projection="pca", layerwise=True, pca_samples=100).fit(big)
+    truth = tuple(b.stop - b.start for b in fit.projection_.blocks)
+    assert truth == (16, 8) and ex.check_layer_split(truth, big, 24, 100).ok          # 24·100/150, 24·50/150
+    for mistake, word in [((20, 4), "parameter counts"), ((12, 12), "equal"), ((24, 24), "sum"),
+                          ((24,), "layers")]:
+        fb = ex.check_layer_split(mistake, big, 24, 100)
         _not_ok(fb)
         assert word in fb.message and str(truth) not in fb.message
-    _not_ok(ex.check_matrix_numbers(truth + 1, per_layer))
-    _not_ok(ex.check_matrix_numbers(2.5, per_layer))
-    _not_ok(ex.check_matrix_numbers("many", per_layer))     # cannot be compared: feedback, no raise
-    _not_ok(ex.check_matrix_numbers(None, per_layer))
-    one_m = dt.DataValueEmbedding(proj_dim=24, seed=1).fit(run)
-    assert ex.check_matrix_numbers(24 * 24, one_m).ok
-    assert not ex.check_matrix_numbers(truth, one_m).ok
+    _not_ok(ex.check_layer_split(2.5, run, 24, 4))
+    _not_ok(ex.check_layer_split("many", run, 24, 4))      # cannot be compared: feedback, no raise
+    _not_ok(ex.check_layer_split((2.5, 21.5), run, 24, 4))
+    _not_ok(ex.check_layer_split(None, run, 24, 4))
 
 
 def test_composed(run):

@@ -106,3 +106,20 @@ def test_every_setting_is_in_the_cache_key(small):
     finally:
         small.warmup, small.epochs = 0.1, 2
     assert small.update() is base
+
+
+def test_figure_marks_exact_and_estimate_at_the_same_points(small):
+    """Review L06-a1/e1: the exact diamonds (dark, not a curve's hue) sit beside SGD-influence at the
+    same sampled points (hollow), and the legend names the smoothing, beside the panels."""
+    r = small.update()
+    fig = small.figure()
+    a = fig.axes[1]
+    offsets = [c.get_offsets() for c in a.collections]
+    assert len(offsets) == 2
+    steps = np.asarray(r["exact_steps"], float)
+    assert all(np.allclose(o[:, 0], steps) for o in offsets)
+    assert any(np.allclose(o[:, 1], r["exact_curve"].numpy()) for o in offsets)
+    assert any(np.allclose(o[:, 1], r["sgd_at_samples"].numpy()) for o in offsets)
+    labels = [t.get_text() for t in a.get_legend().get_texts()]
+    smoothed = r["traj"].T // 20 > 1                 # the thick line averages T // 20 steps
+    assert (any(t.startswith("thick: mean of") for t in labels) and "thin: every step" in labels) == smoothed

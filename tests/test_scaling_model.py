@@ -62,6 +62,13 @@ def test_current_choice_sweep_table_summary_figure(model):
     fig = model.figure()
     kinds_drawn = {line.get_label() for line in fig.axes[0].get_lines()}
     assert {"gaussian", "pca"} <= kinds_drawn
+    # one legend, beside the right panel: it hides no point of either panel (review L08-e1)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    legend = fig.axes[1].get_legend()
+    assert fig.axes[0].get_legend() is None and legend is not None
+    assert legend.get_window_extent(renderer).x0 >= fig.axes[1].get_window_extent(renderer).x1
+    assert "current: pca, d = 8" in [t.get_text() for t in legend.get_texts()]
 
 
 def test_layerwise_counts_blocks():
@@ -91,3 +98,12 @@ def test_widget_drives_the_model():
     assert "kronecker" in view.readout.value and view.out.outputs[0]["data"]["image/png"] != first
     assert view.controls["d"].continuous_update is False
     assert ("kronecker", 16) in view.model._cache and not view.log_out.outputs
+
+
+def test_widget_reuses_a_model(model):
+    pytest.importorskip("ipywidgets")
+    from dve_teach.widgets import ScalingExplorer
+    view = ScalingExplorer(model=model)
+    assert view.model is model and view.controls["d"].value in model.dims
+    with pytest.raises(ValueError, match="either model="):
+        ScalingExplorer(_problem(), model=model)

@@ -86,3 +86,17 @@ def test_readout_says_in_words_where_the_windows_land(small, monkeypatch, curren
                                                   "always": stats(0.3, 5.0)})
     text = small.summary()
     assert words in text and "over 2 seeds" in text and "0.800 → 0.300" in text and "×2.00" in text
+
+
+def test_selection_figure_draws_points_not_bars():
+    """Review L07-e2: points with error bars (and every seed's loss), never bars from a truncated axis."""
+    from dve_teach.teach.selection import selection_figure
+    rows = {name: {"loss": loss, "spread": 0.01, "losses": np.array([loss - 0.01, loss + 0.01]), "cost": cost}
+            for name, loss, cost in (("never", 0.45, 1.0), ("early + late", 0.44, 2.6), ("always", 0.39, 5.0))}
+    ax = selection_figure(rows, "t").axes[0]
+    assert not ax.patches                                                   # no bars
+    means = [c for c in ax.collections if len(c.get_offsets()) == 2]        # one seed dots per timing
+    assert len(means) == 3
+    lo, hi = ax.get_ylim()
+    assert lo < 0.38 and hi > 0.46                                          # every error bar on screen
+    assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == list(rows)

@@ -521,3 +521,16 @@ def test_readout_says_computing_while_the_model_works(moons, monkeypatch):
     monkeypatch.setattr(v.model, "figure", lambda: (seen.append(v.readout.value), figure())[1])
     v.controls["point"].value = 3
     assert seen == [wd.COMPUTING] and v.readout.value != wd.COMPUTING and "point 3" in v.readout.value
+
+
+def test_reorder_figure_keeps_one_colour_per_method(reorder):
+    """Review L05-e1: DVE and exact have the same colours in the per-step panel and the totals panel."""
+    import matplotlib.colors as mc
+    fig = reorder.figure()
+    middle, right = fig.axes[1], fig.axes[2]
+    stems = {c.get_label(): mc.to_hex(c.get_facecolor()[0]) for c in middle.collections if c.get_label() in
+             ("DVE", "exact (that step only)")}
+    bars = [mc.to_hex(b.get_facecolor()) for b in right.patches]
+    names = [t.get_text() for t in right.get_xticklabels()]
+    by_name = dict(zip(names, bars))
+    assert stems["DVE"] == by_name["DVE"] and stems["exact (that step only)"] == by_name["exact"]

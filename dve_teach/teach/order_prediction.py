@@ -3,8 +3,8 @@ retrained (first order, `dt.OrderPredictor` on the last trained run), the follow
 curve, and the (predicted, exact) pairs that each Retrain adds. `ReorderModel` uses these; no ipywidgets.
 
 Notation (lessons 02-04): an edit inserts or removes point i at step t; to first order the final mean
-test loss m changes by the insertion term c_t(i) = −(η_t/b) ∇m(θ_T)ᵀ K_t ∇ℓ(θ_t, z_i) (plain SGD;
-`OrderPredictor.insertion_curve`), or by −c_t(i) (the removal term, the first-order TSLOO(i, t)) for a
+test loss m changes by the insertion term ins_t(i) = −(η_t/b) ∇m(θ_T)ᵀ K_t ∇ℓ(θ_t, z_i) (plain SGD;
+`OrderPredictor.insertion_curve`), or by −ins_t(i) (the removal term, the first-order TSLOO(i, t)) for a
 removal. Gradients are taken along the recorded run. Moving i from t₁ to t₂: c_{t₂}(i) − c_{t₁}(i).
 """
 from __future__ import annotations
@@ -98,8 +98,8 @@ def shifted(order: Schedule, point: int, steps: int, occurrence: Optional[int] =
 
 class RunPrediction:
     """First-order predictions relative to one trained run (`traj`, its `test` data), from the terms
-    c_t(i) = (1/b) a_t · ∇ℓ(θ_t, z_i) of `dt.OrderPredictor(traj, test, mean=True)` (fitted on first use:
-    one reverse sweep). An order's prediction is Σ c_t(i) over the (point, step) pairs it adds minus Σ
+    ins_t(i) = (1/b) a_t · ∇ℓ(θ_t, z_i) of `dt.OrderPredictor(traj, test, mean=True)` (fitted on first use:
+    one reverse sweep). An order's prediction is Σ ins_t(i) over the (point, step) pairs it adds minus Σ
     over those it removes (`OrderPredictor.predict`, summed term by term); terms are cached, computed
     one step at a time. One instance per trained run: a new run needs a new instance."""
 
@@ -115,7 +115,7 @@ class RunPrediction:
         return self._predictor
 
     def terms(self, pairs) -> np.ndarray:
-        """c_t(i) for each (i, t) in `pairs`: the Δ mean test loss if point i were added to step t's
+        """ins_t(i) for each (i, t) in `pairs`: the Δ mean test loss if point i were added to step t's
         batch (removing it there: the negative), [len(pairs)]."""
         pairs = [(int(i), int(t)) for i, t in pairs]
         missing: dict = {}
@@ -143,7 +143,7 @@ class RunPrediction:
         return float(self.terms(ins).sum() - self.terms(rem).sum())
 
     def moved(self, base: Optional[float], moves) -> float:
-        """`base` plus the terms of moves [(i, from step, to step)]: c_to(i) − c_from(i) each."""
+        """`base` plus the terms of moves [(i, from step, to step)]: ins_to(i) − ins_from(i) each."""
         if base is None:
             return float("nan")
         return base + float(self.terms([(i, b) for i, _, b in moves]).sum() - self.terms([(i, a) for i, a, _ in moves]).sum())

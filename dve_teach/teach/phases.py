@@ -132,28 +132,41 @@ class PhaseModel:
     def figure(self):
         r = self.update()
         return phase_figure({"SGD-influence (exact H)": r["sgd_curve"], "DVE (Fisher)": r["curve"]}, r["traj"].lrs,
-                            r["exact_steps"], r["exact_curve"], f"{self.schedule}, {self.epochs} epochs")
+                            r["exact_steps"], r["exact_curve"], f"{self.schedule}, {self.epochs} epochs",
+                            estimate_at_samples=r["sgd_at_samples"])
 
 
-def phase_figure(curves: dict, lrs_t, exact_steps, exact_curve, title: str = ""):
+def phase_figure(curves: dict, lrs_t, exact_steps, exact_curve, title: str = "", estimate_at_samples=None):
     """Left: η_t. Right: each curve of `curves` {label: Tensor[T]} (thin: every step; thick: a
-    moving average over ~T/20 steps) and exact TSLOO at the sampled steps (diamonds), log y."""
+    centred moving average over ~T/20 steps), exact TSLOO at the sampled steps (black diamonds) and,
+    when given, the first curve's estimate at the same sampled points (hollow circles, its colour),
+    log y. The legend sits beside the panels and names the smoothing (review L06-e1)."""
+    from matplotlib.lines import Line2D
     T = len(lrs_t)
     k = max(1, T // 20)
     with plots.style():
-        fig, ax = plots.new_figure(2, figsize=(9, 3.2), width_ratios=[1, 2.2])
+        fig, ax = plots.new_figure(2, figsize=(9.5, 3.2), width_ratios=[1, 2.2])   # ≤ 1050 px wide at DPI 110
+        fig.subplots_adjust(left=0.07, right=0.75)
         ax[0, 0].plot(np.arange(T), lrs_t.double().numpy(), color=plots.COLORS[2])
-        ax[0, 0].set(xlabel="step t", ylabel="η_t", title="learning rate", ylim=(0, None))
+        ax[0, 0].set(xlabel="step t", ylabel=r"$\eta_t$", title="learning rate", ylim=(0, None))
         a = ax[0, 1]
         for j, (label, curve) in enumerate(curves.items()):
             c = curve.detach().double().numpy()
             smooth = np.convolve(c, np.ones(k) / k, mode="valid")
             a.plot(np.arange(T), c, color=plots.COLORS[j], lw=0.5, alpha=0.4)
             a.plot(np.arange(len(smooth)) + (k - 1) / 2, smooth, color=plots.COLORS[j], lw=2, label=label)
-        a.scatter(exact_steps, torch.as_tensor(exact_curve).numpy(), marker="D", s=30, color=plots.COLORS[3],
-                  edgecolor="k", zorder=3, label="exact TSLOO (sampled points)")
+        if estimate_at_samples is not None:
+            a.scatter(exact_steps, torch.as_tensor(estimate_at_samples).numpy(), marker="o", s=34,
+                      facecolor="none", edgecolor=plots.COLORS[0], lw=1.2, zorder=3,
+                      label=f"{next(iter(curves)).split(' (')[0]}, same points")
+        a.scatter(exact_steps, torch.as_tensor(exact_curve).numpy(), marker="D", s=22, color="0.1",
+                  zorder=4, label="exact TSLOO (sampled)")
         a.set_yscale("log")
-        a.set(xlabel="step t (when the batch was used)", ylabel="mean |influence| / η_t",
+        a.set(xlabel="step t (when the batch was used)", ylabel=r"mean |influence| / $\eta_t$",
               title=f"per-step influence on the mean test loss — {title}")
-        a.legend(loc="best")
+        handles, labels = a.get_legend_handles_labels()
+        if k > 1:                                           # a run of under 40 steps is not smoothed
+            handles += [Line2D([], [], color="0.5", lw=0.5), Line2D([], [], color="0.5", lw=2)]
+            labels += ["thin: every step", f"thick: mean of {k} steps"]
+        a.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     return fig

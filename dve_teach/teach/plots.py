@@ -444,7 +444,8 @@ def reorder_figure(r, q=None, labels=None, stale: bool = False) -> Figure:
         per_step_influence(ax[0, 1], r.steps, r.per_step_estimate, r.per_step_exact, len(r.schedule),
                            q.steps if same else (), q.per_step_estimate if same else None)
         ax[0, 1].set_title(f"point {r.point}: influence per step")
-        totals_bars(ax[0, 2], {"exact": [x.exact for x in runs], "DVE": [x.estimate for x in runs],
+        # DVE first, so that DVE is blue and exact orange as in the middle panel (and lesson 00)
+        totals_bars(ax[0, 2], {"DVE": [x.estimate for x in runs], "exact": [x.exact for x in runs],
                                "SGD-infl.": [x.sgd_influence for x in runs]},
                     ("previous", "now") if same else ("now",))
         ax[0, 2].set_title("removed at every step")

@@ -135,10 +135,13 @@ class ScalingModel:
 
     def figure(self):
         """Left: Spearman against d of every cached (kind, d), the unprojected level dashed, the
-        current choice starred. Right: fit seconds against d, the same points."""
+        current choice starred. Right: fit seconds against d, the same points. One legend, beside
+        the right panel, so that it hides no point; the titles name the quantity, the readout and
+        the star give the current choice."""
         cur, ref = self.result(), self.reference_
         with plots.style():
-            fig, ax = plots.new_figure(2, figsize=(9, 3.2))
+            fig, ax = plots.new_figure(2, figsize=(10, 3.2))
+            fig.subplots_adjust(right=0.8)                      # room for the legend, beside the panels
             for c, kind in enumerate(KINDS):
                 pts = sorted((r.dim, r.spearman, r.seconds) for (k, _), r in self._cache.items() if k == kind)
                 if pts:
@@ -148,12 +151,14 @@ class ScalingModel:
                     ax[0, 1].plot(x, t, style, color=plots.COLORS[c], label=kind, ms=4)
             ax[0, 0].axhline(ref.spearman, ls="--", color="0.4", lw=1, label="unprojected")
             ax[0, 1].axhline(ref.seconds, ls="--", color="0.4", lw=1, label="unprojected")
-            ax[0, 0].plot([cur.dim], [cur.spearman], "*", ms=14, color=plots.COLORS[3])
-            ax[0, 1].plot([cur.dim], [cur.seconds], "*", ms=14, color=plots.COLORS[3])
+            ax[0, 0].plot([cur.dim], [cur.spearman], "*", ms=13, color="0.15", ls="none", zorder=3,
+                          label=f"current: {cur.kind}, d = {cur.dim}")
+            ax[0, 1].plot([cur.dim], [cur.seconds], "*", ms=13, color="0.15", zorder=3)
             for a in ax[0]:
                 a.set_xscale("log", base=2)
                 a.set_xlabel("projected dimension d")
-            ax[0, 0].set(ylabel="Spearman vs exact LOO", title=f"{cur.kind}, d = {cur.dim}: {cur.spearman:.3f}")
+            ax[0, 0].set(ylabel="Spearman vs exact LOO", title="fidelity against d")
             ax[0, 1].set(ylabel="fit seconds (this machine)", title="cost of the fit")
-            ax[0, 0].legend(loc="best", fontsize=7)
+            ax[0, 1].legend(*ax[0, 0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                            fontsize=7, title="○ random, □ fitted", title_fontsize=7)
         return fig

@@ -139,16 +139,30 @@ class SelectionModel:
 
 
 def selection_figure(rows: dict, title: str = ""):
-    """Bars of mean final test loss (error bar: spread over the seeds), the relative cost under
-    each name; rows = {label: `SelectionModel.stats`}."""
+    """Mean final test loss per timing as a point with an error bar (± the spread over the seeds)
+    and every seed's own loss as a small dot, the relative cost under each name; dotted lines at
+    the "never" and "always" levels when those rows exist. Points, not bars: a bar's length would
+    start at the axis' lower limit, which is not 0 here, and inflate the differences (review L07-e2).
+    rows = {label: `SelectionModel.stats`}."""
     with plots.style():
-        fig, ax = plots.new_figure(1, figsize=(6.5, 3))
+        fig, ax = plots.new_figure(1, figsize=(8, 3))
+        fig.subplots_adjust(left=0.09, right=0.76)          # the legend sits beside the axes: it hides no point
         a = ax[0, 0]
         names = list(rows)
+        x = np.arange(len(names))
         loss = [rows[k]["loss"] for k in names]
-        a.bar(range(len(names)), loss, yerr=[rows[k]["spread"] for k in names], capsize=4,
-              color=[plots.COLORS[k % 10] for k in range(len(names))])
-        a.set_xticks(range(len(names)), [f"{name}\ncost ×{rows[name]['cost']:.2f}" for name in names])
-        lo = min(loss) - 2 * max(rows[k]["spread"] for k in names)
-        a.set(ylabel="final test loss (mean over seeds)", title=title, ylim=(max(0.0, lo * 0.9), max(loss) * 1.08))
+        for ref, color in (("never", plots.COLORS[7]), ("always", plots.COLORS[2])):
+            if ref in rows:
+                a.axhline(rows[ref]["loss"], color=color, lw=0.9, ls=":", zorder=1)
+        for j, k in enumerate(names):
+            seeds = np.atleast_1d(rows[k].get("losses", []))
+            a.scatter(np.full(len(seeds), j + 0.12), seeds, s=10, color="0.55", zorder=2,
+                      label="one seed" if j == 0 and len(seeds) else None)
+        a.errorbar(x, loss, yerr=[rows[k]["spread"] for k in names], fmt="o", ms=6, capsize=4,
+                   color=plots.COLORS[0], zorder=3, label="mean ± spread\n(std over seeds)")
+        a.set_xticks(x, [f"{name}\ncost ×{rows[name]['cost']:.2f}" for name in names])
+        a.set_xlim(-0.5, len(names) - 0.5)
+        a.set(ylabel="final test loss", title=title)
+        a.margins(y=0.15)
+        a.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     return fig

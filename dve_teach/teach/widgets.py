@@ -428,10 +428,14 @@ class SelectionExplorer(_View):
 
 class ScalingExplorer(_View):
     """Lesson 08: projection kind and dimension d -> the projected embedding's Spearman against
-    exact LOO and its fit seconds, every (kind, d) tried so far on the figure (`ScalingModel`)."""
+    exact LOO and its fit seconds, every (kind, d) tried so far on the figure (`ScalingModel`).
+    Pass ``model=`` an existing `ScalingModel` to reuse its run, exact LOO and cached fits."""
 
-    def __init__(self, problem: Optional[Problem] = None, **kw):
-        m = ScalingModel(problem, **kw)
+    def __init__(self, problem: Optional[Problem] = None, model: Optional[ScalingModel] = None, **kw):
+        if model is not None and (problem is not None or kw):
+            raise ValueError("ScalingExplorer: pass either model= (an existing ScalingModel) or a problem and "
+                             "ScalingModel options, not both")
+        m = model if model is not None else ScalingModel(problem, **kw)
         super().__init__(m, dict(
             kind=W.Dropdown(options=_SCALING_KINDS, value=m.kind, description="projection", **_WIDE,
                             tooltip="random (gaussian, orthogonal, kronecker) or fitted to the run (pca, kronecker_pca)"),

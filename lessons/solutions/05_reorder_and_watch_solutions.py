@@ -10,10 +10,11 @@ from dve_teach.teach.exercises import lesson05 as sol_ex
 from dve_teach.teach.order_prediction import random_moves as sol_random_moves
 from dve_teach.widgets import ReorderModel
 
-# Exercise A: the step where removing the followed point alone matters most.
+# Exercise A: every-occurrence TSLOO against the sum of the one-step values, relative.
 sol_r = explorer.result                                                                   # noqa: F821
-sol_strongest = sol_r.steps[int(np.abs(sol_r.per_step_exact).argmax())]
-print(sol_ex.check_strongest_step(sol_strongest, sol_r))
+sol_gap = (sol_r.exact - float(np.sum(sol_r.per_step_exact))) / abs(sol_r.exact)
+print(f"every occurrence {sol_r.exact:+.3e}, sum of one-step values {float(np.sum(sol_r.per_step_exact)):+.3e}")
+print(sol_ex.check_additivity(sol_gap, sol_r))
 
 # Exercise B: the 5 most similar embeddings (cosine), then leave them out on a separate model.
 sol_cos = torch.nn.functional.cosine_similarity(sol_r.embeddings, sol_r.embeddings[sol_r.point][None], dim=1)

@@ -15,10 +15,13 @@ sol_score = r["influence"].per_occurrence.mean(1).abs()                         
 sol_curve = torch.stack([sol_score[sol_steps == t].mean() for t in range(r["traj"].T)]) / r["traj"].lrs  # noqa: F821
 print(sol_ex.check_phase_curve(sol_curve, r["influence"], r["traj"].lrs))                  # noqa: F821
 
-# Exercise B: the basin chunk of SGD-influence's curve.
-sol_chunks = [np.nanmean(c) for c in np.array_split(r["sgd_curve"].numpy(), 10)]           # noqa: F821
-sol_basin = 1 + int(np.argmin(sol_chunks[1:-1]))
-print(sol_ex.check_basin(sol_basin, r["sgd_curve"]))                                       # noqa: F821
+# Exercise B: multiply the η-divided curve back by η_t, then the first chunk over the lowest middle
+# chunk (10 chunks, by hand). Predicted: smaller — the warm-up's η_t is small at the start.
+sol_raw = (r["sgd_curve"] * r["traj"].lrs).numpy()                                          # noqa: F821
+sol_chunks = [np.nanmean(c) for c in np.array_split(sol_raw, 10)]
+sol_raw_ratio = sol_chunks[0] / min(sol_chunks[1:-1])
+print(f"raw start/basin {sol_raw_ratio:.3g} vs divided {r['sgd_levels']['start_over_basin']:.3g}")  # noqa: F821
+print(sol_ex.check_raw_ratio(sol_raw_ratio, r["sgd_curve"], r["traj"].lrs))                 # noqa: F821
 
 
 def sol_exercises():

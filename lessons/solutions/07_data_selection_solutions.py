@@ -18,9 +18,13 @@ sol_c = scores["loss"][is_flipped == 0]                                         
 sol_pairs = (sol_f[:, None] > sol_c[None, :]).double() + 0.5 * (sol_f[:, None] == sol_c[None, :]).double()
 print(sol_ex.check_auc_by_pairs(sol_pairs.mean(), scores["loss"], is_flipped))             # noqa: F821
 
-# Exercise B: the share of flipped points among the k highest DVE self-influences.
-sol_top = torch.as_tensor(scores["dve_self"]).argsort(descending=True)[:k]                 # noqa: F821
-print(sol_ex.check_precision_at_k(is_flipped[sol_top].double().mean(), scores["dve_self"], is_flipped, k))  # noqa: F821
+# Exercise B: rank each score (0 = lowest), add the ranks, score the sum by ROC-AUC (7.3).
+sol_rank_sum = (torch.as_tensor(scores["loss"]).argsort().argsort()                        # noqa: F821
+                + torch.as_tensor(scores["dve_self"]).argsort().argsort()).double()        # noqa: F821
+sol_combined = dt.metrics.roc_auc(sol_rank_sum, is_flipped)                                # noqa: F821
+print(f"combined {sol_combined:.3f}; loss alone {dt.metrics.roc_auc(scores['loss'], is_flipped):.3f}, "  # noqa: F821
+      f"DVE self alone {dt.metrics.roc_auc(scores['dve_self'], is_flipped):.3f}")           # noqa: F821
+print(sol_ex.check_combined_auc(sol_combined, scores["loss"], scores["dve_self"], is_flipped))  # noqa: F821
 
 
 def sol_exercises():

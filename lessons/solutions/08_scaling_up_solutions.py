@@ -9,9 +9,19 @@ import torch
 import dve_teach as dt
 from dve_teach.teach.exercises import lesson08 as sol_ex
 
-# Exercise A: one square block per layer.
-sol_blocks = [b.stop - b.start for b in per_layer.projection_.blocks]                    # noqa: F821
-print(sol_ex.check_matrix_numbers(sum(k * k for k in sol_blocks), per_layer))            # noqa: F821
+# Exercise A: shares of 64 proportional to the capped layer sizes, floored, leftovers to the largest
+# remainders (by hand, not with allocate_dims); then the fit confirms it.
+sol_caps = [min(sl.stop - sl.start, max(model.pca_samples, 64)) for _, sl in traj.flat.layers]   # noqa: F821
+sol_raw = [64 * c / sum(sol_caps) for c in sol_caps]
+sol_split = [int(v) for v in sol_raw]
+for sol_j in sorted(range(len(sol_raw)), key=lambda j: sol_split[j] - sol_raw[j])[:64 - sum(sol_split)]:
+    sol_split[sol_j] += 1
+sol_split = tuple(sol_split)
+print(sol_ex.check_layer_split(sol_split, traj, 64, model.pca_samples))                  # noqa: F821
+sol_fit = dt.DataValueEmbedding(proj_dim=64, projection="pca", layerwise=True,
+                                pca_samples=model.pca_samples).fit(traj)                 # noqa: F821
+print("fitted blocks:", [b.stop - b.start for b in sol_fit.projection_.blocks],
+      "| M holds", sum(k * k for k in sol_split), "numbers instead of", 64 * 64)
 
 # Exercise B: local embeddings of segment 0, carried across segments 1 and 2 (later on the left).
 sol_s1 = three.segment_bounds_[1]                                                        # noqa: F821

@@ -21,6 +21,20 @@
 # - Watch the embeddings form as training goes on (embeddings relative to the checkpoint at step *s*).
 # - Predict an edit before retraining: the removal and insertion terms of lesson 03's first order, the
 #   point's "best step" curve, and how far the prediction carries as edits grow.
+#
+# **Sections** (about 35 minutes): 1. The key figure (≈ 5 min) · 2. Explore: the ReorderExplorer
+# (≈ 8 min) · 3. Watching the embeddings form (≈ 5 min) · 4. Predict before you retrain (≈ 8 min) ·
+# 5. How far first order carries (≈ 3 min) · 6. Three exercises (≈ 6 min).
+#
+# **Notation** (lesson 00's box, the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
+# step $t$, the batch size; $\theta_t$ the parameters before step $t$, $\theta_T$ the final ones;
+# $\eta_t$ the learning rate; $\mathrm{TSLOO}(i, t)$ the change of the test loss when $z_i$ is left
+# out of step $t$ only, and "every occurrence" when it is left out of every step that uses it (≈ the sum
+# of its one-step values: exercise A measures how close); positive = the point **helped**; the kick
+# $\delta_{i,t} = \frac{\eta_t}{b}\nabla\ell(\theta_t, z_i)$; $K_t = \prod_{k>t}(I - \eta_k H_k)$; $M_t$
+# the data value embedding's recursion matrix; $c_t$ lesson 06's per-step curve. This lesson adds $m$,
+# the mean test loss, and the **insertion term** $\mathrm{ins}_t(i)$ of (5.1). Key equations are
+# numbered (5.1)–(5.2).
 
 # %%
 # %matplotlib inline
@@ -42,7 +56,7 @@ torch.set_num_threads(1)                  # tiny problems: one thread is fastest
 print(f"dve_teach {dt.__version__}, torch {torch.__version__}, fast mode: {dt.config.fast_mode()}")
 
 # %% [markdown]
-# ## The key figure
+# ## 1. The key figure (≈ 5 min)
 #
 # A 2-D moons problem, a small MLP, one recorded SGD run. `ReorderExplorer(problem)` builds the widget
 # you will use below; its `model` (a plain `ReorderModel`, no widgets needed) trains the run, fits the
@@ -66,7 +80,8 @@ model.figure()
 # **How to read it.** *Left:* every training point's data value embedding, projected on the two main
 # directions of the first run's embeddings (the same axes for every run, so positions are comparable);
 # the followed point is the star, with an arrow from where it was in the previous order to where it is
-# now. *Middle:* its influence at each step where it was used — the DVE estimate (filled stems) and the
+# now. The two axes are only the directions along which the embeddings vary most: moving right or up
+# does not mean "more helpful" (the right panel gives the value). *Middle:* its influence at each step where it was used — the DVE estimate (filled stems) and the
 # exact replay that removes it at that step only (diamonds); hollow markers: the previous order.
 # *Right:* removing it at every step, exact vs DVE, for the previous and the current order. Positive
 # means the point **helped**: removing it would raise the mean test loss.
@@ -89,6 +104,65 @@ print("one embedding per training point:", tuple(late.embeddings.shape)[0] == mo
 # (compare the two columns above); lesson 04 measured how close the DVE comes on average.
 
 # %% [markdown]
+# ## 2. Explore: the ReorderExplorer (≈ 8 min)
+#
+# **Predict first.** The key figure moved *every* occurrence of the point. Now move only its **last**
+# occurrence to the earliest step that does not use the point yet (step 0, unless its first occurrence
+# is there), and retrain. Will its exact TSLOO (removed everywhere) grow or shrink in magnitude? Write
+# your guess down, then try it in the explorer: select the point's *last* occurrence in the **move**
+# menu, drag the **to step** slider to the earliest free step, and press **Retrain**.
+#
+# The explorer's other controls: choose a **point** (or keep the suggested one), use **⏮ first / ◀
+# earlier / later ▶ / last ⏭**, **shuffle** with a seed, **reverse**, apply a **curriculum** or **leave
+# out** another point; the **to step** slider moves the selected occurrence (or, with *every
+# occurrence*, the earliest one and the others with it). At every edit, before any retraining, the
+# readout's second line gives the **predicted** change of the mean test loss, and the figure under the
+# slider the best-step curve of the selected occurrence (section 4 explains both). The status says
+# *changed since the last Retrain: press Retrain*. Press **Retrain** (about a second) and compare the
+# arrow, the per-step bars and the readout; each Retrain adds its (exact, predicted) pair to the scatter.
+# **Play** runs over the training steps. Every control works from the keyboard (Tab, Enter, arrows);
+# errors appear in the *log* pane.
+
+# %% tags=["widget"]
+explorer.set_order(model.baseline_order)   # start the widget from the first order (cached run)
+explorer.retrain()
+explorer
+
+# %% [markdown]
+# The same explorer can be driven from code, which is how this lesson is tested (and how you can
+# script an experiment): `set_order`, `retrain`, `result`, `figure`.
+
+# %% tags=["nbval-check-output"]
+first = explorer.result
+explorer.set_order(explorer.model.order.reversed())    # what the "reverse" button does
+second = explorer.retrain()
+print("retrained on a new order:", second.schedule != first.schedule)
+print("still following the same point:", second.point == first.point)
+
+# %% [markdown]
+# The answer to the question above, on a separate model (the widget keeps its own state):
+#
+# <details><summary>Answer</summary>
+#
+# It shrinks (the cell below checks it for this run): the point's last use came late in training, and
+# after the move nothing of it comes late any more. For another point it can go the other way — try.
+# </details>
+
+# %%
+checker = ReorderModel(Problem.moons(seed=SEED))           # a separate model: the widget keeps its state
+occ = checker.order.occurrences(checker.point)
+before_move = checker.retrain()
+earliest = min(t for t in range(len(checker.order)) if t not in occ)   # step 0 unless the point is there
+checker.move_occurrence_to(earliest, occurrence=len(occ) - 1)
+after_move = checker.retrain()
+print(f"point {checker.point}: steps {before_move.steps} -> {after_move.steps}; exact {before_move.exact:+.2e} -> {after_move.exact:+.2e}")
+
+# %% tags=["nbval-check-output"]
+print("moving its last occurrence to the earliest free step shrinks |exact TSLOO|:",
+      abs(after_move.exact) < abs(before_move.exact))
+
+
+# %% [markdown]
 # Order edits are cheap and only mark the state **stale**; `retrain()` does the work (train, fit the
 # embeddings, exact replay for the followed point) and caches it, so going back to an order you already
 # trained costs nothing. The edits the widget's buttons make:
@@ -109,7 +183,7 @@ model.reverse(); r = model.retrain()
 print(f"reversed:       exact {r.exact:+.2e}, DVE {r.estimate:+.2e}, steps {r.steps}")
 
 # %% [markdown]
-# ### Watching the embeddings form
+# ## 3. Watching the embeddings form (≈ 5 min)
 #
 # The data value embedding of a run is defined relative to its final parameters. Stop the same run
 # after step *s* (`Trajectory.prefix(s)`) and compute the embeddings relative to the checkpoint at step
@@ -126,7 +200,10 @@ with plots.style():
     for a, s in zip(ax[0], moments):
         a.set_xlim(*limits[0]); a.set_ylim(*limits[1]); a.set_autoscale_on(False)
         seen = np.isin(np.arange(model.n), [i for b in model.result.schedule.batches[:s] for i in b])
-        plots.embedding_map(a, model.frame(s), model.labels, point=p, seen=seen, title=f"checkpoint at step {s}")
+        plots.embedding_map(a, model.frame(s), model.labels, point=p, seen=seen,
+                            title=f"checkpoint at step {s}\n({int((~seen).sum())} points not seen yet, at 0)")
+        if a is not ax[0, 0] and a.get_legend() is not None:
+            a.get_legend().remove()                                      # one legend, in the first frame
 seen_by = {s: np.isin(np.arange(model.n), [i for b in model.result.schedule.batches[:s] for i in b]) for s in moments}
 size = [float(np.linalg.norm(model.frame(s), axis=1).mean()) for s in moments]
 size_seen = [float(np.linalg.norm(model.frame(s)[seen_by[s]], axis=1).mean()) for s in moments]
@@ -164,7 +241,7 @@ print("the first quarter's occurrence embeddings are shorter at the last checkpo
 # compare between frames varies from run to run; the two checked facts do not.)
 
 # %% [markdown]
-# ## Predict before you retrain
+# ## 4. Predict before you retrain (≈ 8 min)
 #
 # An edit of the order changes which points are in which batch. Take one change: point *i* is
 # **inserted** into the batch of step *t*. Along the recorded run, step *t* then takes the extra step
@@ -172,19 +249,19 @@ print("the first quarter's occurrence embeddings are shorter at the last checkpo
 # lesson 03's K_t = Π_{k>t} (I − η_k H_k) carries it to θ_T. To first order, the mean test loss m
 # changes by the **insertion term**
 #
-# $$c_t(i) = -\frac{\eta_t}{b}\, \nabla m(\theta_T)^\top K_t\, \nabla \ell(\theta_t, z_i),$$
+# $$\mathrm{ins}_t(i) = -\frac{\eta_t}{b}\, \nabla m(\theta_T)^\top K_t\, \nabla \ell(\theta_t, z_i), \tag{5.1}$$
 #
 # and removing *i* from a step *t* where it was used changes m by the **removal term**
-# −c_t(i) = (η_t/b) ∇m(θ_T)ᵀ K_t ∇ℓ(θ_t, z_i): lesson 03's first-order TSLOO(i, t). An edit's
+# −ins_t(i) = (η_t/b) ∇m(θ_T)ᵀ K_t ∇ℓ(θ_t, z_i): lesson 03's first-order TSLOO(i, t). An edit's
 # prediction is the sum of its terms. Moving *i* from step t₁ to step t₂ is predicted as
 #
-# $$\Delta m \approx c_{t_2}(i) - c_{t_1}(i),$$
+# $$\Delta m \approx \mathrm{ins}_{t_2}(i) - \mathrm{ins}_{t_1}(i), \tag{5.2}$$
 #
 # the value the point has at t₁ minus the value it would have at t₂: the test loss goes down when the
 # point goes where it would help more. As a function of t₂ this is the point's **best-step curve**.
 # `dt.OrderPredictor(traj, test, mean=True).fit()` runs one reverse sweep (it keeps
-# a_t = −η_t ∇m(θ_T)ᵀ K_t for every step, so that c_t(i) = a_t · ∇ℓ(θ_t, z_i) / b); then
-# `insertion_curve(i)` gives c_t(i) for every t and `predict(schedule)` any edited order of the same
+# a_t = −η_t ∇m(θ_T)ᵀ K_t for every step, so that ins_t(i) = a_t · ∇ℓ(θ_t, z_i) / b); then
+# `insertion_curve(i)` gives ins_t(i) for every t and `predict(schedule)` any edited order of the same
 # length, in milliseconds, with nothing retrained. It is an approximation: every gradient is taken
 # along the recorded run, so an inserted point sees the θ_t of the old run, not the θ that the rest of
 # the edit has already moved.
@@ -193,19 +270,19 @@ print("the first quarter's occurrence embeddings are shorter at the last checkpo
 model.reset(); r0 = model.retrain()         # the baseline run again (cached)
 test = model.problem.test
 predictor = dt.OrderPredictor(r0.traj, test, mean=True).fit()
-c = predictor.insertion_curve(p)[:, 0]      # c_t(p) for t = 0..T-1
+c = predictor.insertion_curve(p)[:, 0]      # ins_t(p) of (5.1) for t = 0..T-1
 first_order = dt.sgd_influence(r0.traj, test).at([p] * len(r0.steps), r0.steps).mean(1)
 print(f"point {p} is used at steps {r0.steps}")
-print("c_t(p) there:                 ", [f"{v:+.2e}" for v in c[r0.steps].tolist()])
+print("ins_t(p) there:               ", [f"{v:+.2e}" for v in c[r0.steps].tolist()])
 print("first-order TSLOO(p, t) there:", [f"{v:+.2e}" for v in first_order.tolist()])
 
 # %% tags=["nbval-check-output"]
-print("identity: at its steps, c_t(p) = -(first-order TSLOO):",
+print("identity: at its steps, ins_t(p) = -(first-order TSLOO):",
       torch.allclose(c[r0.steps], -first_order, rtol=1e-8, atol=1e-12 * float(first_order.abs().max())))
 
 # %% [markdown]
 # The model behind the widget does the same from its last Retrain: `model.best_step_curve(k)` is
-# c_t(p) − c_{t₁}(p) for its k-th occurrence (at t₁), and `model.predicted_change()` the prediction for
+# ins_t(p) − ins_{t₁}(p) for its k-th occurrence (at t₁), (5.2), and `model.predicted_change()` the prediction for
 # the current order. The widget's slider does not move the point alone, though: to keep every batch at
 # size b it **swaps** it with a point *j* of the target batch, and *j* moves the other way, so the
 # slider's prediction adds j's two terms. The figure under the slider shows both (the same figure as
@@ -221,7 +298,7 @@ model.prediction_figure(occurrence=k)
 
 # %% tags=["nbval-check-output"]
 ok = np.isfinite(curve)
-print("identity: the model's curve is c_t - c_t1, NaN exactly where the point is already used:",
+print("identity: the model's curve is ins_t - ins_t1, NaN exactly where the point is already used:",
       np.allclose(curve[ok], (c - c[t1]).numpy()[ok], rtol=1e-9, atol=1e-15)
       and set(np.flatnonzero(~ok).tolist()) == set(r0.steps) - {t1})
 
@@ -282,7 +359,7 @@ print("the best predicted move lowers the exact test loss:", pair.exact < 0)
 print("... by less than predicted:", abs(pair.exact) < abs(pair.predicted))
 
 # %% [markdown]
-# ### How far does first order carry?
+# ## 5. How far does first order carry? (≈ 3 min)
 #
 # One move is a small edit: two (point, step) pairs change. A reversed or reshuffled order changes
 # nearly all of them, and the terms no longer add up independently — every point is inserted at a θ
@@ -330,72 +407,17 @@ print("over the 3 runs, whole-order edits have a larger median relative error th
 # your edits grow.
 
 # %% [markdown]
-# ## Explore: the ReorderExplorer
+# ## 6. Try it: three exercises with automatic checks (≈ 6 min)
 #
-# Run the next cell. Choose a **point** (or keep the suggested one), pick which of its occurrences to
-# move, use **⏮ first / ◀ earlier / later ▶ / last ⏭**, **shuffle** with a seed, **reverse**, apply a
-# **curriculum** or **leave out** another point; the **to step** slider moves the selected occurrence
-# (or, with *every occurrence*, the earliest one and the others with it) to a step of your choice. At
-# every edit, before any retraining, the readout's second line gives the **predicted** change of the
-# mean test loss, and the figure under the slider the best-step curve of the selected occurrence (pick
-# one occurrence in **move** to see the whole run; with *every occurrence* only the shifts that keep all
-# of them in the run are drawn); while you drag, the star follows the hollow dots. The status says
-# *changed since the last Retrain: press Retrain*. Press **Retrain** (about a second) and compare the
-# arrow, the per-step bars and the readout; the Retrain adds its (exact, predicted) pair to the scatter.
-# **Play** runs over the training steps. Every control works from the keyboard (Tab, Enter, arrows);
-# errors appear in the *log* pane.
-
-# %% tags=["widget"]
-explorer.set_order(model.baseline_order)   # start the widget from the first order (cached run)
-explorer.retrain()
-explorer
-
-# %% [markdown]
-# The same explorer can be driven from code, which is how this lesson is tested (and how you can
-# script an experiment): `set_order`, `retrain`, `result`, `figure`.
-
-# %% tags=["nbval-check-output"]
-first = explorer.result
-explorer.set_order(explorer.model.order.reversed())    # what the "reverse" button does
-second = explorer.retrain()
-print("retrained on a new order:", second.schedule != first.schedule)
-print("still following the same point:", second.point == first.point)
-
-# %% [markdown]
-# **Predict, then check.** Select the point's *last* occurrence in the **move** menu and drag the
-# **to step** slider to the earliest step that does not use the point yet (step 0, unless its first
-# occurrence is there), then Retrain. Will the exact TSLOO (removed everywhere) grow or shrink in
-# magnitude?
-#
-# <details><summary>Answer</summary>
-#
-# It shrinks (the cell below checks it for this run): the point's last use came late in training, and
-# after the move nothing of it comes late any more. For another point it can go the other way — try.
-# </details>
+# **Exercise A — every occurrence, or the sum of its steps?** `explorer.result` is the run the widget
+# shows now. `result.exact` is the exact TSLOO of removing the followed point at **every** occurrence;
+# `result.per_step_exact` holds the exact TSLOO of removing it at **one** of its steps only. Lesson 00's
+# box says the first is "≈ the sum" of the second. **Predict first:** within 1%, 10%, or not even that?
+# Then compute the relative gap, (every-occurrence − sum of the one-step values) / |every-occurrence|.
 
 # %%
-checker = ReorderModel(Problem.moons(seed=SEED))           # a separate model: the widget keeps its state
-occ = checker.order.occurrences(checker.point)
-before_move = checker.retrain()
-earliest = min(t for t in range(len(checker.order)) if t not in occ)   # step 0 unless the point is there
-checker.move_occurrence_to(earliest, occurrence=len(occ) - 1)
-after_move = checker.retrain()
-print(f"point {checker.point}: steps {before_move.steps} -> {after_move.steps}; exact {before_move.exact:+.2e} -> {after_move.exact:+.2e}")
-
-# %% tags=["nbval-check-output"]
-print("moving its last occurrence to the earliest free step shrinks |exact TSLOO|:",
-      abs(after_move.exact) < abs(before_move.exact))
-
-# %% [markdown]
-# ## Try it: three exercises with automatic checks
-#
-# **Exercise A — its strongest moment.** `explorer.result` is the run the widget shows now; at which of
-# its steps (`result.steps`) does removing the followed point *alone* move the mean test loss the most
-# (`result.per_step_exact`)?
-
-# %%
-strongest_step = None   # TODO: one of explorer.result.steps
-ex.check_strongest_step(strongest_step, explorer.result)
+relative_gap = None   # TODO: a number (negative if the sum is larger)
+ex.check_additivity(relative_gap, explorer.result)
 
 # %% [markdown]
 # **Exercise B — its most similar points.** Which 5 training points have embeddings most similar
@@ -434,9 +456,9 @@ ex.check_best_move(best_move, explorer.result, explorer.model.problem.test)
 # - Embeddings relative to the checkpoint at step *s* show how the values build up during training: the
 #   cloud of per-point sums grows because points join it and add occurrences, while each occurrence's
 #   own embedding shrinks as more training follows it.
-# - An edit can be predicted before retraining: to first order it is a sum of insertion terms c_t(i) and
-#   removal terms −c_t(i) (lesson 03's first-order TSLOO), all from one reverse sweep. Moving a point from
-#   t₁ to t₂ is predicted as c_{t₂} − c_{t₁}: its best-step curve. The slider's swap adds the partner's
+# - An edit can be predicted before retraining: to first order it is a sum of insertion terms ins_t(i) and
+#   removal terms −ins_t(i) (5.1; lesson 03's first-order TSLOO), all from one reverse sweep. Moving a point from
+#   t₁ to t₂ is predicted as ins_{t₂} − ins_{t₁} (5.2): its best-step curve. The slider's swap adds the partner's
 #   terms (an identity, checked).
 # - Over 45 random one-point moves on three runs, predicted and exact changes had Spearman above 0.95;
 #   the best predicted move lowered the exact test loss, by less than predicted; whole-order edits had

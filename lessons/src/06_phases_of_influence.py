@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 06 · Phases of influence
 #
-# *About 25 minutes. Lessons 02–04 come first: exact trajectory-specific leave-one-out (TSLOO),
+# *About 35 minutes. Lessons 02–04 come first: exact trajectory-specific leave-one-out (TSLOO),
 # SGD-influence and data value embeddings (DVE).*
 #
 # So far we asked how much **one point** mattered. Now we ask how much each **moment of training**
@@ -31,6 +31,18 @@
 # - See where the data value embedding's Fisher approximation flattens the curve.
 # - Run the duplicate experiment: the same point seen in the basin and seen late, in raw terms and per
 #   unit of learning rate.
+#
+# **Sections** (about 35 minutes): 1. The curve and a question to explore (≈ 8 min) · 2. Reading the
+# key figure, two exercises (≈ 7 min) · 3. A short run (≈ 4 min) · 4. Why: gradients and absorption
+# (≈ 7 min) · 5. Why the embedding is flatter (≈ 3 min) · 6. The duplicate experiment (≈ 6 min).
+#
+# **Notation** (lesson 00's box, the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
+# step $t$, the batch size; $\theta_t$ the parameters before step $t$, $\theta_T$ the final ones;
+# $\eta_t$ the learning rate; $\mathrm{TSLOO}(i, t)$ the change of the test loss when $z_i$ is left
+# out of step $t$ only (one occurrence, the kind this lesson uses throughout); positive = the point
+# **helped**; the kick $\delta_{i,t} = \frac{\eta_t}{b}\nabla\ell(\theta_t, z_i)$;
+# $K_t = \prod_{k>t}(I - \eta_k H_k)$; $M_t$ the data value embedding's recursion matrix; $c_t$ the
+# per-step curve, defined in (6.2) below. Key equations are numbered (6.1)–(6.3).
 
 # %%
 # %matplotlib inline
@@ -54,21 +66,24 @@ problem = Problem.digits(n_train=sized(600, 400), n_test=sized(200, 100), batch_
 print(f"{len(problem.train)} training digits, {len(problem.test)} test digits, batch size {problem.batch_size}")
 
 # %% [markdown]
-# ## The curve, and why it is divided by η_t
+# ## 1. The curve, and a question to explore (≈ 8 min)
 #
 # For every (point, step) occurrence we have an estimate of $\mathrm{TSLOO}(z_i, t)$: how much the mean
 # test loss rises if $z_i$ is left out of step $t$ only. To first order it is
-# $\frac{\eta_t}{b}\,\nabla L_{\text{test}}(\theta_T)^\top K_t\,\nabla\ell(\theta_t, z_i)$ with
+#
+# $$\mathrm{TSLOO}(z_i, t) \approx \frac{\eta_t}{b}\,\nabla L_{\text{test}}(\theta_T)^\top K_t\,\nabla\ell(\theta_t, z_i) \tag{6.1}$$
+#
+# with
 # $K_t = \prod_{k>t}(I - \eta_k H_k)$ (lesson 03). The factor $\eta_t$ in front only says how big the
 # step was. The paper divides each batch's influence by its learning rate "for a fair comparison". We
 # also take the magnitude, because within a batch helpful and harmful points cancel — a departure from
 # the paper, whose Figure 1(a) averages the signed scores, so its curve can differ where signs mix. The
 # curve is
 #
-# $$c_t = \frac{1}{\eta_t}\cdot\frac{1}{|B_t|}\sum_{i\in B_t}\big|\mathrm{TSLOO}(z_i, t)\big|.$$
+# $$c_t = \frac{1}{\eta_t}\cdot\frac{1}{|B_t|}\sum_{i\in B_t}\big|\mathrm{TSLOO}(z_i, t)\big|. \tag{6.2}$$
 #
 # `PhaseModel` trains the digits problem with a learning-rate schedule (`dt.lr`). It then computes
-# $c_t$ for every step with two first-order estimators:
+# $c_t$ for every step with two first-order estimators of (6.1):
 #
 # - **SGD-influence** (lesson 03), with the exact Hessians $H_k$;
 # - the **data value embedding** (lesson 04), with the paper's empirical-Fisher approximation
@@ -76,7 +91,7 @@ print(f"{len(problem.train)} training digits, {len(problem.test)} test digits, b
 #
 # It also computes exact TSLOO, by replay, for a few points of 12 evenly spaced steps.
 #
-# ## The key figure: a longer run with warm-up and cosine decay
+# ### The key figure: a longer run with warm-up and cosine decay
 #
 # Fifteen epochs with `dt.lr.warmup_cosine`: η rises linearly for the first 10% of the steps and
 # then falls along a half cosine (left panel).
@@ -88,6 +103,21 @@ print(long.summary())
 long.figure()
 
 # %% [markdown]
+# **Predict, then explore.** The run above differs from a plain one in three ways: it is long (15
+# epochs), its η warms up and then decays (the paper's "high-impact warm-up phase"), and its peak is
+# 0.4. (a) A run of **3 epochs at a constant η = 0.2** — will its curve still start far above a basin?
+# (b) If not, which **one** of the three changes brings the high start back: 15 epochs at constant
+# 0.2, warm-up + cosine for 3 epochs, or a constant 0.4 for 3 epochs? Write your guesses down, then
+# try them in the explorer: choose the schedule, its peak and the run length; it retrains, recomputes
+# both curves and replays the sampled points (a few seconds per change; a setting seen before comes
+# from the cache). It starts from the long run above, already computed. Section 3 answers (a).
+
+# %% tags=["widget"]
+PhaseExplorer(model=long)
+
+# %% [markdown]
+# ## 2. Reading the key figure (≈ 7 min)
+#
 # Read the blue curve (SGD-influence) from left to right (thin lines: every step; thick lines: a moving
 # average over about a twentieth of the run). The first steps stand far above everything after them.
 # The curve then drops into a basin and rises again towards the end (checked: the end is more than
@@ -95,7 +125,7 @@ long.figure()
 # mode), not of the whole batch, so they are noisy, and in many runs the late diamonds sit near basin
 # level although the curve climbs. What they do show is that the estimator is right **point by
 # point**: SGD-influence at the same sampled points ranks the sampled steps almost exactly as the
-# replays do (checked below). The curve itself is SGD-influence averaged over whole batches — a
+# replays do (checked below; the hollow circles are SGD-influence at the diamonds' points). The curve itself is SGD-influence averaged over whole batches — a
 # first-order estimate we trust because of that agreement, not a replay. Each claim, checked (the start, basin and end are the first, the lowest middle
 # and the last tenth of the steps, `dt.phases.phase_levels`):
 
@@ -114,20 +144,22 @@ print("exact TSLOO: the first sampled step is above the median of the middle one
 # **Exercise A — the curve by hand.** `r["influence"]` holds the data value embedding's score of every
 # (point, step) occurrence on every test point (`.per_occurrence` [occurrences, test points], `.steps`
 # the step of each row), and `r["traj"].lrs` the learning rates. Compute the orange curve
-# $c_t$ yourself, as a Tensor with one value per step.
+# $c_t$ of (6.2) yourself, as a Tensor with one value per step.
 
 # %%
 my_curve = None   # TODO: Tensor[T]
 ex.check_phase_curve(my_curve, r["influence"], r["traj"].lrs)
 
 # %% [markdown]
-# **Exercise B — where is the basin?** Split SGD-influence's curve `r["sgd_curve"]` into 10 consecutive
-# chunks of steps (`np.array_split`) and give the index (0 = first) of the lowest chunk between the
-# first and the last.
+# **Exercise B — without dividing by η.** The curve is divided by $\eta_t$ in (6.2). Undo it: the raw
+# curve is `r["sgd_curve"] * r["traj"].lrs`, the mean |SGD-influence| of each batch. **Predict first:**
+# is its start/basin ratio larger or smaller than the divided curve's (`sv["start_over_basin"]`, printed
+# by `long.summary()`)? Look at the learning-rate panel. Then compute it with
+# `dt.phases.phase_levels(...)["start_over_basin"]`.
 
 # %%
-basin_chunk = None   # TODO: an int between 1 and 8
-ex.check_basin(basin_chunk, r["sgd_curve"])
+raw_start_over_basin = None   # TODO: a number
+ex.check_raw_ratio(raw_start_over_basin, r["sgd_curve"], r["traj"].lrs)
 
 # %% [markdown]
 # So the toy has all three regimes of the paper. The orange curve, the data value embedding, is
@@ -139,12 +171,12 @@ print("DVE (Fisher): its start/basin ratio is less than half of SGD-influence's:
 print("DVE (Fisher): its end is still above its basin:", dv["end_over_basin"] > 1)
 
 # %% [markdown]
-# We come back to that gap below. First, a short run.
+# We come back to that gap below (section 5). First, a short run.
 #
-# ## A short run
+# ## 3. A short run (≈ 4 min)
 #
-# **Predict first.** The same problem with a constant η = 0.2 for only 3 epochs (a fifth of the
-# steps, no warm-up). Will its curve still start far above a basin?
+# Question (a) of section 1: the same problem with a constant η = 0.2 for only 3 epochs (a fifth of
+# the steps, no warm-up). Will its curve still start far above a basin?
 
 # %%
 short = PhaseModel(problem, schedule="constant", peak=0.2, epochs=3, seed=seed)
@@ -162,12 +194,29 @@ print("short run: the end is above the basin:", ss["end_over_basin"] > 1)
 # No: in a run of a few dozen steps the first steps do not stand out, so there is no basin between a
 # high start and a high end. But the two runs differ in three things at once — length (3 vs 15
 # epochs), schedule (constant vs warm-up + cosine, and the warm-up is what the paper calls the
-# high-impact phase) and peak (0.2 vs 0.4) — so this comparison alone cannot say which one matters.
-# One plausible reason is length: both the high start and the basin would then be made by the
-# *later* steps, which stretch the first kicks and absorb the middle ones (measured in the next
-# section). The widget below changes one factor at a time: try it.
+# high-impact phase) and peak (0.2 vs 0.4) — so this comparison alone cannot say which one matters
+# (question (b) of section 1). A cheap run isolates length: 3 epochs with the long run's schedule
+# **and** peak (warm-up + cosine, 0.4), so that it differs from the long run in length only.
+
+# %%
+short_cosine = PhaseModel(problem, schedule="warmup_cosine", peak=0.4, epochs=3, seed=seed)
+rc = short_cosine.update()
+print(f"SGD-influence start/basin: 3 epochs, constant 0.2: {ss['start_over_basin']:.2f} | "
+      f"3 epochs, warm-up + cosine 0.4: {rc['sgd_levels']['start_over_basin']:.2f} | "
+      f"15 epochs, warm-up + cosine 0.4 (the key figure): {sv['start_over_basin']:.2f}")
+
+# %% tags=["nbval-check-output"]
+print("3 epochs with the long run's schedule and peak: still no high-impact start (start/basin below 2):",
+      rc["sgd_levels"]["start_over_basin"] < 2)
+
+# %% [markdown]
+# The warm-up + cosine schedule and its larger peak do not bring the high start back in a short run
+# (checked), so of the three differences, length remains. That fits one reading: both the high start
+# and the basin are made by the *later* steps, which stretch the first kicks and absorb the middle
+# ones (measured in the next section). The opposite one-factor run, 15 epochs at a constant 0.2, costs
+# as much as the long run: run it in the explorer of section 1 and see whether the start returns.
 #
-# ## Why: large early gradients, and later steps absorbing influence
+# ## 4. Why: large early gradients, and later steps absorbing influence (≈ 7 min)
 #
 # The paper offers two explanations.
 #
@@ -205,7 +254,11 @@ print("per unit of gradient, the first tenth still beats the middle:", share["st
 # Gradient size explains part of the start, but not all of it. Per unit of gradient (right panel),
 # the first steps still stand above the basin. The rest must come from the factors $K_t$. Lesson 02
 # measured them exactly: remove a point at step $s$, replay, and compare how far the two runs end
-# apart with the kick they started from, $\lVert\theta'_T-\theta_T\rVert / \lVert\delta\rVert$. We do
+# apart with the kick they started from,
+#
+# $$\text{surviving fraction} = \lVert\theta'_T-\theta_T\rVert \,/\, \lVert\delta_{i,s}\rVert. \tag{6.3}$$
+#
+# We do
 # this for 8 points of the first batch, of a basin batch (35% of the way through) and of a late
 # batch (90%).
 
@@ -235,7 +288,7 @@ print("a late kick survives almost whole (more than 90%):", surviving["late"] > 
 #   paper calls this saturation by future data.
 # - **Late.** With few steps left, $K_t \approx I$ and the kick survives whole. That is the ascent.
 #
-# ## Why the data value embedding is flatter
+# ## 5. Why the data value embedding is flatter (≈ 3 min)
 #
 # The embedding replaces every $H_k$ by the empirical Fisher $\frac1b\sum_{j\in B_k} g_j g_j^\top$.
 # That matrix is positive semi-definite, so with small steps each factor $I - \eta_k F_k$ can only
@@ -249,7 +302,7 @@ print("a late kick survives almost whole (more than 90%):", surviving["late"] > 
 # and the replays show them clearly.
 
 # %% [markdown]
-# ## The duplicate experiment: the same point in the basin and late
+# ## 6. The duplicate experiment: the same point in the basin and late (≈ 6 min)
 #
 # Take a test digit $z$ and add a copy of it to the training set, in one batch. In one run the copy
 # sits at 35% of the way through (the basin); in the other it sits at 90% (the ascent). How much does
@@ -257,7 +310,7 @@ print("a late kick survives almost whole (more than 90%):", surviving["late"] > 
 # 8 test digits at once (8 copies, one of each digit, join the same batch; each copy is scored on its
 # own digit), so that we can count instead of trusting one digit.
 #
-# **Predict first.** The per-step curve above is divided by η. The question "how much does the copy
+# **Predict first.** The per-step curve (6.2) is divided by η. The question "how much does the copy
 # lower $z$'s loss?" is not. In this run $\eta$ at the basin step is about 25 times $\eta$ at the late
 # step (cosine decay). Which copy lowers $z$'s loss more — and which would, per unit of learning rate?
 
@@ -311,27 +364,9 @@ print("warm-up + cosine, per unit of η: the late copy is larger (median over th
 # appears late but not in the basin (App. E). A schedule that decays η by a factor 25 can reverse it
 # in raw terms — and raw terms are what lesson 07 meets: the effect of choosing a batch is not divided
 # by η.
-#
-# ## Explore: `PhaseExplorer`
-#
-# Choose the learning-rate schedule, its peak and the run length. The widget retrains, recomputes
-# both curves and replays the sampled points (a few seconds per change on a laptop). It starts from
-# the long run above, which is already computed.
-
-# %% tags=["widget"]
-PhaseExplorer(model=long)
 
 # %% [markdown]
-# **Check your reading.** Set the schedule to `constant`, the peak to 0.2 and the run length to 3
-# epochs: that is the short run above, whose start stands less than 2× above its basin (the cell
-# below repeats the check). Now change **one** factor at a time — 15 epochs at constant 0.2, or
-# warm-up + cosine for 3 epochs — and see which one brings the high start back.
-
-# %% tags=["nbval-check-output"]
-print("3 epochs at a constant 0.2: no high-impact start (start/basin below 2):", ss["start_over_basin"] < 2)
-
-# %% [markdown]
-# Things to try:
+# More to try in the explorer of section 1:
 # - Drag the run length from 1 to 30 epochs. When do the high start and the basin appear?
 # - Use `step_decay`: η halves every quarter of the run. Does $c_t$ jump where η drops? Dividing by
 #   η_t removes the step's own size, but not the later steps' sizes inside $K_t$.
@@ -340,15 +375,15 @@ print("3 epochs at a constant 0.2: no high-impact start (start/basin below 2):",
 # %% [markdown]
 # ## What you learned
 #
-# - The per-step curve $c_t$ is the mean $|\mathrm{TSLOO}|$ of each batch divided by η_t:
+# - The per-step curve $c_t$ (6.2) is the mean $|\mathrm{TSLOO}|$ of each batch divided by η_t:
 #   `influence.by_step("mean_abs", per_lr=True, lrs=traj.lrs, test="mean")`. Dividing by η_t removes the
 #   step's own size, so that steps with different learning rates can be compared.
 # - On digits, a 15-epoch warm-up + cosine run has the paper's three regimes: a start several times
 #   above a basin, and a late ascent. Exact replays of sampled points agree with the estimator point by
 #   point (a few points per step are too few to draw the curve themselves). A 3-epoch run has no
-#   basin.
+#   high start and no basin, even with the long run's schedule and peak: length is what differs.
 # - Early gradients are several times larger, which explains part of the start. The later factors
-#   $K_t$ explain the rest, as the replays show: a kick at the first step ends larger than it started,
+#   $K_t$ explain the rest, as the replays' surviving fractions (6.3) show: a kick at the first step ends larger than it started,
 #   a basin kick shrinks to under 70%, and a late kick survives almost whole.
 # - The data value embedding's Fisher approximation is positive semi-definite and scales with the
 #   gradients, which flattens the curve on this toy. The phase picture is a property of the true
@@ -359,8 +394,8 @@ print("3 epochs at a constant 0.2: no high-impact start (start/basin below 2):",
 #
 # ## Exercises
 #
-# 1. **Without dividing by η.** Plot `r["influence"].by_step("mean_abs", test="mean")` (DVE) and the
-#    same for SGD-influence, without `per_lr`. Compare them with the learning-rate panel. Which
+# 1. **Without dividing by η, whole curves.** Exercise B took one ratio; now plot
+#    `r["influence"].by_step("mean_abs", test="mean")` (DVE) and the same for SGD-influence, without `per_lr`. Compare them with the learning-rate panel. Which
 #    regimes survive?
 # 2. **The GGN embedding.** Fit `dt.DataValueEmbedding(hessian="ggn")` on `r["traj"]` (several times
 #    slower) and draw its $c_t$ next to the Fisher one and SGD-influence. Is it closer to either? Think

@@ -22,6 +22,21 @@
 #   gives the same embeddings.
 # - Know what changes on a GPU, how these sizes compare with the paper's Pythia-410M run, and where to
 #   go when one machine is not enough.
+#
+# **Sections** (about 40 minutes): 1. A question to explore (≈ 5 min) · 2. The key figure (≈ 5 min) ·
+# 3. Per-sample gradients (≈ 5 min) · 4. Projection noise (≈ 5 min) · 5. One M per layer (≈ 5 min) ·
+# 6. Influence checkpointing (≈ 8 min) · 7. GPUs, the paper's sizes, more machines (≈ 7 min).
+#
+# **Notation** (lesson 00's box, the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
+# step $t$, the batch size; $\theta_t$ the parameters before step $t$, $\theta_T$ the final ones;
+# $\eta_t$ the learning rate (each point's step is $\eta_t/b$ times its gradient);
+# $\mathrm{TSLOO}(i, t)$ the change of the test loss when $z_i$ is left out of step $t$ only, and
+# "every occurrence" when it is left out of every step that uses it; positive = the point **helped**;
+# the kick $\delta_{i,t} = \frac{\eta_t}{b}\nabla\ell(\theta_t, z_i)$; $K_t = \prod_{k>t}(I - \eta_k H_k)$;
+# $M_t$ the data value embedding's recursion matrix; $c_t$ lesson 06's per-step curve. **This lesson's
+# other δ:** in section 3, $\delta_i = \partial\ell_i/\partial z_i$ is the gradient at a layer's
+# *output* (the name of the backpropagation literature), not the kick. Key equations are numbered
+# (8.1)–(8.4) and referred to by number.
 
 # %%
 # %matplotlib inline
@@ -33,7 +48,7 @@ import torch
 
 import dve_teach as dt
 from dve_teach import plots
-from dve_teach.influence.projection import factored_grads, make_projection
+from dve_teach.influence.projection import allocate_dims, factored_grads, make_projection
 from dve_teach.teach.exercises import lesson08 as ex
 from dve_teach.widgets import Problem, ScalingExplorer, ScalingModel
 
@@ -44,31 +59,67 @@ sized = dt.config.sized                   # sized(full, fast): smaller problems 
 print(f"dve_teach {dt.__version__}, torch {torch.__version__}, fast mode: {dt.config.fast_mode()}")
 
 # %% [markdown]
-# ## The key figure
+# ## 1. A question to explore (≈ 5 min)
 #
-# 8×8 digits, a 64-16-10 tanh MLP ($P = 1210$ parameters), two epochs of SGD with batches of 32.
-# `ScalingModel` trains the run once, replays the exact leave-one-out of **every** training point
-# (every occurrence removed) and fits the unprojected Fisher embedding as the reference. Then
-# `sweep()` fits the embedding with each projection kind at $d = 16, 32, 64, 128$ and scores it: the
-# Spearman correlation, over training points, between the embedding's estimate and the exact LOO,
-# averaged over test digits (as in lesson 04).
+# A run with $P$ parameters gives every (point, step) occurrence a gradient of $P$ numbers, and the
+# recursion's matrix is $P\times P$: too big for a language model. So the paper **projects** every
+# gradient to $d \ll P$ dimensions. Which projection, and how many dimensions?
+#
+# **Predict first.** A random Gaussian projection with $d = 128$ dimensions, or a projection fitted to
+# the run's gradients (PCA) with only $d = 16$: which ranks the training points closer to the exact
+# leave-one-out? Write your guess down, then find out with the explorer below.
+#
+# The problem: 8×8 digits, a 64-16-10 tanh MLP ($P = 1210$ parameters), two epochs of SGD with batches
+# of 32. `ScalingModel` trains the run once, replays the exact leave-one-out of **every** training
+# point (every occurrence removed) and fits the unprojected Fisher embedding as the reference (a few
+# seconds). The explorer fits the embedding with the **projection** and the **dimension d** you choose
+# and scores it: the Spearman correlation, over training points, between the embedding's estimate and
+# the exact LOO, averaged over test digits (as in lesson 04). Each (kind, $d$) is fitted once and then
+# cached; every choice tried so far stays on the plot, and the readout gives the Spearman, its share of
+# the unprojected one and the fit's seconds.
+
+# %% tags=["widget"]
+model = ScalingModel(Problem.digits(n_train=sized(300, 200), n_test=sized(100, 50), hidden=16, seed=SEED))
+explorer = ScalingExplorer(model=model)     # the widget, on the model above (its cache is shared)
+explorer
+
+# %% [markdown]
+# The same explorer can be driven from code (which is how it is tested): set a control's `.value`.
+
+# %% tags=["nbval-check-output"]
+explorer.controls["kind"].value = "gaussian"
+explorer.controls["d"].value = 128
+print("the widget now shows gaussian at d = 128:", (explorer.model.kind, explorer.model.d) == ("gaussian", 128))
+print("its readout names the projection:", "gaussian" in explorer.readout.value)
+
+# %% [markdown]
+# ## 2. The key figure (≈ 5 min)
+#
+# `sweep()` fits every projection kind at $d = 16, 32, 64, 128$ on the same run — the whole grid the
+# explorer offers — and the figure draws all of them.
 
 # %%
-model = ScalingModel(Problem.digits(n_train=sized(300, 200), n_test=sized(100, 50), hidden=16, seed=SEED))
 traj, test = model.traj, model.test
 P, ref = traj.flat.P, model.reference_
 print(f"P = {P} parameters, {len(traj.data)} training digits, T = {traj.T} steps; "
       f"unprojected Spearman {ref.spearman:.3f} (fit {ref.seconds:.3f} s)")
 results = {(r.kind, r.d): r for r in model.sweep()}
 print(model.table())
-model.d = 128
+model.kind, model.d = "pca", 128
 model.figure()
 
 # %% [markdown]
 # **How to read it.** *Left:* fidelity against $d$ for each projection; circles are random projections,
-# squares are projections fitted to the run; the dashed line is the unprojected embedding. *Right:*
-# the seconds each fit took (one run each, on a shared machine: read them, do not trust the third
-# digit).
+# squares are projections fitted to the run; the dashed line is the unprojected embedding; the star is
+# the current choice. *Right:* the seconds each fit took (one run each, on a shared machine: read
+# them, do not trust the third digit). The answer to the question of section 1:
+
+# %%
+g128, p16 = results[("gaussian", 128)], results[("pca", 16)]
+print(f"gaussian d = 128: {g128.spearman:.3f};  pca d = 16: {p16.spearman:.3f}")
+
+# %% tags=["nbval-check-output"]
+print("pca with 16 dimensions beats gaussian with 128:", p16.spearman > g128.spearman)
 
 # %% tags=["nbval-check-output"]
 kinds, dims = ("gaussian", "orthogonal", "kronecker", "pca", "kronecker_pca"), model.dims
@@ -83,14 +134,15 @@ print("pca at d = 64 keeps over 80% of the unprojected Spearman:", results[("pca
 print("no random projection keeps 75% even at d = 128:", all(results[(k, 128)].share < 0.75 for k in random_kinds))
 
 # %% [markdown]
-# A projection fitted to the run beats every random one at every $d$ tried, and the random ones stay
-# far below the unprojected embedding even with 128 dimensions (about a tenth of $P$). The fitted
-# projections (`pca`, `kronecker_pca`) are this library's extension; the paper uses a random
-# Kronecker projection (the paragraph on fitted projections below says which of the two could scale). The rest of
-# the lesson explains both halves of that picture.
+# Eight times fewer dimensions, fitted to where the gradients are, beat the random ones: a projection
+# fitted to the run beats every random one at every $d$ tried, and the random ones stay far below the
+# unprojected embedding even with 128 dimensions (about a tenth of $P$). The fitted projections
+# (`pca`, `kronecker_pca`) are this library's extension; the paper uses a random Kronecker projection
+# (section 4 says which of the two could scale). The rest of the lesson explains both halves of that
+# picture.
 
 # %% [markdown]
-# ## Why per-sample gradients are the bottleneck
+# ## 3. Why per-sample gradients are the bottleneck (≈ 5 min)
 #
 # The recursion needs $g_i = \nabla\ell(\theta_t, z_i)$ for **every point of every batch**, each a
 # vector of $P$ numbers. Training only ever needs their *sum*, which one backward pass gives. Asking
@@ -102,9 +154,9 @@ print("no random projection keeps 75% even at d = 128:", all(results[(k, 128)].s
 # $\delta_i = \partial\ell_i/\partial z_i$ at its output (from the backward pass of the *summed* loss,
 # because examples do not interact):
 #
-# $$\nabla_{[W\,|\,c]}\,\ell_i = \delta_i\,[a_i;\,1]^\top \qquad (\text{out}\times(\text{in}+1)).$$
+# $$\nabla_{[W\,|\,c]}\,\ell_i = \delta_i\,[a_i;\,1]^\top \qquad (\text{out}\times(\text{in}+1)) \tag{8.1}$$
 #
-# So one forward and one backward pass give every example's gradient (paper §4.2), and storing the
+# So one forward and one backward pass give every example's gradient by (8.1) (paper §4.2), and storing the
 # two factors takes $\text{out} + \text{in} + 1$ numbers instead of their product.
 # (For a language model, one training example is a sequence: its gradient is a **sum over tokens** of
 # such outer products, so the factors are stored per token and the saving shrinks as sequences grow.)
@@ -138,17 +190,17 @@ print("last layer by hand, softmax(z) - onehot(y) times its input, equals them t
 # separately, $(P_\text{out}\,\delta)\otimes(P_\text{in}\,[a;1])$, so it never forms $g$ at all.
 
 # %% [markdown]
-# ## Why random projection noise hurts rank correlation
+# ## 4. Why random projection noise hurts rank correlation (≈ 5 min)
 #
 # A Gaussian $R$ (entries $\mathcal N(0, 1/d)$) keeps dot products **on average**: $\mathbb E[(Ru)^\top(Rg)]
 # = u^\top g$. But its error has standard deviation
 #
-# $$\sqrt{\big((u^\top g)^2 + \lVert u\rVert^2\lVert g\rVert^2\big)/d},$$
+# $$\sqrt{\big((u^\top g)^2 + \lVert u\rVert^2\lVert g\rVert^2\big)/d}, \tag{8.2}$$
 #
 # dominated by $\lVert u\rVert\,\lVert g\rVert/\sqrt d$, which does **not** shrink when $u^\top g$ is
 # small. For the many training-test pairs with small dot products the estimate is mostly noise, and
 # the ranking of training points — what Spearman measures — is scrambled. Below: every (training, test) pair's dot product at $\theta_T$ against its
-# Gaussian-projected estimate at $d = 64$, and the measured error against that formula.
+# Gaussian-projected estimate at $d = 64$, and the measured error against (8.2).
 
 # %%
 U = traj.objective.per_sample_grads(theta, test.X, test.y)             # test gradients [n_test, P]
@@ -204,76 +256,56 @@ print("64 random orthonormal directions hold under 10%:", held["orthogonal"] < 0
 # the key figure's gap.
 
 # %% [markdown]
-# ## Explore: the ScalingExplorer
-#
-# Choose a **projection** and move the **dimension d** slider; each (kind, $d$) is fitted once and
-# then cached, and every choice tried so far stays on the plot. The readout
-# gives the Spearman, its share of the unprojected one and the fit's seconds.
-
-# %% tags=["widget"]
-explorer = ScalingExplorer(Problem.digits(n_train=sized(300, 200), n_test=sized(100, 50), hidden=16, seed=SEED))
-explorer
-
-# %% [markdown]
-# The same explorer can be driven from code (which is how it is tested): set a control's `.value`.
-
-# %% tags=["nbval-check-output"]
-explorer.controls["kind"].value = "gaussian"
-explorer.controls["d"].value = 128
-print("the widget now shows gaussian at d = 128:", (explorer.model.kind, explorer.model.d) == ("gaussian", 128))
-print("its readout names the projection:", "gaussian" in explorer.readout.value)
-
-# %% [markdown]
-# **Predict, then check.** A random Gaussian projection with $d = 128$ dimensions, or a PCA
-# projection with only $d = 16$: which ranks the training points closer to the exact LOO?
-#
-# <details><summary>Answer</summary>
-#
-# The PCA projection with 16 dimensions (the cell below checks it on this run). Eight times fewer
-# dimensions, fitted to where the gradients are, beat the random ones.
-# </details>
-
-# %%
-g128, p16 = explorer.model.result("gaussian", 128), explorer.model.result("pca", 16)
-print(f"gaussian d = 128: {g128.spearman:.3f};  pca d = 16: {p16.spearman:.3f}")
-
-# %% tags=["nbval-check-output"]
-print("pca with 16 dimensions beats gaussian with 128:", p16.spearman > g128.spearman)
-
-# %% [markdown]
-# ## One M per layer
+# ## 5. One M per layer (≈ 5 min)
 #
 # The recursion's matrix is $d\times d$: its memory grows with $d^2$ and each step costs $O(b\,d^2)$.
 # The paper keeps **one block per layer** (§4.3): with $d$ split into $d_l$ per layer, $M$ holds
-# $\sum_l d_l^2$ numbers, and directions of different layers no longer interact in the recursion (the
-# curvature between layers is dropped). `layerwise=True` does it; `projection_.blocks` shows the split.
+#
+# $$\sum_l d_l^2 \quad\text{numbers instead of}\quad d^2 = \Big(\sum_l d_l\Big)^2, \tag{8.3}$$
+#
+# and directions of different layers no longer interact in the recursion (the curvature between layers
+# is dropped). `layerwise=True` does it; `projection_.blocks` shows the split. **How $d$ is split** (the
+# paper leaves it open; this is the library's rule, `dve_teach.influence.projection.allocate_dims`):
+# each layer gets a share proportional to the number of directions it can offer — for `pca`, the
+# smaller of its parameter count and the number of sampled gradients (a PCA of $s$ gradients finds at
+# most $s$ directions) — rounded down, with the dimensions left over going to the largest remainders,
+# so that the shares sum to $d$.
 
 # %%
 full_m = dt.DataValueEmbedding(proj_dim=128, projection="pca", seed=SEED, pca_samples=model.pca_samples).fit(traj)
 per_layer = dt.DataValueEmbedding(proj_dim=128, projection="pca", layerwise=True, seed=SEED,
                                   pca_samples=model.pca_samples).fit(traj)
 blocks = [b.stop - b.start for b in per_layer.projection_.blocks]
+layer_sizes = [sl.stop - sl.start for _, sl in traj.flat.layers]
+caps = [min(k, max(model.pca_samples, 128)) for k in layer_sizes]
 rho = {name: dt.metrics.fidelity(e.influence(test).total(), model.exact_)["spearman"]
        for name, e in (("one M", full_m), ("per layer", per_layer))}
-print(f"per-layer dimensions {blocks}; Spearman one M {rho['one M']:.3f}, per layer {rho['per layer']:.3f}")
+print(f"layers with {layer_sizes} parameters, {model.pca_samples} sampled gradients: capped sizes {caps}")
+print(f"per-layer dimensions {blocks} (128 · cap / {sum(caps)} = {[round(128 * c / sum(caps), 1) for c in caps]}); "
+      f"Spearman one M {rho['one M']:.3f}, per layer {rho['per layer']:.3f}")
 
 # %% tags=["nbval-check-output"]
-print("per-layer M holds fewer numbers than one d×d M:", sum(k * k for k in blocks) < 128 ** 2)
+print("identity: the split is proportional to the capped layer sizes, rounded to sum to d:",
+      blocks == allocate_dims(128, caps))
+print("per-layer M holds fewer numbers than one d×d M (8.3):", sum(k * k for k in blocks) < 128 ** 2)
 print("and loses at most 0.05 Spearman here:", bool(rho["per layer"] > rho["one M"] - 0.05))
 
 # %% [markdown]
-# With $L$ equal layers the saving is a factor $L$ in memory and in the recursion's flops; on this
-# two-layer model it is modest, and here it cost (almost) no fidelity.
+# With $L$ equal layers the saving in (8.3) is a factor $L$ in memory and in the recursion's flops; on
+# this two-layer model it is modest, and here it cost (almost) no fidelity.
 #
-# **Exercise A — the size of a per-layer M.** How many numbers does `per_layer`'s recursion matrix
-# hold? (Count entries of the blocks, not dimensions.)
+# **Exercise A — predict the split.** Before fitting anything: on the same run, with the same
+# `pca_samples=model.pca_samples`, what per-layer dimensions would `proj_dim=64, projection="pca",
+# layerwise=True` give — one int per layer, in the order of `traj.flat.layers`? Work it out from the
+# rule above and the sizes printed by the cell before (mind the rounding), then fit it and look at
+# `projection_.blocks`. How many numbers does its $M$ hold, by (8.3)?
 
 # %%
-m_numbers = None   # TODO: an int
-ex.check_matrix_numbers(m_numbers, per_layer)
+split_64 = None   # TODO: a tuple of ints, one per layer
+ex.check_layer_split(split_64, traj, 64, model.pca_samples)
 
 # %% [markdown]
-# ## Influence checkpointing: the recursion in segments
+# ## 6. Influence checkpointing: the recursion in segments (≈ 8 min)
 #
 # The backward recursion is sequential: step $t$ needs $M$ from every later step. Influence
 # checkpointing (paper §4.4, which sketches the idea; the composition below is this library's
@@ -283,9 +315,9 @@ ex.check_matrix_numbers(m_numbers, per_layer)
 # $Z_t = I - \eta_t H_t$. The final embeddings follow by carrying each segment's embeddings across the
 # later segments:
 #
-# $$\mathrm{DVE}(i,t) = \Pi_{K-1}\cdots\Pi_{k+1}\,\mathrm{DVE}_{\text{local}}(i,t)\qquad (t \text{ in segment } k).$$
+# $$\mathrm{DVE}(i,t) = \Pi_{K-1}\cdots\Pi_{k+1}\,\mathrm{DVE}_{\text{local}}(i,t)\qquad (t \text{ in segment } k). \tag{8.4}$$
 #
-# This is an identity, so the result must equal the sequential one up to rounding; the segments can run
+# (8.4) is an identity, so the result must equal the sequential one up to rounding; the segments can run
 # at the same time in worker processes (`segments=K, workers=W`). The cell fits the unprojected Fisher
 # embedding sequentially, in 2 and 4 segments in this process, and in 4 segments on 2 worker
 # processes (`start_method="fork"` here: nothing to re-import). It prints the seconds but checks only
@@ -336,7 +368,7 @@ composed = None   # TODO: a Tensor [occurrences in segment 0, P]
 ex.check_composed(composed, three, traj)
 
 # %% [markdown]
-# ## What changes on a GPU
+# ## 7. What changes on a GPU (≈ 7 min, with the next two parts)
 #
 # No GPU numbers were measured for this lesson; this paragraph says what the code does, not what it
 # achieves. Every estimator runs with `device="cuda"` and `dtype=torch.float32` (`dt.train(...,
@@ -412,17 +444,18 @@ print(f"this lesson: P = {P}, d = 16..128, {occurrences} (point, step) occurrenc
 # ## What you learned
 #
 # - Per-sample gradients are what the recursion needs and training never forms; for a Linear layer
-#   each is an outer product of its input and its output gradient, exactly (checked above), which
+#   each is an outer product of its input and its output gradient, exactly (8.1, checked above), which
 #   gives all of them from one forward and one backward pass.
 # - Random projections keep dot products on average, but with an error of size
-#   $\lVert u\rVert\lVert g\rVert/\sqrt d$ that swamps the many small dot products, so they lose much of
+#   $\lVert u\rVert\lVert g\rVert/\sqrt d$ (8.2) that swamps the many small dot products, so they lose much of
 #   the ranking: no random projection here kept 75% of the unprojected Spearman at $d = 128$.
 # - Projections fitted to the data (PCA of per-sample gradients) put $d$ where the gradients are:
 #   here PCA beat every random projection at every $d$, and with 16 dimensions beat a Gaussian one with
 #   128.
-# - One $M$ per layer stores $\sum_l d_l^2$ instead of $d^2$ numbers; here it cost almost no fidelity.
+# - One $M$ per layer stores $\sum_l d_l^2$ instead of $d^2$ numbers (8.3), with $d$ split in proportion to
+#   what each layer can offer; here it cost almost no fidelity.
 # - Influence checkpointing splits the recursion into segments with their own $d\times d$ propagation
-#   matrices and composes them: the same embeddings as the sequential run, up to rounding.
+#   matrices and composes them by (8.4): the same embeddings as the sequential run, up to rounding.
 # - float32 halves the memory and, on this short run, left the scores' ranking unchanged; GPU speed
 #   was not measured here.
 

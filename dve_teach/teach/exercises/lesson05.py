@@ -5,30 +5,38 @@ import torch
 
 from . import exercise, not_yet, right, whole, wrong
 
-__all__ = ["check_strongest_step", "check_most_similar", "check_best_move"]
+__all__ = ["check_additivity", "check_most_similar", "check_best_move"]
 
 
 @exercise
-def check_strongest_step(answer, result):
-    """answer: the step (one of ``result.steps``) at which removing the followed point alone moves the
-    mean test loss the most, by the exact replay (``result.per_step_exact``)."""
-    name = "its strongest moment"
+def check_additivity(answer, result):
+    """answer: (exact every-occurrence TSLOO − Σ exact one-step TSLOO) / |exact every-occurrence TSLOO|
+    for the followed point of `result` (``result.exact``, ``result.per_step_exact``): how far removing
+    it everywhere is from the sum of removing it at each of its steps alone, relative."""
+    import math
+    from . import number
+    name = "every occurrence vs the sum of one-step removals"
     if answer is None:
-        return not_yet(name, "result.steps and result.per_step_exact are aligned: compare absolute values.")
-    if whole(answer) is None:
-        return wrong(name, f"{answer!r} is not a step.", "answer with a step number from result.steps.")
-    answer = whole(answer)
-    steps, per = list(result.steps), [abs(float(v)) for v in result.per_step_exact]
-    if int(answer) not in steps:
-        return wrong(name, f"the point is not used at step {int(answer)}.", f"it is used at steps {steps}.")
-    truth = steps[per.index(max(per))]
-    if int(answer) == truth:
-        return right(name, f"step {truth}: removing the point there alone changes the test loss the most.")
-    signed = [float(v) for v in result.per_step_exact]
-    if int(answer) == steps[signed.index(max(signed))]:
-        return wrong(name, "that is the largest signed value.", "a large negative value matters too: use abs().")
-    return wrong(name, f"at step {int(answer)} the effect is smaller than at another occurrence.",
-                 "take the largest absolute value of result.per_step_exact.")
+        return not_yet(name, "result.exact is the every-occurrence value, result.per_step_exact the one-step ones.")
+    value = number(answer)
+    exact, parts = float(result.exact), [float(v) for v in result.per_step_exact]
+    gap = exact - sum(parts)
+    truth = gap / abs(exact)
+    tol = dict(rel_tol=1e-6, abs_tol=1e-12)
+    if math.isclose(value, truth, **tol):
+        return right(name, f"{truth:+.1%} of the every-occurrence value: "
+                           + ("nearly additive." if abs(truth) < 0.1 else "the removals interact noticeably."))
+    if math.isclose(value, -truth, **tol):
+        return wrong(name, "the sign is reversed.", "every-occurrence minus the sum, not the sum minus it.")
+    if math.isclose(value, gap, **tol):
+        return wrong(name, "that is the absolute gap.", "divide by |result.exact|.")
+    est = float(result.estimate) - sum(float(v) for v in result.per_step_estimate)
+    if math.isclose(value, est / abs(float(result.estimate)), **tol):
+        return wrong(name, "that uses the DVE estimates.", "the question is about the exact replays.")
+    if math.isclose(value, sum(parts) / exact, **tol):
+        return wrong(name, "that is the sum over the every-occurrence value (a ratio).",
+                     "the gap (difference) divided by |result.exact|.")
+    return wrong(name, "that is not the relative gap.", "(exact − sum of per-step exact) / |exact|.")
 
 
 @exercise

@@ -1,12 +1,14 @@
 """Checks for the exercises inside lesson 06 (phases of influence)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
-from . import exercise, not_yet, right, whole, wrong
+from . import exercise, not_yet, number, right, wrong
 from ...influence.phases import phase_levels
 
-__all__ = ["check_phase_curve", "check_basin"]
+__all__ = ["check_phase_curve", "check_raw_ratio"]
 
 
 @exercise
@@ -36,19 +38,28 @@ def check_phase_curve(answer, influence, lrs):
 
 
 @exercise
-def check_basin(answer, curve, bins: int = 10):
-    """answer: which of the `bins` consecutive chunks of steps (0 = the first) is the basin of `curve`:
-    the lowest chunk mean between the first and the last (`dt.phases.phase_levels`)."""
-    name = "where the basin is"
+def check_raw_ratio(answer, curve, lrs, bins: int = 10):
+    """answer: the start/basin ratio (`dt.phases.phase_levels`, `bins` chunks) of the per-step curve
+    *not* divided by η_t: ``curve * lrs`` for the η-divided `curve` (Tensor[T]) of lesson 06."""
+    from ...influence.phases import phase_levels
+    name = "the curve without dividing by η"
     if answer is None:
-        return not_yet(name, "np.array_split the curve into 10 chunks and find the lowest mean, ends excluded.")
-    if whole(answer) is None:
-        return wrong(name, f"{answer!r} is not a chunk index.", f"answer with an integer 1..{bins - 2}.")
-    answer = whole(answer)
-    lv = phase_levels(curve, bins)
-    if int(answer) == lv["basin_bin"]:
-        return right(name, f"chunk {lv['basin_bin']} of {bins}: {lv['start_over_basin']:.1f}x below the start, "
-                           f"{lv['end_over_basin']:.1f}x below the end.")
-    if int(answer) in (0, bins - 1):
-        return wrong(name, "the basin lies between the start and the end.", "exclude the first and the last chunk.")
-    return wrong(name, f"chunk {int(answer)} is not the lowest one in between.", "compare the chunk means.")
+        return not_yet(name, "multiply the divided curve back by the learning rates, then phase_levels(...).")
+    value = number(answer)
+    curve, lrs = torch.as_tensor(curve).double(), torch.as_tensor(lrs).double()
+    raw, divided = phase_levels(curve * lrs, bins), phase_levels(curve, bins)
+    truth = raw["start_over_basin"]
+    if math.isclose(value, truth, rel_tol=1e-6):
+        side = "smaller" if truth < divided["start_over_basin"] else "larger"
+        return right(name, f"{truth:.3g}, {side} than the divided curve's {divided['start_over_basin']:.3g}: "
+                           "the warm-up's small η_t shrinks the raw start.")
+    if math.isclose(value, divided["start_over_basin"], rel_tol=1e-6):
+        return wrong(name, "that is the ratio of the curve divided by η (the one in the summary).",
+                     "undo the division first: curve * lrs.")
+    if math.isclose(value, phase_levels(curve / lrs, bins)["start_over_basin"], rel_tol=1e-6):
+        return wrong(name, "that divides by η a second time.", "the curve is already divided: multiply.")
+    if math.isclose(value, raw["end_over_basin"], rel_tol=1e-6):
+        return wrong(name, "that is the end/basin ratio.", "the first chunk over the basin: start_over_basin.")
+    if math.isclose(value, 1 / truth, rel_tol=1e-6):
+        return wrong(name, "that is basin over start.", "start divided by basin.")
+    return wrong(name, "that is not the raw curve's start/basin ratio.", "phase_levels(curve * lrs)['start_over_basin'].")

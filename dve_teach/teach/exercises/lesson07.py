@@ -6,9 +6,9 @@ import math
 import torch
 
 from . import exercise, not_yet, number, right, wrong
-from ...influence.metrics import precision_at_k, roc_auc
+from ...influence.metrics import roc_auc
 
-__all__ = ["check_auc_by_pairs", "check_precision_at_k"]
+__all__ = ["check_auc_by_pairs", "check_combined_auc"]
 
 
 
@@ -28,17 +28,32 @@ def check_auc_by_pairs(answer, scores, is_flipped):
     return wrong(name, "that is not the share of correctly ordered pairs.", "mean of (s_f[:, None] > s_c[None, :]) over all pairs.")
 
 
+def _ranks(scores) -> torch.Tensor:
+    """Rank of every score, 0 = lowest (ties by position: scores here are continuous)."""
+    return torch.as_tensor(scores).double().argsort().argsort().double()
+
+
 @exercise
-def check_precision_at_k(answer, scores, is_flipped, k: int):
-    """answer: the share of flipped points among the k highest `scores`."""
-    name = "precision@k by hand"
+def check_combined_auc(answer, first, second, is_flipped):
+    """answer: the ROC-AUC of the rank average of two scores — each point's rank under `first` plus
+    its rank under `second` — for finding `is_flipped`. Two scores on different scales are combined
+    by ranks, not by adding the raw values."""
+    name = "combine two scores by rank"
     if answer is None:
-        return not_yet(name, "take scores.argsort(descending=True)[:k] and the mean of is_flipped there.")
+        return not_yet(name, "rank each score (argsort of argsort), add the two ranks, then take the ROC-AUC.")
     value = number(answer)
-    truth = precision_at_k(scores, is_flipped, k)
+    truth = roc_auc(_ranks(first) + _ranks(second), is_flipped)
     if math.isclose(value, truth, abs_tol=1e-9):
-        return right(name, f"{truth:.2f} of the top {k} are flipped.")
-    top = torch.as_tensor(scores).argsort()[:k]
-    if math.isclose(value, float(torch.as_tensor(is_flipped)[top].double().mean()), abs_tol=1e-9):
-        return wrong(name, "that takes the k LOWEST scores.", "sort in descending order.")
-    return wrong(name, "that is not the share of flipped points in the top k.", "mean of is_flipped over the top-k indices.")
+        a, b = roc_auc(first, is_flipped), roc_auc(second, is_flipped)
+        verdict = "better than both" if truth > max(a, b) else "not better than both"
+        return right(name, f"{truth:.3f}: {verdict} of the two alone ({a:.3f}, {b:.3f}).")
+    raw = roc_auc(torch.as_tensor(first).double() + torch.as_tensor(second).double(), is_flipped)
+    if math.isclose(value, raw, abs_tol=1e-9) and not math.isclose(raw, truth, abs_tol=1e-9):
+        return wrong(name, "that adds the raw scores: the one with the larger scale decides alone.",
+                     "add ranks, which put both scores on the same scale.")
+    for alone in (first, second):
+        if math.isclose(value, roc_auc(alone, is_flipped), abs_tol=1e-9):
+            return wrong(name, "that is the ROC-AUC of one score alone.", "combine both: the sum of the two ranks.")
+    if math.isclose(value, 1 - truth, abs_tol=1e-9):
+        return wrong(name, "that ranks the flipped points low.", "a higher combined rank should mean 'more likely flipped'.")
+    return wrong(name, "that is not the ROC-AUC of the rank sum.", "dt.metrics.roc_auc(rank_a + rank_b, is_flipped).")

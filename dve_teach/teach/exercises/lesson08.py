@@ -5,32 +5,45 @@ import torch
 
 from . import exercise, not_yet, right, whole, wrong
 
-__all__ = ["check_matrix_numbers", "check_composed"]
+__all__ = ["check_layer_split", "check_composed"]
 
 
 @exercise
-def check_matrix_numbers(answer, dve):
-    """answer: how many numbers the recursion's matrix (M, or P = I − M) holds for the fitted
-    `DataValueEmbedding` `dve`: Σ_l d_l² over its layer blocks when ``layerwise``, else d²."""
-    name = "the size of a per-layer M"
+def check_layer_split(answer, traj, d: int, samples: int):
+    """answer: a tuple of ints, the per-layer dimensions d_l that ``DataValueEmbedding(proj_dim=d,
+    projection="pca", layerwise=True, pca_samples=samples)`` gives `traj`'s layers. The rule (stated
+    in lesson 08): each layer's share of d is proportional to min(its parameter count, the number of
+    sampled points), rounded by largest remainders so that the shares sum to d
+    (`dve_teach.influence.projection.allocate_dims`)."""
+    from ...influence.projection import allocate_dims
+    name = "predict the per-layer split"
     if answer is None:
-        return not_yet(name, "dve.projection_.blocks lists one slice of the d dimensions per layer.")
-    if whole(answer) is None:
-        return wrong(name, f"{answer!r} is not a whole number.", "count the entries of the matrices: an int.")
-    answer = whole(answer)
-    d, answer = dve.embedding_dim_, int(answer)
-    blocks = dve.projection_.blocks if dve.layerwise else None
-    sizes = [b.stop - b.start for b in blocks] if blocks else [d]
-    truth = sum(k * k for k in sizes)
-    if answer == truth:
-        return right(name, f"{truth} numbers: {'one block per layer' if blocks else 'one d×d matrix'}.")
-    if blocks and answer == d * d:
-        return wrong(name, "that is the size of one full d×d matrix.", "layer-wise keeps one square block per layer: add their sizes.")
-    if answer == dve.trajectory_.flat.P ** 2:
-        return wrong(name, "that is the unprojected P×P matrix.", "the recursion runs in the projected space R^d.")
-    if answer == sum(sizes):
-        return wrong(name, "that counts dimensions, not matrix entries.", "a block of k dimensions holds k·k numbers.")
-    return wrong(name, f"{answer} is not the count.", "square each block's size (b.stop - b.start) and add.")
+        return not_yet(name, "one int per layer, in the order of traj.flat.layers; they sum to d.")
+    try:
+        dims = tuple(whole(v) for v in answer)
+    except TypeError:
+        return wrong(name, f"{answer!r} is not a tuple of numbers.", "answer one whole number per layer: (d_1, d_2, ...).")
+    if any(v is None for v in dims):
+        return wrong(name, f"{answer!r} holds something that is not a whole number.", "dimensions are whole numbers.")
+    dims = tuple(int(v) for v in dims)
+    sizes = [sl.stop - sl.start for _, sl in traj.flat.layers]
+    seen = min(max(int(samples), d), len(traj.data))             # pca draws at least d points, at most n
+    caps = [min(k, seen) for k in sizes]
+    truth = tuple(allocate_dims(d, caps))
+    if len(dims) != len(sizes):
+        return wrong(name, f"this model has {len(sizes)} layers with parameters, the answer has {len(dims)} entries.",
+                     "one entry per Linear layer (weight and bias together): traj.flat.layers.")
+    if dims == truth:
+        return right(name, f"{truth}: M then holds {sum(k * k for k in truth)} numbers instead of {d * d}.")
+    if sum(dims) != d:
+        return wrong(name, f"the entries sum to {sum(dims)}, not d = {d}.", "the split shares out all d dimensions.")
+    if caps != sizes and dims == tuple(allocate_dims(d, sizes)):
+        return wrong(name, "that split is proportional to the layers' parameter counts.",
+                     "a PCA of s sampled gradients finds at most s directions per layer: cap each size first.")
+    if max(dims) - min(dims) <= 1:
+        return wrong(name, "that is an (almost) equal split.", "the shares are proportional to the capped layer sizes.")
+    return wrong(name, f"{dims} is not the split.", "d · cap_l / Σ caps per layer, floored, then the leftover "
+                                                    "dimensions to the largest remainders.")
 
 
 @exercise
