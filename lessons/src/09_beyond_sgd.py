@@ -41,6 +41,21 @@
 #   preconditioner, the optimizer-aware recursion and TracIn.
 # - See why Adam's first step is all-or-nothing, and what that does to first order.
 # - Draw lesson 06's per-step curve under AdamW with warm-up.
+#
+# **Sections** (about 30 minutes): 1. The same run under three optimizers (≈ 5 min) · 2. Explore first:
+# which estimate survives Adam? (≈ 5 min) · 3. How each rule turns a gradient into a step, exercise A
+# (≈ 6 min) · 4. First order through the optimizer's state (≈ 6 min) · 5. Adam's first step, exercise B
+# (≈ 5 min) · 6. Phases under AdamW with warm-up (≈ 3 min).
+#
+# **Notation** (lesson 00's box, the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
+# step $t$, the batch size; $\theta_t$ the parameters before step $t$, $\theta_T$ the final ones;
+# $\eta_t$ the learning rate; $\mathrm{TSLOO}(i, t)$ the change of the test loss when $z_i$ is left
+# out of step $t$ only, and TSLOO of every occurrence when it is left out of every step that uses it
+# (the kind section 1 uses); positive = the point **helped**; $K_t = \prod_{k>t}(I - \eta_k H_k)$ and
+# $M_t$ the embedding's recursion matrix under SGD; $c_t$ the per-step curve of lesson 06. New here: the
+# optimizer state $s_t$, the update $F_t$ (9.1), the removal's change of the state $\delta_{i,t}$
+# (9.2; under SGD it is lesson 00's kick $\frac{\eta_t}{b}\nabla\ell(\theta_t, z_i)$) and the state
+# Jacobian $J_k$ (9.3). Key equations are numbered (9.1)–(9.5).
 
 # %%
 # %matplotlib inline
@@ -63,7 +78,7 @@ print(f"{len(problem.train)} training points, {len(problem.test)} test points, b
       f"{problem.epochs} epochs; {len(seeds)} seeds for every statistic below")
 
 # %% [markdown]
-# ## The key figure: the same run under three optimizers
+# ## 1. The same run under three optimizers (≈ 5 min)
 #
 # Two-dimensional moons, a 2-16-2 tanh network, batch size $b = 10$. For each seed the data, the
 # initial parameters $\theta_0$ and the order of the batches are fixed, and only the update rule
@@ -107,10 +122,32 @@ print("in every seed momentum's ranking is closer to SGD's than Adam's is:",
 # same steps is worth something else under Adam. An estimate built for SGD has to get right not only
 # the later steps but also what one gradient does to a step.
 #
-# ## How each rule turns a gradient into a step
+# ## 2. Explore first: which estimate survives Adam? (≈ 5 min)
+#
+# Choose the optimizer, the learning rate and the $\beta$'s ($\beta_1$ is the momentum $\mu$ when the
+# optimizer is `momentum`). The widget trains the first seed's problem, replays the removal of every
+# training point, and computes the five estimates: `unrolled`, `DVE recorded`, `DVE frozen v` (Adam and
+# AdamW only), `DVE SGD proxy` and `TracIn` (about a second per new setting; settings seen before come
+# from a cache). Section 4 derives them; for now: the first two follow the optimizer, the SGD proxy and
+# TracIn treat every step as a plain SGD step, and the frozen one sits in between. The bars give each estimate's Spearman correlation with exact replay; the scatter ranks
+# every training point by exact replay and by two of the embeddings. Choosing an optimizer resets
+# $\eta$ to the value used above. It starts on SGD.
+#
+# **Predict, then check.** Before you touch the widget: switch the optimizer to `adam`. Which of the five
+# estimates will still rank the points almost as exact replay does, and which will fall furthest? Then
+# try `momentum`: which estimate drops there?
+
+# %% tags=["widget"]
+explorer = OptimizerExplorer(model=OptimizerModel(problem, optimizer="sgd"))
+explorer
+
+# %% [markdown]
+# ## 3. How each rule turns a gradient into a step (≈ 6 min)
 #
 # Write $g_t = \frac1b\sum_{j\in B_t}\nabla\ell(\theta_t, z_j)$ for the batch gradient (nominal $b$, as
-# always). The rules keep a **state** $s_t$ and update it, $s_{t+1} = F_t(s_t, g_t)$:
+# always). The rules keep a **state** $s_t$ and update it,
+#
+# $$s_{t+1} = F_t(s_t, g_t):\tag{9.1}$$
 #
 # | rule | state $s_t$ | update |
 # |---|---|---|
@@ -125,7 +162,7 @@ print("in every seed momentum's ranking is closer to SGD's than Adam's is:",
 # Removing $z_i$ at step $t$ changes $g_t$ by $-g_i/b$, with $g_i = \nabla\ell(\theta_t, z_i)$:
 #
 # - under SGD, $\theta_{t+1}$ moves by $\frac{\eta_t}{b} g_i$, once;
-# - under momentum, the same kick stays in the buffer $u$, and $\theta$ takes it again, $\mu$, $\mu^2$,
+# - under momentum (9.1 with the table's second row), the same kick stays in the buffer $u$, and $\theta$ takes it again, $\mu$, $\mu^2$,
 #   … times at the following steps;
 # - under Adam, the kick is divided, coordinate by coordinate, by $\sqrt{\hat v}$: a coordinate whose
 #   gradients have been small takes a large step.
@@ -199,23 +236,23 @@ test_carry_factor_for_any_mu_and_k(carry_factor)
 # the SGD recursion does, gives the early points of a momentum run several times too little weight
 # relative to the last ones.
 #
-# ## First order through the optimizer's state
+# ## 4. First order through the optimizer's state (≈ 6 min)
 #
 # Lesson 03's expansion carries over to any rule once we follow the whole state. Removing $z_i$ at step
 # $t$ changes $s_{t+1}$ by
 #
-# $$\delta_{i,t} = F_t\big(s_t,\; g_t - g_i/b\big) - F_t\big(s_t,\; g_t\big),$$
+# $$\delta_{i,t} = F_t\big(s_t,\; g_t - g_i/b\big) - F_t\big(s_t,\; g_t\big),\tag{9.2}$$
 #
 # exactly (both runs share $s_t$). Every later step carries the change through its Jacobian
 #
-# $$J_k = \frac{\partial s_{k+1}}{\partial s_k} = \frac{\partial F_k}{\partial s} + \frac{\partial F_k}{\partial g}\,H_k\,E,$$
+# $$J_k = \frac{\partial s_{k+1}}{\partial s_k} = \frac{\partial F_k}{\partial s} + \frac{\partial F_k}{\partial g}\,H_k\,E,\tag{9.3}$$
 #
 # where $H_k$ is the Hessian of step $k$'s batch loss and $E$ picks $\theta$ out of $s$. To first order,
 #
-# $$\mathrm{TSLOO}(z_i, t) \approx \big[\nabla L_{\text{test}}(\theta_T),\, 0\big]^\top J_{T-1}\cdots J_{t+1}\,\delta_{i,t}.$$
+# $$\mathrm{TSLOO}(z_i, t) \approx \big[\nabla L_{\text{test}}(\theta_T),\, 0\big]^\top J_{T-1}\cdots J_{t+1}\,\delta_{i,t}.\tag{9.4}$$
 #
-# For plain SGD, $J_k = I - \eta_k H_k$, $\delta_{i,t} = \frac{\eta_t}{b} g_i$ and the product is lesson 03's
-# $K_t$. `dt.unrolled_influence(traj, test)` runs this sweep backwards for any rule (a vector-Jacobian
+# For plain SGD, $J_k = I - \eta_k H_k$ in (9.3), $\delta_{i,t} = \frac{\eta_t}{b} g_i$ in (9.2) and the
+# product in (9.4) is lesson 03's $K_t$. `dt.unrolled_influence(traj, test)` runs this sweep backwards for any rule (a vector-Jacobian
 # product of the rule plus one Hessian-vector product per step and test point). The data value
 # embedding keeps the same structure, $\mathrm{DVE}(i, t) = E\,J_{T-1}\cdots J_{t+1}\,\delta_{i,t}$,
 # computed once by a backward recursion with $H_k$ replaced by a curvature matrix, and
@@ -241,24 +278,7 @@ print("SGD run: the recorded embedding is the SGD proxy, exactly (an identity):"
 print("SGD run: dt.unrolled_influence equals lesson 03's dt.sgd_influence (an identity):", unrolled_vs_03)
 
 # %% [markdown]
-# ## Explore: `OptimizerExplorer`
-#
-# Choose the optimizer, the learning rate and the $\beta$'s ($\beta_1$ is the momentum $\mu$ when the
-# optimizer is `momentum`). The widget trains the first seed's problem, replays the removal of every
-# training point, and computes the five estimates: `unrolled`, `DVE recorded`, `DVE frozen v` (Adam and
-# AdamW only), `DVE SGD proxy` and `TracIn` (about a second per new setting; settings seen before come
-# from a cache). The bars give each estimate's Spearman correlation with exact replay; the scatter ranks
-# every training point by exact replay and by two of the embeddings. Choosing an optimizer resets
-# $\eta$ to the value used above. It starts on SGD.
-
-# %% tags=["widget"]
-explorer = OptimizerExplorer(model=OptimizerModel(problem, optimizer="sgd"))
-explorer
-
-# %% [markdown]
-# **Predict, then check.** Before you touch the widget: switch the optimizer to `adam`. Which of the five
-# estimates will still rank the points almost as exact replay does, and which will fall furthest? Then
-# try `momentum`: which estimate drops there?
+# Back to section 2's question, now that the estimates are defined.
 #
 # <details><summary>Answer</summary>
 #
@@ -292,11 +312,11 @@ print("SGD: in every seed, the unrolled sweep and the embedding beat TracIn:",
 # change of the gradient along itself, which the normalisation would largely undo, is counted in full.
 # This is one small problem: how large the gap is for a language model is not measured here.
 #
-# ## Adam's first step: all or nothing
+# ## 5. Adam's first step: all or nothing (≈ 5 min)
 #
 # At the first step $m = v = 0$, so after bias correction $\hat m = g_0$ and $\hat v = g_0^2$, and
 #
-# $$\theta_1 - \theta_0 = -\eta_0\,\frac{g_0}{|g_0| + \epsilon} \approx -\eta_0\,\mathrm{sign}(g_0)$$
+# $$\theta_1 - \theta_0 = -\eta_0\,\frac{g_0}{|g_0| + \epsilon} \approx -\eta_0\,\mathrm{sign}(g_0)\tag{9.5}$$
 #
 # coordinate by coordinate: every coordinate moves by $\eta_0$, however small its gradient.
 #
@@ -311,7 +331,7 @@ print("SGD: in every seed, the unrolled sweep and the embedding beat TracIn:",
 # jumps by $2\eta_0$ (from $-\eta_0$ to $+\eta_0$). The curve is a staircase: all or nothing, coordinate by
 # coordinate. Between the jumps its slope is (nearly) zero, so a derivative with respect to the point's
 # weight (an "infinitesimal" removal) sees almost nothing. This is why `dt.unrolled_influence` and the embeddings
-# take the removal step itself exactly, as the difference $\delta_{i,t}$ of two steps, and linearise only
+# take the removal step itself exactly, as the difference $\delta_{i,t}$ of two steps (9.2), and linearise only
 # what comes after. The figure below draws it.
 # </details>
 #
@@ -321,8 +341,8 @@ print("SGD: in every seed, the unrolled sweep and the embedding beat TracIn:",
 # of the first batch, `adam_run.objective.per_sample_grads(adam_run.params(0), X, y)` with
 # `_, X, y = adam_run.batch(0)` (row $k$ belongs to `batch0[k]`), and the batch gradient with the
 # nominal divisor $b$ (`adam_run.batch_size`). Write Adam's first update as a function first,
-# `adam_first_step(g, lr, eps)`: $\theta_1 - \theta_0$ for a batch gradient `g` (a Tensor[P]) at $t = 0$
-# from zero moments (the graded version also tries it on other gradients).
+# `adam_first_step(g, lr, eps)`: $\theta_1 - \theta_0$ of (9.5) for a batch gradient `g` (a Tensor[P]) at
+# $t = 0$ from zero moments (the graded version also tries it on other gradients).
 
 # %%
 adam_run = runs[0]["Adam"]["traj"]
@@ -449,7 +469,7 @@ print("... and that ratio is larger than SGD's, median over seeds:",
 # average of a handful of squared gradients), is several times less accurate there than at a typical
 # later step.
 #
-# ## Phases under AdamW with warm-up
+# ## 6. Phases under AdamW with warm-up (≈ 3 min)
 #
 # Lesson 06 drew $c_t$, the mean over each batch of |influence on the mean test loss| divided by $\eta_t$,
 # and found that an SGD run needed many epochs before its start rose far above a basin. We now take a
