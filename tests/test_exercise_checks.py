@@ -37,6 +37,20 @@ def test_most_helpful(moons_run):
     assert "hurt most" in lesson00.check_most_helpful(int(exact.argmin()), traj, split.test).message
 
 
+def test_dve_rank():
+    exact = torch.tensor([0.1, 0.3, -0.2, 0.2, 0.0, 0.5])    # the exact replay's most helpful: point 5
+    estimate = torch.tensor([0.4, 0.3, -0.1, 0.1, 0.0, 0.2])  # the DVE scores points 0 and 1 higher
+    assert lesson00.check_dve_rank(3, exact, estimate)
+    assert lesson00.check_dve_rank(torch.tensor(3), exact, estimate)
+    assert "0-based" in lesson00.check_dve_rank(2, exact, estimate).message
+    assert "smallest" in lesson00.check_dve_rank(6 + 1 - 3, exact, estimate).message     # counted from below
+    assert "index" in lesson00.check_dve_rank(5, exact, estimate).message                 # point 5's index
+    for bad in (None, 2.5, "x", 0, 99):
+        fb = lesson00.check_dve_rank(bad, exact, estimate)
+        assert not fb and ("Hint" in fb.message or "replace the None" in str(fb))
+    assert lesson00.check_dve_rank(1, exact, exact)                                       # a perfect ranking
+
+
 def test_last_occurrence(moons_run):
     traj, split = moons_run
     p = 3

@@ -156,7 +156,7 @@ def decision_boundary(ax: Axes, source, data=None, *, step: Optional[int] = None
         ax.contour(gx, gy, z, levels=[0.5], colors="k", linewidths=1.0)
         if colorbar:
             bar = ax.figure.colorbar(shade, ax=ax, fraction=0.05, pad=0.02, ticks=[0, 0.5, 1])
-            bar.ax.set_title("P(class 1)", fontsize=6, loc="left")
+            bar.ax.set_title("P(class 1)", fontsize=7, loc="left")
             bar.ax.tick_params(labelsize=6)
     else:
         ax.contourf(gx, gy, out.argmax(1).reshape(gx.shape), alpha=0.25, cmap="cividis")
@@ -217,6 +217,23 @@ def fidelity_scatter(ax: Axes, estimate, exact, label: str = "estimate") -> Axes
     ax.set_title(f"{label}: spearman {f['spearman']:.2f}, sign agr. {f['sign_agreement']:.2f}")
     ax.set_xlabel("exact LOO")
     ax.set_ylabel(label)
+    return ax
+
+
+def star_point(ax: Axes, x: float, y: float, label: str) -> Axes:
+    """Mark one (x, y) of a scatter with a large star and name it in a legend (e.g. the point a
+    lesson follows, among every training point of a `fidelity_scatter`)."""
+    ax.scatter([float(x)], [float(y)], s=160, marker="*", c=[COLORS[3]], edgecolors="k", zorder=5, label=label)
+    ax.legend(loc="upper left")
+    return ax
+
+
+def legend_on_top(ax: Axes, ncol: int = 2, room: float = 0.4) -> Axes:
+    """Move the axes' legend into an empty band at the top: the y-range grows by `room` (a fraction
+    of the data range, above the larger of the data and 0) so that the legend covers no data."""
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + room * (hi - lo))
+    ax.legend(loc="upper center", ncol=ncol, framealpha=0.9)
     return ax
 
 
