@@ -66,6 +66,19 @@ def test_last_occurrence(moons_run):
     assert not lesson00.check_last_occurrence(None, traj, split.test, p)
 
 
+def test_lesson01_share_better():
+    from dve_teach.teach.exercises import lesson01
+    losses = torch.tensor([[0.1, 0.5, 0.2, 0.3], [0.2, 0.4, 0.3, 0.4], [0.0, 0.0, 0.0, 0.0]])  # best 0, worst 1
+    assert lesson01.check_share_better(0.75, losses, 0, 1)                  # 3 of 4 test points lower under row 0
+    assert lesson01.check_share_better(torch.tensor(0.75), losses, 0, 1)
+    assert lesson01.check_share_better(losses[0] < losses[1], losses, 0, 1)   # the booleans themselves
+    assert "WORST" in lesson01.check_share_better(0.25, losses, 0, 1).message
+    assert "count" in lesson01.check_share_better(3, losses, 0, 1).message
+    assert "mean losses" in lesson01.check_share_better(1.0, losses, 0, 1).message
+    for bad in (None, "x", 0.5, torch.ones(3)):
+        assert not lesson01.check_share_better(bad, losses, 0, 1)
+
+
 def test_lesson01_checks(moons_run):
     from dve_teach.teach.exercises import lesson01
     traj, split = moons_run

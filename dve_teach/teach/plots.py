@@ -180,6 +180,47 @@ def decision_boundary(ax: Axes, source, data=None, *, step: Optional[int] = None
     return ax
 
 
+def _probability_grid(source, X: np.ndarray, grid: int = 100):
+    """(gx, gy, P(class 1) on the grid) over the box of the 2-D inputs X (margin 0.5), for a
+    two-class `Trajectory` at θ_T."""
+    lo, hi = X.min(0) - 0.5, X.max(0) + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
+    G = torch.as_tensor(np.c_[gx.ravel(), gy.ravel()], dtype=source.dtype, device=source.device)
+    with torch.no_grad():
+        out = _np(source.flat.forward(source.params(source.T), G))
+    if out.shape[1] != 2:
+        raise ValueError(f"a probability difference needs a two-class model, got {out.shape[1]} outputs")
+    z = np.exp(out - out.max(1, keepdims=True))
+    return gx, gy, (z[:, 1] / z.sum(1)).reshape(gx.shape)
+
+
+def probability_difference(ax: Axes, a, b, data, title: Optional[str] = None) -> Axes:
+    """Where two runs (`Trajectory`, two classes, 2-D inputs) differ: P_b(class 1) − P_a(class 1)
+    shaded with a diverging map (0 = white, symmetric range), their 0.5 boundaries (a solid, b
+    dashed) and the points of `data` in grey. Shows differences in confidence that two nearly equal
+    boundaries hide."""
+    X = _np(data.X)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"probability_difference needs 2-D inputs, got X of shape {X.shape}")
+    gx, gy, pa = _probability_grid(a, X)
+    _, _, pb = _probability_grid(b, X)
+    d = pb - pa
+    top = max(float(np.abs(d).max()), 1e-6)
+    shade = ax.contourf(gx, gy, d, levels=np.linspace(-top, top, 11), cmap="PuOr_r")
+    ax.contour(gx, gy, pa, levels=[0.5], colors="k", linewidths=1.0)
+    ax.contour(gx, gy, pb, levels=[0.5], colors="k", linewidths=1.0, linestyles="--")
+    ax.scatter(X[:, 0], X[:, 1], s=5, c="0.35", linewidths=0)
+    bar = ax.figure.colorbar(shade, ax=ax, fraction=0.05, pad=0.02, ticks=[-top, 0, top], format="%+.2f")
+    bar.ax.tick_params(labelsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("input $x_1$")
+    ax.set_ylabel("input $x_2$")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 def divergence_curve(ax: Axes, divergence, removal_steps: Sequence[int] = (), label: Optional[str] = None,
                      color=None, log: bool = True) -> Axes:
     """‖θ'_t − θ_t‖ against t = 0..T (Tensor[T+1]); dashed lines at the removal steps.
