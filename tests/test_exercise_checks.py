@@ -119,6 +119,20 @@ def test_lesson02_checks(moons_run):
     assert not lesson02.check_replayed_steps(None, traj.schedule)
 
 
+def test_lesson02_replayed_steps_for():
+    from dve_teach.teach.exercises import lesson02
+    n, E = 20, 2
+    current = dt.Schedule.shuffled(n, 10, E, seed=0)
+    T = n * E // 5                                                   # 8 steps of 5 points
+    loop = sum(5 * (T - s) for s in range(T))                        # every step removes 5 points, T - s each
+    assert lesson02.check_replayed_steps_for(loop, n, 5, E, current)
+    own = sum(10 * (4 - s) for s in range(4))
+    assert "lesson's run" in lesson02.check_replayed_steps_for(own, n, 5, E, current).message
+    assert "short" in lesson02.check_replayed_steps_for(loop - n * E, n, 5, E, current).message
+    assert "approximation" in lesson02.check_replayed_steps_for(round(n * n * E * E / 10), n, 5, E, current).message
+    assert not lesson02.check_replayed_steps_for(None, n, 5, E) and not lesson02.check_replayed_steps_for(1.5, n, 5, E)
+
+
 def test_lesson05_checks():
     from types import SimpleNamespace
 

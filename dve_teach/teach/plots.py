@@ -13,6 +13,7 @@ import io
 from typing import Optional, Sequence
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -221,6 +222,15 @@ def probability_difference(ax: Axes, a, b, data, title: Optional[str] = None) ->
     return ax
 
 
+@matplotlib.ticker.FuncFormatter
+def _plain_log_labels(v, _pos=None) -> str:
+    """Log-axis tick labels as plain numbers at 1, 2 and 5 times a power of ten, none elsewhere."""
+    if v <= 0:
+        return ""
+    lead = v / 10 ** np.floor(np.log10(v) + 1e-9)
+    return f"{v:.3g}" if min(abs(lead - k) for k in (1, 2, 5)) < 1e-6 else ""
+
+
 def divergence_curve(ax: Axes, divergence, removal_steps: Sequence[int] = (), label: Optional[str] = None,
                      color=None, log: bool = True) -> Axes:
     """‖θ'_t − θ_t‖ against t = 0..T (Tensor[T+1]); dashed lines at the removal steps.
@@ -234,6 +244,8 @@ def divergence_curve(ax: Axes, divergence, removal_steps: Sequence[int] = (), la
         ax.axvline(s, color="0.4", ls="--", lw=0.8)
     if log and m.any():
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(_plain_log_labels)   # plain numbers (0.2, 0.05), not "2×10⁻¹"
+        ax.yaxis.set_minor_formatter(_plain_log_labels)
     ax.set_xlim(0, max(len(d) - 1, 1))
     ax.set_xlabel("step t")
     ax.set_ylabel("‖θ′_t − θ_t‖")
