@@ -462,10 +462,12 @@ def lr_figure(estimate, exact, lrs: Sequence[float], spearmans: Sequence[float],
     with style():
         fig, ax = new_figure(2)
         fidelity_scatter(ax[0, 0], estimate, exact, "SGD-influence")
-        ax[0, 1].semilogx(lrs, spearmans, "o-", color=COLORS[0])
-        ax[0, 1].plot([lr], [spearman], "*", ms=14, color=COLORS[3])
+        ax[0, 0].set(xlabel=f"exact LOO at lr {lr:.3g}", ylabel=f"SGD-influence at lr {lr:.3g}")
+        ax[0, 1].semilogx(lrs, spearmans, "o-", color=COLORS[0], label="each learning rate run")
+        ax[0, 1].plot([lr], [spearman], "*", ms=14, color=COLORS[3], label=f"lr {lr:.3g} (left panel)")
         ax[0, 1].set(xlabel="learning rate", ylabel="spearman(estimate, exact)",
-                     title=f"lr {lr:.3g}: learning rates tried so far")
+                     title="rank agreement with the exact LOO, per learning rate")
+        ax[0, 1].legend(loc="lower left")
     return fig
 
 
