@@ -307,10 +307,10 @@ def digit_grid(ax: Axes, images, captions: Sequence[str], ncols: int, shape=(8, 
     from matplotlib.patches import Rectangle
     for k in range(len(imgs)):
         r, c = divmod(k, ncols)
-        ax.text(c * Wd + w / 2 - 0.5, r * H + h + 0.2, captions[k], ha="center", va="top", fontsize=6.5)
+        ax.text(c * Wd + w / 2 - 0.5, r * H + h + 0.2, captions[k], ha="center", va="top", fontsize=7.5)
         if colors is not None:
             ax.add_patch(Rectangle((c * Wd - 0.9, r * H - 0.9), w + 0.8, h + 0.8, fill=False,
-                                   edgecolor=colors[k], lw=2))
+                                   edgecolor=colors[k], lw=2.5))
     for r, label in enumerate(row_labels or ()):
         ax.text(-2.5, r * H + h / 2, label, ha="right", va="center", fontsize=7.5)
     ax.set_xlim(-1.5, ncols * Wd - pad + 0.5)
@@ -476,7 +476,7 @@ def digit_figure(test_image, test_caption: str, images, captions: Sequence[str],
                  colors: Optional[Sequence] = None, title: Optional[str] = None) -> Figure:
     """Lesson 04: the test digit | training digits, `k` per row, each captioned (e.g. label and the
     steps where it was seen). Default: 2 rows, the k most helpful (top, green frames) and the k
-    most harmful (bottom, red). `row_labels` name the rows (e.g. the method that chose them) and
+    most harmful (bottom, vermilion). `row_labels` name the rows (e.g. the method that chose them) and
     `colors` give one frame colour per image; the figure grows with the number of rows."""
     nrows = -(-len(_np(images).reshape(-1, *shape)) // k)
     if colors is None:
@@ -496,9 +496,9 @@ def digit_figure(test_image, test_caption: str, images, captions: Sequence[str],
             digit_grid(ax, images, captions, k, shape, colors=colors, pad=4, row_labels=row_labels)
             ax.set_anchor("W")
         digit_grid(ax0, _np(test_image)[None], [test_caption], 1, shape)
-        ax.set_title(title or "most helpful (green frames) and most harmful (red frames) training digits")
+        ax.set_title(title or "most helpful (green frames) and most harmful (vermilion frames) training digits")
         if row_labels:
-            fig.suptitle("most helpful (green) and most harmful (red) training digits; grey: not in exact LOO's top "
+            fig.suptitle("most helpful (green) and most harmful (vermilion) training digits; grey: not in exact LOO's top "
                          f"{k}", fontsize=9, x=0.01, ha="left", y=1 - 0.08 / height, va="top")
     return fig
 
