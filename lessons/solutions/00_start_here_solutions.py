@@ -20,7 +20,9 @@ print(f"the last step alone: {float(sol_last_only):+.5f}; every occurrence: {flo
 # The share carried by the last step differs from point to point and run to run: compare a few
 # points with the widget's middle panel (removed at one step only).
 
-# Exercise 1: where the most helpful and the most harmful points sit.
+# Exercise 1: where the most helpful and the most harmful points sit (the most helpful: the largest
+# exact TSLOO, as in exercise A).
+print(sol_ex.check_most_helpful(sol_most_helpful, traj, split.test))         # noqa: F821
 with plots.style():
     sol_fig, sol_ax = plots.new_figure(1, figsize=(4.5, 3.3))
     plots.decision_boundary(sol_ax[0, 0], traj, highlight=[sol_most_helpful, int(exact_all.argmin())],  # noqa: F821

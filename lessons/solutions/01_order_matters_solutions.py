@@ -66,5 +66,6 @@ for sol_eta in (1.0, 0.3, 0.1):
 # Exercise 3: a left-to-right curriculum (by the first coordinate).
 sol_lr_order = dt.Schedule.curriculum(split.train.X[:, 0], shuffles[0].batch_size, epochs)   # noqa: F821
 sol_lr_loss = final_test_losses(model, split.train, split.test, [sol_lr_order], lr).mean()   # noqa: F821
-print(f"3. left→right: test loss {sol_lr_loss:.3f}; {int((loss_per_order < sol_lr_loss).sum())} of {R} "  # noqa: F821
-      "shuffles end lower")
+sol_lr_below = int((loss_per_order < sol_lr_loss).sum())                                    # noqa: F821
+print(sol_ex.check_shuffles_below(sol_lr_below, loss_per_order, sol_lr_loss))                # noqa: F821
+print(f"3. left→right: test loss {sol_lr_loss:.3f}; {sol_lr_below} of {R} shuffles end lower")  # noqa: F821

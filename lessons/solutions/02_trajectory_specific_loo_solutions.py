@@ -18,8 +18,9 @@ print(sol_ex.check_dominant_epoch(sol_means.index(max(sol_means)) + 1, per_step,
 sol_b5 = dt.Schedule.shuffled(n, 5, epochs)                                            # noqa: F821
 sol_replayed_b5 = sum(len(sol_b5) - s for s in sol_b5.occurrence_pairs()[1])
 print(sol_ex.check_replayed_steps_for(sol_replayed_b5, n, 5, epochs, current=schedule))  # noqa: F821
-print(f"B. batches of 5: {sol_replayed_b5} replayed steps; batches of {batch_size}: "    # noqa: F821
-      f"{sum(traj.T - s for s in schedule.occurrence_pairs()[1])}")                      # noqa: F821
+sol_replayed = sum(traj.T - s for s in schedule.occurrence_pairs()[1])                # noqa: F821
+print(sol_ex.check_replayed_steps(sol_replayed, schedule))                             # noqa: F821
+print(f"B. batches of 5: {sol_replayed_b5} replayed steps; batches of {batch_size}: {sol_replayed}")  # noqa: F821
 
 # Exercise 1: points whose single-step TSLOO changes sign between occurrences.
 sol_values = {}
