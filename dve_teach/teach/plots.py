@@ -23,7 +23,7 @@ __all__ = ["COLORS", "MARKERS", "STYLE", "style", "new_figure", "to_png", "image
            "decision_boundary", "divergence_curve", "fidelity_scatter", "digit_grid", "embedding_map",
            "per_step_influence", "totals_bars", "loss_curve", "spread_histogram", "order_figure",
            "removal_figure", "lr_figure", "digit_figure", "reorder_figure", "reorder_frame", "best_step_panel",
-           "prediction_scatter", "prediction_figure"]
+           "prediction_scatter", "prediction_figure", "probability_difference", "star_point", "legend_on_top"]
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 FIGSIZE, DPI = (9.0, 3.5), 110
