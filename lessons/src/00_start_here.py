@@ -45,7 +45,7 @@
 # | 09 | [Beyond SGD](09_beyond_sgd.ipynb) | 30 | Momentum, Adam and AdamW: how TSLOO changes, the paper's SGD proxy against optimizer-aware estimates, Adam's all-or-nothing first step. |
 #
 # About four hours in all. Each lesson has the same shape, with minutes per section: goals → a question
-# to predict → an interactive widget (in the first third of the lesson) or a figure that lets you find
+# to predict → an interactive widget (early in the lesson) or a figure that lets you find
 # the answer → the explanation, with code that calls `dve_teach` and numbered equations ((2.1) is
 # lesson 02's first) → exercises inside the lesson with automatic checks → what you learned → more
 # exercises with solutions in `solutions/`. Every lesson uses the notation of lesson 00's box
