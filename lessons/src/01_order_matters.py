@@ -231,6 +231,9 @@ print("class-sorted ends worse than more than half of the widget's shuffles:", b
 # copies of it **labelled 1** (a label error). Copy $k$ joins the batch of one step $s_k$, spread from
 # the first step to the last; everything else is shuffle 0. (The copies are extra: their batch holds
 # $b+1$ points while the divisor stays $b$.)
+#
+# **Predict.** The six copies are identical. Which one will matter most — and will a mislabelled copy
+# always hurt?
 
 # %%
 i = int(reference.predict(split.train.X).softmax(1)[:, 0].argmax())   # most confidently class 0
@@ -249,9 +252,8 @@ for s, e in zip(steps, tsloo):
     print(f"copy seen at step {s:3d}:  exact TSLOO {e:+.5f}")
 
 # %% [markdown]
-# **Predict.** The six copies are identical. Which one matters most — and does a mislabelled copy
-# always hurt? One run is one example; the cell below repeats the experiment in the first 8 shuffles
-# (the same copies at the same steps, only the order of the other points changes) and counts.
+# One run is one example; the cell below repeats the experiment in the first 8 shuffles (the same
+# copies at the same steps, only the order of the other points changes) and counts.
 
 # %%
 def six_copies(order):
