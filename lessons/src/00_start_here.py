@@ -34,17 +34,17 @@
 # | # | Lesson | Minutes | What you learn |
 # |---|---|---|---|
 # | 00 | [Start here](00_start_here.ipynb) | 10 | This page: the map, an install check, a 60-second tour. |
-# | 01 | [Order matters](01_order_matters.ipynb) | 20 | The same data in other orders gives other models; why an influence function cannot see *when*. |
+# | 01 | [Order matters](01_order_matters.ipynb) | 25 | The same data in other orders gives other models; why an influence function cannot see *when*. |
 # | 02 | [Trajectory-specific leave-one-out](02_trajectory_specific_loo.ipynb) | 25 | The definition and the exact replay; what a removal does to the rest of training; what exactness costs. |
 # | 03 | [Unrolling SGD](03_unrolling_sgd.ipynb) | 25 | The first-order expansion $\prod(I-\eta H)$, Hessian-vector products, SGD-influence; where it breaks. |
-# | 04 | [Data value embeddings](04_data_value_embeddings.ipynb) | 30 | The backward recursion; compute once, query any test point; fidelity against other methods. |
+# | 04 | [Data value embeddings](04_data_value_embeddings.ipynb) | 40 | The backward recursion; compute once, query any test point; fidelity against other methods. |
 # | 05 | [Reorder and watch](05_reorder_and_watch.ipynb) | 25 | Move a point in time, retrain, and watch its embedding and influence change. |
 # | 06 | [Phases of influence](06_phases_of_influence.ipynb) | 25 | Which moments of a run matter most: a high-impact start, a low basin, a late ascent — checked by exact replay. |
 # | 07 | [Data selection](07_data_selection.ipynb) | 25 | Find mislabelled points; select data online, and whether selecting only early and late pays off here. |
 # | 08 | [Scaling up](08_scaling_up.ipynb) | 30 | Factored per-sample gradients, random vs data-fitted projections, influence checkpointing. |
 # | 09 | [Beyond SGD](09_beyond_sgd.ipynb) | 30 | Momentum, Adam and AdamW: how TSLOO changes, the paper's SGD proxy against optimizer-aware estimates, Adam's all-or-nothing first step. |
 #
-# About four hours in all. Each lesson has the same shape, with minutes per section: goals → a question
+# About four and a half hours in all. Each lesson has the same shape, with minutes per section: goals → a question
 # to predict → an interactive widget (early in the lesson) or a figure that lets you find
 # the answer → the explanation, with code that calls `dve_teach` and numbered equations ((2.1) is
 # lesson 02's first) → exercises inside the lesson with automatic checks → what you learned → more

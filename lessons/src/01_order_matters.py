@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 01 · Order matters
 #
-# *About 20 minutes. Lesson 00 comes first.*
+# *About 25 minutes. Lesson 00 comes first.*
 #
 # Lesson 00 asked what one training point was worth to a trained network. This lesson asks a question
 # that comes before it: does it matter **when** the network saw its data? Influence functions assume it

@@ -8,7 +8,7 @@
 #
 # ## Goals
 #
-# After this lesson (about 30 minutes) you can
+# After this lesson (about 40 minutes, the sum of the sections' minutes below) you can
 #
 # 1. split the first-order LOO into a test part and a training part, the embedding (paper §3.2, Eq. 2);
 # 2. derive the backward recursion of Theorem 2 (paper §4.1) and run it (§4.3);
