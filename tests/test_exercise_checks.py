@@ -37,6 +37,20 @@ def test_most_helpful(moons_run):
     assert "hurt most" in lesson00.check_most_helpful(int(exact.argmin()), traj, split.test).message
 
 
+def test_dve_rank():
+    exact = torch.tensor([0.1, 0.3, -0.2, 0.2, 0.0, 0.5])    # the exact replay's most helpful: point 5
+    estimate = torch.tensor([0.4, 0.3, -0.1, 0.1, 0.0, 0.2])  # the DVE scores points 0 and 1 higher
+    assert lesson00.check_dve_rank(3, exact, estimate)
+    assert lesson00.check_dve_rank(torch.tensor(3), exact, estimate)
+    assert "0-based" in lesson00.check_dve_rank(2, exact, estimate).message
+    assert "smallest" in lesson00.check_dve_rank(6 + 1 - 3, exact, estimate).message     # counted from below
+    assert "index" in lesson00.check_dve_rank(5, exact, estimate).message                 # point 5's index
+    for bad in (None, 2.5, "x", 0, 99):
+        fb = lesson00.check_dve_rank(bad, exact, estimate)
+        assert not fb and ("Hint" in fb.message or "replace the None" in str(fb))
+    assert lesson00.check_dve_rank(1, exact, exact)                                       # a perfect ranking
+
+
 def test_last_occurrence(moons_run):
     traj, split = moons_run
     p = 3
@@ -50,6 +64,19 @@ def test_last_occurrence(moons_run):
     assert "first occurrence" in lesson00.check_last_occurrence(first, traj, split.test, p).message
     assert not lesson00.check_last_occurrence(torch.zeros(3), traj, split.test, p)   # wrong shape: feedback
     assert not lesson00.check_last_occurrence(None, traj, split.test, p)
+
+
+def test_lesson01_share_better():
+    from dve_teach.teach.exercises import lesson01
+    losses = torch.tensor([[0.1, 0.5, 0.2, 0.3], [0.2, 0.4, 0.3, 0.4], [0.0, 0.0, 0.0, 0.0]])  # best 0, worst 1
+    assert lesson01.check_share_better(0.75, losses, 0, 1)                  # 3 of 4 test points lower under row 0
+    assert lesson01.check_share_better(torch.tensor(0.75), losses, 0, 1)
+    assert lesson01.check_share_better(losses[0] < losses[1], losses, 0, 1)   # the booleans themselves
+    assert "WORST" in lesson01.check_share_better(0.25, losses, 0, 1).message
+    assert "count" in lesson01.check_share_better(3, losses, 0, 1).message
+    assert "mean losses" in lesson01.check_share_better(1.0, losses, 0, 1).message
+    for bad in (None, "x", 0.5, torch.ones(3)):
+        assert not lesson01.check_share_better(bad, losses, 0, 1)
 
 
 def test_lesson01_checks(moons_run):
@@ -90,6 +117,20 @@ def test_lesson02_checks(moons_run):
     assert "one step short" in lesson02.check_replayed_steps(loop - len(sts), traj.schedule).message
     assert "from the start" in lesson02.check_replayed_steps(len(sts) * T, traj.schedule).message
     assert not lesson02.check_replayed_steps(None, traj.schedule)
+
+
+def test_lesson02_replayed_steps_for():
+    from dve_teach.teach.exercises import lesson02
+    n, E = 20, 2
+    current = dt.Schedule.shuffled(n, 10, E, seed=0)
+    T = n * E // 5                                                   # 8 steps of 5 points
+    loop = sum(5 * (T - s) for s in range(T))                        # every step removes 5 points, T - s each
+    assert lesson02.check_replayed_steps_for(loop, n, 5, E, current)
+    own = sum(10 * (4 - s) for s in range(4))
+    assert "lesson's run" in lesson02.check_replayed_steps_for(own, n, 5, E, current).message
+    assert "short" in lesson02.check_replayed_steps_for(loop - n * E, n, 5, E, current).message
+    assert "approximation" in lesson02.check_replayed_steps_for(round(n * n * E * E / 10), n, 5, E, current).message
+    assert not lesson02.check_replayed_steps_for(None, n, 5, E) and not lesson02.check_replayed_steps_for(1.5, n, 5, E)
 
 
 def test_lesson05_checks():

@@ -289,8 +289,17 @@ class LearningRateModel:
         return (f"lr {self.lr:.3g}: spearman(SGD-influence, exact LOO) = {self.update()['spearman']:.3f} "
                 f"over {len(self.points)} training points")
 
-    def figure(self):
+    def figure(self, rates: bool = True):
+        """SGD-influence against the exact LOO at the current lr | the Spearman of every learning rate
+        run so far (starred: the current one). rates=False: the left panel only (a figure that does
+        not give away how the agreement changes with the learning rate)."""
         r, lrs = self.update(), sorted(self._cache)
+        if not rates:
+            with plots.style():
+                fig, ax = plots.new_figure(1, figsize=(4.6, 3.3))
+                plots.fidelity_scatter(ax[0, 0], r["estimate"], r["exact"], f"lr {self.lr:.3g}")
+                ax[0, 0].set(xlabel=f"exact LOO at lr {self.lr:.3g}", ylabel=f"SGD-influence at lr {self.lr:.3g}")
+            return fig
         return plots.lr_figure(r["estimate"], r["exact"], lrs, [self._cache[k]["spearman"] for k in lrs],
                                self.lr, r["spearman"])
 

@@ -13,6 +13,7 @@ import io
 from typing import Optional, Sequence
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -22,7 +23,7 @@ __all__ = ["COLORS", "MARKERS", "STYLE", "style", "new_figure", "to_png", "image
            "decision_boundary", "divergence_curve", "fidelity_scatter", "digit_grid", "embedding_map",
            "per_step_influence", "totals_bars", "loss_curve", "spread_histogram", "order_figure",
            "removal_figure", "lr_figure", "digit_figure", "reorder_figure", "reorder_frame", "best_step_panel",
-           "prediction_scatter", "prediction_figure"]
+           "prediction_scatter", "prediction_figure", "probability_difference", "star_point", "legend_on_top"]
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 FIGSIZE, DPI = (9.0, 3.5), 110
@@ -156,7 +157,7 @@ def decision_boundary(ax: Axes, source, data=None, *, step: Optional[int] = None
         ax.contour(gx, gy, z, levels=[0.5], colors="k", linewidths=1.0)
         if colorbar:
             bar = ax.figure.colorbar(shade, ax=ax, fraction=0.05, pad=0.02, ticks=[0, 0.5, 1])
-            bar.ax.set_title("P(class 1)", fontsize=6, loc="left")
+            bar.ax.set_title("P(class 1)", fontsize=7, loc="left")
             bar.ax.tick_params(labelsize=6)
     else:
         ax.contourf(gx, gy, out.argmax(1).reshape(gx.shape), alpha=0.25, cmap="cividis")
@@ -180,6 +181,56 @@ def decision_boundary(ax: Axes, source, data=None, *, step: Optional[int] = None
     return ax
 
 
+def _probability_grid(source, X: np.ndarray, grid: int = 100):
+    """(gx, gy, P(class 1) on the grid) over the box of the 2-D inputs X (margin 0.5), for a
+    two-class `Trajectory` at θ_T."""
+    lo, hi = X.min(0) - 0.5, X.max(0) + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
+    G = torch.as_tensor(np.c_[gx.ravel(), gy.ravel()], dtype=source.dtype, device=source.device)
+    with torch.no_grad():
+        out = _np(source.flat.forward(source.params(source.T), G))
+    if out.shape[1] != 2:
+        raise ValueError(f"a probability difference needs a two-class model, got {out.shape[1]} outputs")
+    z = np.exp(out - out.max(1, keepdims=True))
+    return gx, gy, (z[:, 1] / z.sum(1)).reshape(gx.shape)
+
+
+def probability_difference(ax: Axes, a, b, data, title: Optional[str] = None) -> Axes:
+    """Where two runs (`Trajectory`, two classes, 2-D inputs) differ: P_b(class 1) − P_a(class 1)
+    shaded with a diverging map (0 = white, symmetric range), their 0.5 boundaries (a solid, b
+    dashed) and the points of `data` in grey. Shows differences in confidence that two nearly equal
+    boundaries hide."""
+    X = _np(data.X)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"probability_difference needs 2-D inputs, got X of shape {X.shape}")
+    gx, gy, pa = _probability_grid(a, X)
+    _, _, pb = _probability_grid(b, X)
+    d = pb - pa
+    top = max(float(np.abs(d).max()), 1e-6)
+    shade = ax.contourf(gx, gy, d, levels=np.linspace(-top, top, 11), cmap="PuOr_r")
+    ax.contour(gx, gy, pa, levels=[0.5], colors="k", linewidths=1.0)
+    ax.contour(gx, gy, pb, levels=[0.5], colors="k", linewidths=1.0, linestyles="--")
+    ax.scatter(X[:, 0], X[:, 1], s=5, c="0.35", linewidths=0)
+    bar = ax.figure.colorbar(shade, ax=ax, fraction=0.05, pad=0.02, ticks=[-top, 0, top], format="%+.2f")
+    bar.ax.tick_params(labelsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("input $x_1$")
+    ax.set_ylabel("input $x_2$")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+@matplotlib.ticker.FuncFormatter
+def _plain_log_labels(v, _pos=None) -> str:
+    """Log-axis tick labels as plain numbers at 1, 2 and 5 times a power of ten, none elsewhere."""
+    if v <= 0:
+        return ""
+    lead = v / 10 ** np.floor(np.log10(v) + 1e-9)
+    return f"{v:.3g}" if min(abs(lead - k) for k in (1, 2, 5)) < 1e-6 else ""
+
+
 def divergence_curve(ax: Axes, divergence, removal_steps: Sequence[int] = (), label: Optional[str] = None,
                      color=None, log: bool = True) -> Axes:
     """‖θ'_t − θ_t‖ against t = 0..T (Tensor[T+1]); dashed lines at the removal steps.
@@ -193,6 +244,8 @@ def divergence_curve(ax: Axes, divergence, removal_steps: Sequence[int] = (), la
         ax.axvline(s, color="0.4", ls="--", lw=0.8)
     if log and m.any():
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(_plain_log_labels)   # plain numbers (0.2, 0.05), not "2×10⁻¹"
+        ax.yaxis.set_minor_formatter(_plain_log_labels)
     ax.set_xlim(0, max(len(d) - 1, 1))
     ax.set_xlabel("step t")
     ax.set_ylabel("‖θ′_t − θ_t‖")
@@ -220,6 +273,23 @@ def fidelity_scatter(ax: Axes, estimate, exact, label: str = "estimate") -> Axes
     return ax
 
 
+def star_point(ax: Axes, x: float, y: float, label: str) -> Axes:
+    """Mark one (x, y) of a scatter with a large star and name it in a legend (e.g. the point a
+    lesson follows, among every training point of a `fidelity_scatter`)."""
+    ax.scatter([float(x)], [float(y)], s=160, marker="*", c=[COLORS[3]], edgecolors="k", zorder=5, label=label)
+    ax.legend(loc="upper left")
+    return ax
+
+
+def legend_on_top(ax: Axes, ncol: int = 2, room: float = 0.4) -> Axes:
+    """Move the axes' legend into an empty band at the top: the y-range grows by `room` (a fraction
+    of the data range, above the larger of the data and 0) so that the legend covers no data."""
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + room * (hi - lo))
+    ax.legend(loc="upper center", ncol=ncol, framealpha=0.9)
+    return ax
+
+
 def digit_grid(ax: Axes, images, captions: Sequence[str], ncols: int, shape=(8, 8),
                colors: Optional[Sequence] = None, pad: int = 2, row_labels: Optional[Sequence[str]] = None) -> Axes:
     """Images (rows of `images` reshaped to `shape`) tiled row by row, `ncols` per row, in ONE axes
@@ -237,10 +307,10 @@ def digit_grid(ax: Axes, images, captions: Sequence[str], ncols: int, shape=(8, 
     from matplotlib.patches import Rectangle
     for k in range(len(imgs)):
         r, c = divmod(k, ncols)
-        ax.text(c * Wd + w / 2 - 0.5, r * H + h + 0.2, captions[k], ha="center", va="top", fontsize=6.5)
+        ax.text(c * Wd + w / 2 - 0.5, r * H + h + 0.2, captions[k], ha="center", va="top", fontsize=7.5)
         if colors is not None:
             ax.add_patch(Rectangle((c * Wd - 0.9, r * H - 0.9), w + 0.8, h + 0.8, fill=False,
-                                   edgecolor=colors[k], lw=2))
+                                   edgecolor=colors[k], lw=2.5))
     for r, label in enumerate(row_labels or ()):
         ax.text(-2.5, r * H + h / 2, label, ha="right", va="center", fontsize=7.5)
     ax.set_xlim(-1.5, ncols * Wd - pad + 0.5)
@@ -392,10 +462,12 @@ def lr_figure(estimate, exact, lrs: Sequence[float], spearmans: Sequence[float],
     with style():
         fig, ax = new_figure(2)
         fidelity_scatter(ax[0, 0], estimate, exact, "SGD-influence")
-        ax[0, 1].semilogx(lrs, spearmans, "o-", color=COLORS[0])
-        ax[0, 1].plot([lr], [spearman], "*", ms=14, color=COLORS[3])
+        ax[0, 0].set(xlabel=f"exact LOO at lr {lr:.3g}", ylabel=f"SGD-influence at lr {lr:.3g}")
+        ax[0, 1].semilogx(lrs, spearmans, "o-", color=COLORS[0], label="each learning rate run")
+        ax[0, 1].plot([lr], [spearman], "*", ms=14, color=COLORS[3], label=f"lr {lr:.3g} (left panel)")
         ax[0, 1].set(xlabel="learning rate", ylabel="spearman(estimate, exact)",
-                     title=f"lr {lr:.3g}: learning rates tried so far")
+                     title="rank agreement with the exact LOO, per learning rate")
+        ax[0, 1].legend(loc="lower left")
     return fig
 
 
@@ -404,7 +476,7 @@ def digit_figure(test_image, test_caption: str, images, captions: Sequence[str],
                  colors: Optional[Sequence] = None, title: Optional[str] = None) -> Figure:
     """Lesson 04: the test digit | training digits, `k` per row, each captioned (e.g. label and the
     steps where it was seen). Default: 2 rows, the k most helpful (top, green frames) and the k
-    most harmful (bottom, red). `row_labels` name the rows (e.g. the method that chose them) and
+    most harmful (bottom, vermilion). `row_labels` name the rows (e.g. the method that chose them) and
     `colors` give one frame colour per image; the figure grows with the number of rows."""
     nrows = -(-len(_np(images).reshape(-1, *shape)) // k)
     if colors is None:
@@ -424,9 +496,9 @@ def digit_figure(test_image, test_caption: str, images, captions: Sequence[str],
             digit_grid(ax, images, captions, k, shape, colors=colors, pad=4, row_labels=row_labels)
             ax.set_anchor("W")
         digit_grid(ax0, _np(test_image)[None], [test_caption], 1, shape)
-        ax.set_title(title or "most helpful (green frames) and most harmful (red frames) training digits")
+        ax.set_title(title or "most helpful (green frames) and most harmful (vermilion frames) training digits")
         if row_labels:
-            fig.suptitle("most helpful (green) and most harmful (red) training digits; grey: not in exact LOO's top "
+            fig.suptitle("most helpful (green) and most harmful (vermilion) training digits; grey: not in exact LOO's top "
                          f"{k}", fontsize=9, x=0.01, ha="left", y=1 - 0.08 / height, va="top")
     return fig
 

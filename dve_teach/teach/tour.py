@@ -103,12 +103,11 @@ class PointModel:
             plots.decision_boundary(ax[0, 0], self.traj, highlight=[p], title=f"trained model, point {p} circled")
             plots.per_step_influence(ax[0, 1], steps, est, exact, len(self.traj.schedule))
             ax[0, 1].set_title(f"point {p}: removed at one step only")
+            plots.legend_on_top(ax[0, 1])
             plots.fidelity_scatter(ax[0, 2], self.estimate_, self.exact_, "DVE")
-            ax[0, 2].scatter([float(self.exact_[p])], [float(self.estimate_[p])], s=160, marker="*",
-                             c=[plots.COLORS[3]], edgecolors="k", zorder=5, label=f"point {p}")
+            plots.star_point(ax[0, 2], self.exact_[p], self.estimate_[p], f"point {p}")
             ax[0, 2].set_xlabel("exact TSLOO (removed everywhere)")
-            ax[0, 2].set_ylabel("DVE estimate")
-            ax[0, 2].legend(loc="upper left")
+            ax[0, 2].set_ylabel("DVE estimate, every training point")
         return fig
 
 

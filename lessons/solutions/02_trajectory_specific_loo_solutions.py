@@ -1,7 +1,7 @@
 # Solutions to lesson 02 (trajectory-specific leave-one-out). Load into a cell with
 #   %load solutions/02_trajectory_specific_loo_solutions.py
 # after running the lesson: it uses the lesson's variables (split, model, traj, schedule, p, n,
-# batch_size, lr, points, steps, per_step) and defines only new names (sol_...).
+# batch_size, epochs, lr, points, steps, per_step) and defines only new names (sol_...).
 import torch
 
 import dve_teach as dt
@@ -13,9 +13,14 @@ sol_epoch = torch.tensor(steps) // (n // batch_size)                            
 sol_means = [float(per_step[sol_epoch == e].abs().mean()) for e in range(int(sol_epoch.max()) + 1)]  # noqa: F821
 print(sol_ex.check_dominant_epoch(sol_means.index(max(sol_means)) + 1, per_step, steps, n // batch_size))  # noqa: F821
 
-# Exercise B: replayed steps for every (point, step): a removal at step s replays T - s steps.
+# Exercise B: replayed steps for every (point, step) with batches of 5: a removal at step s replays
+# T - s steps; halving the batch doubles T and keeps N·E removals, so about twice the steps (2.7).
+sol_b5 = dt.Schedule.shuffled(n, 5, epochs)                                            # noqa: F821
+sol_replayed_b5 = sum(len(sol_b5) - s for s in sol_b5.occurrence_pairs()[1])
+print(sol_ex.check_replayed_steps_for(sol_replayed_b5, n, 5, epochs, current=schedule))  # noqa: F821
 sol_replayed = sum(traj.T - s for s in schedule.occurrence_pairs()[1])                # noqa: F821
 print(sol_ex.check_replayed_steps(sol_replayed, schedule))                             # noqa: F821
+print(f"B. batches of 5: {sol_replayed_b5} replayed steps; batches of {batch_size}: {sol_replayed}")  # noqa: F821
 
 # Exercise 1: points whose single-step TSLOO changes sign between occurrences.
 sol_values = {}

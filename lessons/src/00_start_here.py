@@ -21,48 +21,39 @@
 #
 # - Know what the lessons cover, and in which order.
 # - Check that your installation works (library, PyTorch, widgets).
-# - A 60-second tour: train a small network, pick a training point in a widget and read exactly what it
+# - A short tour: train a small network, pick a training point in a widget and read exactly what it
 #   was worth, next to its data value embedding's estimate — and how far apart the two are.
+# - Learn the notation every lesson uses, with this lesson's two equations, (0.1) and (0.2).
+#
+# Sections: the map (≈ 1 min) · install check (≈ 2 min) · a tour with a widget (≈ 4 min) · the
+# notation (≈ 1 min) · two exercises (≈ 3 min).
 
 # %% [markdown]
-# ## The map
+# ## The map (≈ 1 min)
 #
 # | # | Lesson | Minutes | What you learn |
 # |---|---|---|---|
 # | 00 | [Start here](00_start_here.ipynb) | 10 | This page: the map, an install check, a 60-second tour. |
-# | 01 | [Order matters](01_order_matters.ipynb) | 20 | The same data in other orders gives other models; why an influence function cannot see *when*. |
+# | 01 | [Order matters](01_order_matters.ipynb) | 25 | The same data in other orders gives other models; why an influence function cannot see *when*. |
 # | 02 | [Trajectory-specific leave-one-out](02_trajectory_specific_loo.ipynb) | 25 | The definition and the exact replay; what a removal does to the rest of training; what exactness costs. |
 # | 03 | [Unrolling SGD](03_unrolling_sgd.ipynb) | 25 | The first-order expansion $\prod(I-\eta H)$, Hessian-vector products, SGD-influence; where it breaks. |
-# | 04 | [Data value embeddings](04_data_value_embeddings.ipynb) | 30 | The backward recursion; compute once, query any test point; fidelity against other methods. |
+# | 04 | [Data value embeddings](04_data_value_embeddings.ipynb) | 40 | The backward recursion; compute once, query any test point; fidelity against other methods. |
 # | 05 | [Reorder and watch](05_reorder_and_watch.ipynb) | 25 | Move a point in time, retrain, and watch its embedding and influence change. |
 # | 06 | [Phases of influence](06_phases_of_influence.ipynb) | 25 | Which moments of a run matter most: a high-impact start, a low basin, a late ascent — checked by exact replay. |
 # | 07 | [Data selection](07_data_selection.ipynb) | 25 | Find mislabelled points; select data online, and whether selecting only early and late pays off here. |
 # | 08 | [Scaling up](08_scaling_up.ipynb) | 30 | Factored per-sample gradients, random vs data-fitted projections, influence checkpointing. |
 # | 09 | [Beyond SGD](09_beyond_sgd.ipynb) | 30 | Momentum, Adam and AdamW: how TSLOO changes, the paper's SGD proxy against optimizer-aware estimates, Adam's all-or-nothing first step. |
 #
-# About four hours in all. Each lesson has the same shape: goals → a key figure → code that calls
-# `dve_teach` → an interactive widget and a question to predict, then check → exercises inside the
-# lesson with automatic checks → what you learned → more exercises with solutions in `solutions/`.
+# About four and a half hours in all. Each lesson has the same shape, with minutes per section: goals → a question
+# to predict → an interactive widget (early in the lesson) or a figure that lets you find
+# the answer → the explanation, with code that calls `dve_teach` and numbered equations ((2.1) is
+# lesson 02's first) → exercises inside the lesson with automatic checks → what you learned → more
+# exercises with solutions in `solutions/`. Every lesson uses the notation of lesson 00's box
+# (section "The notation of every lesson", below).
 # Every result a lesson states is checked by the cell after it, for any seed (`DVE_TEACH_SEED`).
 
 # %% [markdown]
-# ### Notation used in every lesson
-#
-# | symbol | meaning |
-# |---|---|
-# | $z_i$, $B_t$, $b$ | training point $i$; the batch of step $t$; the nominal batch size |
-# | $\theta_t$, $\theta_T$ | the parameters before step $t$; the final parameters ($T$ steps) |
-# | $\eta_t$ | the learning rate of step $t$ (the paper sums over the batch, so its step size is our $\eta_t/b$) |
-# | $\mathrm{TSLOO}^{(t)}(z_i; z)$, also $\mathrm{TSLOO}(i, t)$ | $\ell(\theta'_T, z) - \ell(\theta_T, z)$ with $z_i$ removed at step $t$ **only** (one occurrence) |
-# | TSLOO, every occurrence | $z_i$ removed at every step that uses it (once per epoch); ≈ the sum of its one-step values |
-# | sign | positive = removing the point raises the test loss = the point **helped** |
-# | $\delta_{i,t} = \frac{\eta_t}{b}\nabla\ell(\theta_t, z_i)$ | the kick: how far the two runs differ right after the removal (lessons 02–04; lesson 08 uses $\delta$ for an output gradient, and says so) |
-# | $K_t = \prod_{k>t}(I - \eta_k H_k)$ | what later training does to a kick to first order, later steps on the left (lesson 03) |
-# | $M_t$ | the data value embedding recursion's matrix, $K_t \approx I - M_t$ with the Fisher in place of $H_k$ (lesson 04) |
-# | $c_t$ | the per-step influence curve: mean $|\mathrm{TSLOO}|$ of a batch divided by $\eta_t$ (lesson 06) |
-
-# %% [markdown]
-# ## Install check
+# ## Install check (≈ 2 min)
 #
 # The first cell of every lesson seeds the random generators and imports the library as `dt`. Set the
 # environment variable `DVE_TEACH_FAST=1` before starting Jupyter to shrink every problem (the tests
@@ -107,7 +98,7 @@ print("widgets and plotting packages import:", all(report["lesson_packages"][m] 
 ipywidgets.IntSlider(value=3, min=0, max=10, description="widgets work?", tooltip="drag me")
 
 # %% [markdown]
-# ## A 60-second tour
+# ## A tour (≈ 4 min)
 #
 # **1. Train.** Two interleaving half-moons in 2-D, a 2-16-2 tanh network, plain SGD over 3 epochs of
 # shuffled mini-batches of 16. `dt.train` records the whole run — every $\theta_t$, batch and step size
@@ -123,19 +114,25 @@ print(traj)
 print(f"test accuracy {accuracy:.0%}, mean test loss {traj.test_losses(split.test).mean():.3f}")
 
 # %% [markdown]
-# **2. Pick a training point and read what it was worth.** For the point on the slider the widget
-# shows where it lies (left, circled), the steps where SGD used it, and two numbers for "what if it had
-# been left out of this run":
+# **2. Pick a training point and read what it was worth.**
 #
-# - the **exact** trajectory-specific leave-one-out (TSLOO): training replayed without the point —
-#   same start, same batches, same step sizes — and the change of the mean test loss;
-# - the **data value embedding** (DVE) estimate of the same change, from one backward pass (lesson 04).
+# **Predict first.** Before you look at the widget below: do most training points **help** the model
+# (on the test set), or **hurt** it? And are the points the model fits worst (the highest training
+# loss) more or less likely to hurt than a random point? Write down your guess.
+#
+# For the point on the slider the widget shows where it lies (left, circled), the steps where SGD used
+# it, and two numbers for "what if it had been left out of this run":
+#
+# - the **exact** trajectory-specific leave-one-out (TSLOO, equation (0.1) below): training replayed
+#   without the point — same start, same batches, same step sizes — and the change of the mean test loss;
+# - the **data value embedding** (DVE) estimate of the same change, from one backward pass (equation
+#   (0.2); lesson 04).
 #
 # **Reading the sign:** positive = removing the point *raises* the test loss, so the point **helped**;
 # negative = removing it *lowers* the test loss, so it **hurt**. The middle panel splits the effect over
 # the steps where the point was used (removed at that one step only); the right panel shows every
 # training point, the chosen one starred. The buttons jump to the worst-fit, the most helpful and the
-# most harmful point.
+# most harmful point. Press *most harmful* a few times and drag the slider around, then open the answer.
 
 # %%
 explorer = widgets.PointExplorer(traj, split.test)
@@ -145,9 +142,7 @@ explorer.model.figure()          # the widget's own figure for its first point (
 explorer
 
 # %% [markdown]
-# **Predict, then check.** Before you press *most harmful* a few times and drag the slider around:
-# do most training points help, or hurt? And are the points the model fits worst (the highest
-# training loss) more or less likely to hurt than a random point?
+# **Check your prediction.** (Do most points help, or hurt? Are the worst-fit points more likely to hurt?)
 #
 # <details><summary>Answer</summary>
 #
@@ -212,14 +207,48 @@ print("the widget shows these same numbers:", bool(torch.allclose(estimate_all, 
 # %% [markdown]
 # The estimate is **not** the exact value: for point $p$ the two numbers above differ (their
 # difference is printed as the error). The DVE is a first-order estimate with approximate curvature
-# (lessons 03–04 say which approximations, and where they bite).
+# (lessons 03–04 say which approximations, and where they bite). The box below writes both numbers as
+# equations.
+
+# %% [markdown]
+# ## The notation of every lesson (≈ 1 min)
+#
+# Every lesson uses these symbols, and refers back to this box. Equations are numbered (lesson.k):
+# (0.1) is this lesson's first; lesson 02 starts at (2.1).
+#
+# | symbol | meaning |
+# |---|---|
+# | $z_i$, $B_t$, $b$ | training point $i$; the batch of step $t$; the nominal batch size |
+# | $\theta_t$, $\theta_T$ | the parameters before step $t$; the final parameters ($T$ steps) |
+# | $\eta_t$ | the learning rate of step $t$ (the paper sums over the batch, so its step size is our $\eta_t/b$) |
+# | $\mathrm{TSLOO}^{(t)}(z_i; z)$, also $\mathrm{TSLOO}(i, t)$ | $\ell(\theta'_T, z) - \ell(\theta_T, z)$ with $z_i$ removed at step $t$ **only** (one occurrence) |
+# | TSLOO, every occurrence | $z_i$ removed at every step that uses it (once per epoch); ≈ the sum of its one-step values |
+# | sign | positive = removing the point raises the test loss = the point **helped** |
+# | $\delta_{i,t} = \frac{\eta_t}{b}\nabla\ell(\theta_t, z_i)$ | the kick: how far the two runs differ right after the removal (lessons 02–04; lesson 08 uses $\delta$ for an output gradient, and says so) |
+# | $K_t = \prod_{k>t}(I - \eta_k H_k)$ | what later training does to a kick to first order, later steps on the left (lesson 03) |
+# | $M_t$ | the data value embedding recursion's matrix, $K_t \approx I - M_t$ with the Fisher in place of $H_k$ (lesson 04) |
+# | $c_t$ | the per-step influence curve: mean $|\mathrm{TSLOO}|$ of a batch divided by $\eta_t$ (lesson 06) |
+#
+# The two quantities of the tour, for a test point $z$ and point $z_i$ removed at step $t$ only:
+#
+# $$\mathrm{TSLOO}^{(t)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z), \tag{0.1}$$
+#
+# where $\theta'_T$ is the end of the replay without $z_i$ at step $t$ (removing $z_i$ everywhere
+# replays without every occurrence), and its data value embedding estimate
+#
+# $$\mathrm{TSLOO}^{(t)}(z_i; z) \approx \nabla\ell(\theta_T, z)^\top\, \mathrm{DVE}^{(t)}(z_i),
+# \qquad \mathrm{DVE}^{(t)}(z_i) \approx K_t\,\delta_{i,t}. \tag{0.2}$$
+#
+# Lesson 02 computes (0.1) by replay, lesson 03 derives $K_t\delta_{i,t}$, lesson 04 the recursion that
+# gives $\mathrm{DVE}^{(t)}$ for every point at once.
 
 # %% [markdown]
 # ### The key figure
 #
-# Left: the trained model and point $p$ (circled). Middle: for each test point, the DVE estimate against
-# the exact replay for removing $p$. Right: the same for **every** training point (mean over the test
-# set) — 1 backward pass against one replay per point.
+# Left: the trained model and point $p$ (circled). Middle: for each test point, the DVE estimate (0.2)
+# against the exact replay (0.1) for removing $p$ everywhere. Right: the same for **every** training
+# point, each averaged over the test set — point $p$ (starred) is the mean of the middle panel's
+# points. 1 backward pass against one replay per point.
 
 # %%
 largest_error = (estimate_all - exact_all).abs().max() / exact_all.abs().max()
@@ -228,9 +257,10 @@ with plots.style():
     fig, ax = plots.new_figure(3, figsize=(10.5, 3.3))
     plots.decision_boundary(ax[0, 0], traj, highlight=[p], title=f"trained model, point {p} circled")
     plots.fidelity_scatter(ax[0, 1], estimate, exact, "DVE")
-    ax[0, 1].set_xlabel(f"exact TSLOO of point {p}, per test point")
+    ax[0, 1].set(xlabel=f"exact TSLOO of point {p}, per test point", ylabel=f"DVE of point {p}, per test point")
     plots.fidelity_scatter(ax[0, 2], estimate_all, exact_all, "DVE")
-    ax[0, 2].set_xlabel("exact TSLOO, every training point")
+    plots.star_point(ax[0, 2], exact_all[p], estimate_all[p], f"point {p} (mean of the middle panel)")
+    ax[0, 2].set(xlabel="exact TSLOO, every training point", ylabel="DVE, every training point (test mean)")
 print(f"over all training points: Spearman {ranking['spearman']:.2f}; the largest error is "
       f"{largest_error:.0%} of the largest exact effect")
 fig
@@ -260,12 +290,14 @@ print("median over 8 runs: yet single values are off, the largest error is 10%-7
 # Each exercise has a cell with a `None` to replace; the check below it says *right*, or what is wrong
 # and a hint. (Solutions: `%load solutions/00_start_here_solutions.py`.)
 #
-# **Exercise A — the most helpful point.** Which training point's removal (at every step) would raise
-# the mean test loss the most, by the exact replay? `exact_all` holds one value per point.
+# **Exercise A — does the DVE find the most helpful point?** Take the training point whose removal (at
+# every step) would raise the mean test loss the most by the exact replay (`exact_all`, one value per
+# point). At which **rank** does the DVE estimate put it (`estimate_all`; rank 1 = the largest
+# estimate)? Predict first: with a Spearman near 1, do you expect rank 1?
 
 # %%
-most_helpful = None   # TODO: an int, the index of that training point
-ex.check_most_helpful(most_helpful, traj, split.test)
+dve_rank = None   # TODO: an int, 1 = the DVE's largest estimate
+ex.check_dve_rank(dve_rank, exact_all, estimate_all)
 
 # %% [markdown]
 # **Exercise B — one moment only.** Remove point $p$ only at its **last** occurrence

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 01 · Order matters
 #
-# *About 20 minutes. Lesson 00 comes first.*
+# *About 25 minutes. Lesson 00 comes first.*
 #
 # Lesson 00 asked what one training point was worth to a trained network. This lesson asks a question
 # that comes before it: does it matter **when** the network saw its data? Influence functions assume it
@@ -14,6 +14,11 @@
 # - Compare deliberate orders — curricula easy→hard, hard→easy and class-sorted — with random ones.
 # - See why a score computed from the final model alone (an influence function) gives a point one number
 #   wherever it sat in training, while the exact trajectory-specific leave-one-out changes with the moment.
+#
+# Sections: the setup (≈ 1 min) · 1. 64 orders at once (≈ 3 min) · 2. explore orders in a widget (≈ 4 min) · 3. why SGD
+# remembers (≈ 2 min) · 4. curricula (≈ 3 min) · 5. one number per point, or one per moment? (≈ 6 min)
+# · 6. two exercises (≈ 5 min). Symbols as in [lesson 00's notation box](00_start_here.ipynb)
+# ($\theta_t$, $B_t$, $b$, $\eta_t$, TSLOO with positive = helped); equations are numbered (1.k).
 
 # %%
 # %matplotlib inline
@@ -34,12 +39,12 @@ torch.set_num_threads(1)                  # tiny models: one thread is fastest (
 sized = dt.config.sized                   # sized(full, fast): smaller problems when DVE_TEACH_FAST=1
 
 # %% [markdown]
-# ## The setup
+# ## The setup (≈ 1 min)
 #
 # Plain mini-batch SGD. At step $t$ the batch $B_t$ (nominal size $b$) moves the parameters
 #
 # $$\theta_{t+1} = \theta_t - \eta_t\Big(\frac1b\sum_{i\in B_t}\nabla_\theta\,\ell(\theta_t, z_i) + \lambda\,\theta_t\Big),
-# \qquad t = 0,\dots,T-1 .$$
+# \qquad t = 0,\dots,T-1 . \tag{1.1}$$
 #
 # The **order** is the sequence $B_0, B_1, \dots, B_{T-1}$ — a `dt.Schedule`. Below, every run starts
 # from the same $\theta_0$, uses the same step size $\eta$ and the same 200 points for the same number
@@ -55,7 +60,10 @@ T = epochs * n // batch_size
 print(f"{n} training points, {epochs} epochs of {n // batch_size} steps: T = {T} SGD steps per run")
 
 # %% [markdown]
-# ## 64 orders at once
+# ## 1. 64 orders at once (≈ 3 min)
+#
+# **Predict.** 64 runs share everything but the order of the batches. Will their final test losses
+# agree to within a percent or two, or spread by more?
 #
 # `final_test_losses` trains one model per schedule and returns each final model's loss on every test
 # point. It does not loop over the runs: it stacks their parameters into a matrix and applies the same
@@ -75,17 +83,22 @@ print(f"final test loss over {R} shuffles: {loss_per_order.min():.3f} (shuffle {
 # %% [markdown]
 # ### The key figure
 #
-# Left: one final test loss per order. Middle and right: the decision boundaries of the best and the
-# worst of the 64 shuffles (shading = predicted probability of class 1, black line = 0.5).
+# Left: one final test loss per order. Next: the decision boundaries of the best and the worst of the
+# 64 shuffles (shading = predicted probability of class 1, black line = 0.5). Right: where the two
+# models differ — P(class 1) of the worst minus that of the best, with both boundaries (best solid,
+# worst dashed). Two boundaries can lie close together while the probabilities around them, and so
+# the losses, differ (exercise A counts on how many test points the best order wins).
 
 # %%
 runs = {r: dt.train(model, split.train, shuffles[r], lr) for r in (best, worst)}
 with plots.style():
-    fig, ax = plots.new_figure(3, figsize=(10, 3.2))
+    fig, ax = plots.new_figure(4, figsize=(13, 3.2))
     plots.spread_histogram(ax[0, 0], loss_per_order)
     ax[0, 0].set_title(f"{R} random orders of the same data")
-    for a, (r, traj) in zip(ax[0, 1:], runs.items()):
+    for a, (r, traj) in zip(ax[0, 1:3], runs.items()):
         plots.decision_boundary(a, traj, title=f"shuffle {r}: test loss {loss_per_order[r]:.3f}")
+    plots.probability_difference(ax[0, 3], runs[best], runs[worst], split.test,
+                                 title="P(class 1): worst − best, test points")
 fig
 
 # %% tags=["nbval-check-output"]
@@ -95,24 +108,49 @@ print("same data, same start: best and worst order differ by more than 10% of th
       bool(spread > 0.1))
 
 # %% [markdown]
-# ### Why SGD remembers its order
+# ## 2. Explore: `OrderExplorer` (≈ 4 min)
+#
+# **Predict, then check.** Besides random shuffles, the widget offers three *curricula* — orders chosen
+# on purpose, each repeated every epoch: easy→hard and hard→easy (sorted by each point's loss under a
+# model trained once in a random order) and class-sorted (all of class 0, then all of class 1). Before
+# you pick *class-sorted*: will it end better or worse than most of the shuffles — and will its
+# boundary look like a shuffle's? Write your guess down; section 4 answers it.
+#
+# Pick a shuffle seed or a curriculum; the widget retrains on that order and shows its decision boundary
+# and where its test loss falls among the 64 shuffles. The figure below is the widget's own `figure()`
+# for shuffle 0, so it is visible without a running kernel.
+
+# %%
+problem = widgets.Problem(model, split.train, split.test, lr, batch_size, epochs)
+explorer = widgets.OrderExplorer(problem, n_orders=R)
+explorer.model.figure()
+
+# %% tags=["widget"]
+explorer
+
+# %% [markdown]
+# Things to try: find the seed with the lowest test loss (is its boundary visibly different?), then
+# switch to *class-sorted*, then to the two difficulty curricula. The readout counts how many of the 64
+# shuffles end lower than the current order.
+# %% [markdown]
+# ## 3. Why SGD remembers its order (≈ 2 min)
 #
 # Take two steps from $\theta$ with batches $a$ and $b$, and write $g_a, H_a$ for batch $a$'s gradient and
 # Hessian at $\theta$. Expanding $g_b(\theta - \eta g_a) \approx g_b - \eta H_b g_a$,
 #
-# $$\theta^{(a\to b)}_2 - \theta^{(b\to a)}_2 = \eta^2\,\big(H_b\, g_a - H_a\, g_b\big) + O(\eta^3).$$
+# $$\theta^{(a\to b)}_2 - \theta^{(b\to a)}_2 = \eta^2\,\big(H_b\, g_a - H_a\, g_b\big) + O(\eta^3). \tag{1.2}$$
 #
 # Each swap moves the result by a second-order amount, but a run makes thousands of such choices and the
 # differences compound. Only when training is run to the unique minimum of a strictly convex loss does
 # the end point forget the path — the assumption influence functions are built on (paper §1). Exercise 2
-# checks this formula numerically.
+# checks (1.2) numerically.
 
 # %% [markdown]
-# ## Curricula
+# ## 4. Curricula (≈ 3 min)
 #
-# A curriculum is an order chosen on purpose. Call a point's **difficulty** its loss under a model
-# trained once in a random order (low loss = easy). Three curricula, each repeating the same order every
-# epoch:
+# The widget's three curricula, computed here for every run of the lesson. A point's **difficulty** is
+# its loss under a model trained once in a random order (low loss = easy). Each curriculum repeats the
+# same order every epoch:
 #
 # - **easy→hard** and **hard→easy** — sorted by difficulty;
 # - **class-sorted** — all of class 0, then all of class 1.
@@ -143,36 +181,59 @@ below_each = [int((loss_per_order < loss).sum()) for loss in curriculum_loss]
 print("class-sorted ends worse than more than half of the shuffles:", below_each[2] > R // 2)
 
 # %% [markdown]
+# **The answer to section 2's question.**
+#
+# <details><summary>Answer</summary>
+#
+# Worse than most shuffles, as the counts above show (checked above; the cell below asks the widget's
+# own model). Each epoch of class-sorted training ends on a run of class-1 batches, and the final model is
+# the one those last batches leave behind: look for a boundary pushed into the class-0 region.
+# </details>
+
+# %%
+class_sorted = widgets.OrderModel(problem, preset="class-sorted", n_orders=R)   # what the widget computes
+below = int((class_sorted.spread() < class_sorted.update()["test_loss"]).sum())
+print(class_sorted.summary())
+
+# %% tags=["nbval-check-output"]
+print("class-sorted ends worse than more than half of the widget's shuffles:", below > R // 2)
+
+# %% [markdown]
 # On this problem the class-sorted order ends worse than most shuffles (checked). The two difficulty
 # curricula usually do too, but not in every run — read this run's counts above, and try other seeds:
 # in some, easy→hard or hard→easy beats most of the shuffles. What could make a fixed order cost? Not
 # only which points come last: hard→easy ends every epoch on the *easiest* points. All three repeat
 # one fixed order, so consecutive batches are alike (similar difficulty, or one class) and every epoch
 # pulls the same way at the same moment, while a shuffle mixes the data in every batch and every
-# epoch; class-sorted, whose batches each hold a single class, is the extreme case. Compare the boundaries with the shuffles' in the key figure (this run: are they
-# straighter, shifted?). How much the **last** batches add on top is what the six-copies experiment
+# epoch; class-sorted, whose batches each hold a single class, is the extreme case. Compare the
+# boundaries with the shuffles' in the key figure (this run: are they straighter, shifted?). How much the **last** batches add on top is what the six-copies experiment
 # below measures. An order is a choice with consequences, and a good data value should be able
 # to say *when* a point helped.
 
 # %% [markdown]
-# ## One number per point, or one per moment?
+# ## 5. One number per point, or one per moment? (≈ 6 min)
 #
 # The **influence function** (Koh & Liang, 2017) estimates the effect of removing $z_i$ from the
 # *final* objective, using only the final parameters $\theta_T$:
 #
 # $$\mathrm{IF}(z_i; z) = \frac1n\,\nabla\ell(\theta_T, z)^\top (H + \mu I)^{-1}\,\nabla\ell(\theta_T, z_i),
-# \qquad H = \frac1n\sum_{j=1}^n \nabla^2\ell(\theta_T, z_j).$$
+# \qquad H = \frac1n\sum_{j=1}^n \nabla^2\ell(\theta_T, z_j). \tag{1.3}$$
 #
 # It sees $z_i$ only through $\nabla\ell(\theta_T, z_i)$ — not through *when* $z_i$ was used. The
 # **trajectory-specific leave-one-out** (paper §2, Definition 1; lesson 02) instead replays the recorded run
 # with $z_i$ removed at the step $s$ where it was used and compares the final test losses:
 #
-# $$\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z)\qquad(>0:\ z_i \text{ helped}).$$
+# $$\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z)\qquad(>0:\ z_i \text{ helped}),$$
+#
+# lesson 00's (0.1) with $s$ for the step.
 #
 # **Experiment.** Take the training point the reference model is most sure is class 0, and add six
 # copies of it **labelled 1** (a label error). Copy $k$ joins the batch of one step $s_k$, spread from
 # the first step to the last; everything else is shuffle 0. (The copies are extra: their batch holds
 # $b+1$ points while the divisor stays $b$.)
+#
+# **Predict.** The six copies are identical. Which one will matter most — and will a mislabelled copy
+# always hurt?
 
 # %%
 i = int(reference.predict(split.train.X).softmax(1)[:, 0].argmax())   # most confidently class 0
@@ -191,9 +252,8 @@ for s, e in zip(steps, tsloo):
     print(f"copy seen at step {s:3d}:  exact TSLOO {e:+.5f}")
 
 # %% [markdown]
-# **Predict.** The six copies are identical. Which one matters most — and does a mislabelled copy
-# always hurt? One run is one example; the cell below repeats the experiment in the first 8 shuffles
-# (the same copies at the same steps, only the order of the other points changes) and counts.
+# One run is one example; the cell below repeats the experiment in the first 8 shuffles (the same
+# copies at the same steps, only the order of the other points changes) and counts.
 
 # %%
 def six_copies(order):
@@ -234,7 +294,7 @@ print("... and, in the median order, more than 1.5 times the median |TSLOO| of t
 #
 # ### What an influence function says about the same copies
 #
-# The influence function uses only $\theta_T$ and needs $(H + \mu I)^{-1}$. At $\theta_T$ SGD has
+# The influence function (1.3) uses only $\theta_T$ and needs $(H + \mu I)^{-1}$. At $\theta_T$ SGD has
 # stopped far from a minimum of a non-convex loss and $H$ is **not** positive definite (its smallest
 # eigenvalue $\lambda_{\min}$ is printed below), so the inverse needs damping $\mu > |\lambda_{\min}|$. We
 # take $\mu = 2|\lambda_{\min}|$ — `damping="auto"`, the rule lessons 04 and 07 use too — and also
@@ -297,16 +357,18 @@ fig
 # $\mu = 10^{-3}$ the mislabelled copy would then count as *helpful*.
 
 # %% [markdown]
-# ## Try it: two exercises with automatic checks
+# ## 6. Try it: two exercises with automatic checks (≈ 5 min)
 #
 # Replace each `None`; the check says *right*, or what is wrong and a hint.
 #
-# **Exercise A — where does a curriculum land?** How many of the 64 shuffles end with a lower final
-# test loss than the *easy→hard* curriculum (`curriculum_loss[0]`)?
+# **Exercise A — where does the best order win?** The best shuffle's mean test loss is well below the
+# worst's, yet their boundaries in the key figure can look alike. On what **share** of the test points
+# does the best shuffle end with the lower loss? `losses` holds one row of per-test-point losses per
+# order (`losses[best]`, `losses[worst]`). Predict first: nearly all of them, or a smaller majority?
 
 # %%
-shuffles_below = None   # TODO: an int
-ex.check_shuffles_below(shuffles_below, loss_per_order, curriculum_loss[0])
+share_better = None   # TODO: a number between 0 and 1
+ex.check_share_better(share_better, losses, best, worst)
 
 # %% [markdown]
 # **Exercise B — correctly labelled copies.** Redo the six-copies experiment with the copies labelled
@@ -318,44 +380,6 @@ ex.check_shuffles_below(shuffles_below, loss_per_order, curriculum_loss[0])
 # %%
 correct_copy_last = None   # TODO: a number
 ex.check_correct_copy_last(correct_copy_last, model, split.train, shuffles[0], i, steps, lr, split.test)
-
-# %% [markdown]
-# ## Explore: `OrderExplorer`
-#
-# Pick a shuffle seed or a curriculum; the widget retrains on that order and shows its decision boundary
-# and where its test loss falls among the 64 shuffles. The figure below is the widget's own `figure()`
-# for shuffle 0, so it is visible without a running kernel.
-
-# %%
-problem = widgets.Problem(model, split.train, split.test, lr, batch_size, epochs)
-explorer = widgets.OrderExplorer(problem, n_orders=R)
-explorer.model.figure()
-
-# %%
-explorer
-
-# %% [markdown]
-# Things to try: find the seed with the lowest test loss (is its boundary visibly different?), then
-# switch to *class-sorted*. The readout counts how many of the 64 shuffles end lower than the current
-# order.
-#
-# **Predict, then check.** Before you pick *class-sorted*: will it end better or worse than most of the
-# shuffles — and will its boundary look like a shuffle's?
-#
-# <details><summary>Answer</summary>
-#
-# Worse than most shuffles, as in the curricula section above (the cell below asks the widget's own
-# model). Each epoch of class-sorted training ends on a run of class-1 batches, and the final model is
-# the one those last batches leave behind: look for a boundary pushed into the class-0 region.
-# </details>
-
-# %%
-class_sorted = widgets.OrderModel(problem, preset="class-sorted", n_orders=R)   # what the widget computes
-below = int((class_sorted.spread() < class_sorted.update()["test_loss"]).sum())
-print(class_sorted.summary())
-
-# %% tags=["nbval-check-output"]
-print("class-sorted ends worse than more than half of the widget's shuffles:", below > R // 2)
 
 # %% [markdown]
 # ## What you learned

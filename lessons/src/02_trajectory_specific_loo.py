@@ -15,6 +15,13 @@
 # - Follow the replay: the counterfactual run $\theta'_t$ equals $\theta_t$ until the removal, jumps by
 #   an exactly known amount, then drifts — and watch the divergence $\lVert\theta'_t-\theta_t\rVert$.
 # - Count what exactness costs: one replay per (point, step).
+#
+# Sections: 1. the definition (≈ 4 min) · 2. explore removals in a widget (≈ 4 min) · 3. the key figure
+# and the replay (≈ 3 min) · 4. how much of the kick survives (≈ 4 min) · 5. one step or every
+# occurrence (≈ 3 min) · 6. zero-weight or renormalized (≈ 3 min) · 7. the cost of doing it exactly
+# (≈ 4 min). Symbols as in [lesson 00's notation box](00_start_here.ipynb): $\mathrm{TSLOO}^{(s)}(z_i; z)$
+# is lesson 00's (0.1) with $s$ for the removal step (lesson 03 writes it $\mathrm{TSLOO}(i, s)$), and
+# $\delta$ is the kick $\delta_{i,s}$ of the box; equations are numbered (2.k).
 
 # %%
 # %matplotlib inline
@@ -35,17 +42,17 @@ torch.set_num_threads(1)                  # tiny models: one thread is fastest (
 sized = dt.config.sized                   # sized(full, fast): smaller problems when DVE_TEACH_FAST=1
 
 # %% [markdown]
-# ## The definition
+# ## 1. The definition (≈ 4 min)
 #
 # Give every point of every batch a weight $w_j$ in the SGD step (the recorded run has all $w_j = 1$):
 #
-# $$\theta_{t+1} = \theta_t - \eta_t\Big(\frac1b\sum_{j\in B_t} w_j\,\nabla\ell(\theta_t, z_j) + \lambda\,\theta_t\Big).$$
+# $$\theta_{t+1} = \theta_t - \eta_t\Big(\frac1b\sum_{j\in B_t} w_j\,\nabla\ell(\theta_t, z_j) + \lambda\,\theta_t\Big). \tag{2.1}$$
 #
 # The **counterfactual run** $\theta'_0, \dots, \theta'_T$ starts from the same $\theta'_0 = \theta_0$,
 # visits the same batches with the same step sizes, and differs in one thing only: $w_i = 0$ at step $s$,
 # where $z_i \in B_s$. Then
 #
-# $$\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z),$$
+# $$\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z), \tag{2.2}$$
 #
 # positive when removing $z_i$ *raises* the test loss, i.e. when $z_i$ **helped** (paper §2, Definition 1,
 # which credits Hara et al., 2019). Two variants matter in practice:
@@ -77,7 +84,28 @@ occurrences = schedule.occurrences(p)
 print(f"T = {T} steps of {batch_size}; point {p} (label {int(split.train.y[p])}) is used at steps {occurrences}")
 
 # %% [markdown]
-# ## The key figure
+# ## 2. Explore: `RemovalExplorer` (≈ 4 min)
+#
+# **Predict, then check.** Take any point and compare its removal at its **first** occurrence with its
+# removal at its **last** one. Which moves the mean test loss more — for most points? Write your guess
+# down, then try a few points in the widget; section 5 counts over all points, and over 8 more runs.
+#
+# Choose a training point and the step to remove it at (or every occurrence), and switch between
+# zero-weight and renormalized. The widget shows the divergence curve and the TSLOO on every test point;
+# the figure below is its own `figure()` for point $p$ removed everywhere.
+
+# %%
+explorer = widgets.RemovalExplorer(traj, split.test, point=p)
+explorer.model.figure()
+
+# %% tags=["widget"]
+explorer
+
+# %% [markdown]
+# Things to try: a point removed in its first epoch vs its last; a point whose TSLOO changes sign between
+# its occurrences; the same removal with *renormalize* on — the curve's start changes, then what?
+# %% [markdown]
+# ## 3. The key figure and the replay (≈ 3 min)
 #
 # Remove point $p$ at each of its three steps in turn, and at all three at once. Left: the divergence
 # $\lVert\theta'_t-\theta_t\rVert$ along training (log scale; it is exactly zero before the removal, so
@@ -93,21 +121,24 @@ with plots.style():
         plots.divergence_curve(ax[0, 0], d, label=name, color=plots.COLORS[k])
     ax[0, 0].set_title(f"point {p}: how far the counterfactual run drifts")
     ax[0, 0].set_ylabel(r"$\|\theta'_t - \theta_t\|$")
-    ax[0, 0].legend(loc="best", fontsize=7)
+    ax[0, 0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, fontsize=7, frameon=False)
+    fig.subplots_adjust(bottom=0.3)                                 # the legend below the curves, not on them
     ax[0, 1].bar(list(values), list(values.values()), color=plots.COLORS[:len(values)])
     ax[0, 1].axhline(0, color="0.5", lw=0.6)
     ax[0, 1].set(ylabel="mean TSLOO (> 0: helped)", title="effect on the test loss")
 fig
 
 # %% [markdown]
-# ## The replay, step by step
+# ### The replay, step by step
 #
 # What `dt.exact_loo` computes, and `counterfactual_params` returns as the whole path $\theta'_0,\dots,\theta'_T$:
 #
 # 1. For $t \le s$ nothing differs: $\theta'_t = \theta_t$ (the replay starts from the stored $\theta_s$).
 # 2. At step $s$ both runs start from $\theta_s$, so the first difference is known exactly:
-#    $\delta = \theta'_{s+1} - \theta_{s+1} = \frac{\eta_s}{b}\,\nabla\ell(\theta_s, z_i)$.
-# 3. From there each run takes its own SGD steps, and $\mathrm{TSLOO} = \ell(\theta'_T, z) - \ell(\theta_T, z)$.
+#
+#    $$\delta = \theta'_{s+1} - \theta_{s+1} = \frac{\eta_s}{b}\,\nabla\ell(\theta_s, z_i). \tag{2.3}$$
+#
+# 3. From there each run takes its own SGD steps, and the TSLOO is (2.2).
 #
 # The next cell checks all three against the recorded run.
 
@@ -123,15 +154,15 @@ print("2. θ'_{s+1} - θ_{s+1} = (η/b)·∇ℓ(θ_s, z_p):", torch.allclose(the
 print("3. ℓ(θ'_T) - ℓ(θ_T) = dt.exact_loo:", torch.allclose(tsloo, dt.exact_loo(traj, split.test, [p], [s])[0], atol=1e-12))
 
 # %% [markdown]
-# ## After the removal: how much of the kick survives?
+# ## 4. After the removal: how much of the kick survives? (≈ 4 min)
 #
 # After step $s$ the gap evolves by the SGD step's Jacobian. By the mean value theorem
 #
-# $$\theta'_{t+1} - \theta_{t+1} = \big(I - \eta_t(\bar H_t + \lambda I)\big)\,(\theta'_t - \theta_t),$$
+# $$\theta'_{t+1} - \theta_{t+1} = \big(I - \eta_t(\bar H_t + \lambda I)\big)\,(\theta'_t - \theta_t), \tag{2.4}$$
 #
 # with $\bar H_t$ the batch Hessian averaged along the segment between $\theta_t$ and $\theta'_t$. Directions
 # of positive curvature shrink (when $\eta_t h < 2$), flat ones keep their size, negative curvature
-# grows. Lesson 03 builds its approximation on exactly this product. Here is the surviving fraction
+# grows. Lesson 03 builds its approximation $K_t$ (lesson 00's box) on exactly this product. Here is the surviving fraction
 # $\lVert\theta'_T-\theta_T\rVert / \lVert\delta\rVert$ for **every** (point, step) of the run —
 # one batched replay per removal.
 
@@ -173,10 +204,14 @@ print("the last 3 steps keep more than half (median; the very last step keeps al
 # Figure 1; lesson 06 is about them). Either way the run after a removal is a different run.
 
 # %% [markdown]
-# ## One step or every occurrence?
+# ## 5. One step or every occurrence? (≈ 3 min)
 #
 # Removing $z_i$ at every occurrence applies several kicks. For small kicks the effects add to first
-# order, $\mathrm{TSLOO}^{\text{all}}(z_i) \approx \sum_{s:\,z_i\in B_s}\mathrm{TSLOO}^{(s)}(z_i)$; the
+# order,
+#
+# $$\mathrm{TSLOO}^{\text{all}}(z_i) \approx \sum_{s:\,z_i\in B_s}\mathrm{TSLOO}^{(s)}(z_i); \tag{2.5}$$
+#
+# the
 # difference is an interaction, second order in the kicks. `dt.exact_loo` with `steps=None` removes every
 # occurrence; with a list of steps, one occurrence per row.
 
@@ -208,125 +243,7 @@ dominant_epoch = None   # TODO: 1, 2 or 3
 ex.check_dominant_epoch(dominant_epoch, per_step, steps, n // batch_size)
 
 # %% [markdown]
-# ## Zero-weight or renormalized?
-#
-# With $m = |B_s|$ points in the batch and $S = \sum_{j\in B_s}\nabla\ell(\theta_s, z_j)$, the first
-# difference is (`dve_teach.training.trajectory.removal_directions`)
-#
-# $$\delta^{\text{zero-weight}} = \frac{\eta_s}{b}\,g_i, \qquad
-# \delta^{\text{renorm}} = \eta_s\Big[\frac{g_i}{m-1} - S\Big(\frac1{m-1} - \frac1b\Big)\Big]
-# \;\overset{m=b}{=}\; \frac{\eta_s}{b-1}\,\big(g_i - \bar g_s\big),$$
-#
-# with $\bar g_s = S/b$ the batch's mean gradient. Renormalizing removes the point *and* rescales the
-# others, so $\delta^{\text{renorm}} = \frac{b}{b-1}\,\delta^{\text{zero-weight}} - \frac{\eta_s}{b-1}\,\bar g_s$:
-# a rescaling plus a shift **shared by every point of the batch**. To first order the two variants rank
-# the points of one batch identically and differ by a per-step offset.
-
-# %%
-renorm = dt.exact_loo(traj, split.test, points, steps, renormalize=True).mean(1)
-offset = renorm - batch_size / (batch_size - 1) * per_step          # should be ≈ one number per step
-within = torch.stack([offset[step_of == t].std() for t in range(T)]).mean()
-across = torch.stack([offset[step_of == t].mean() for t in range(T)]).std()
-residual = torch.cat([offset[step_of == t] - offset[step_of == t].mean() for t in range(T)])   # after one offset per step
-left = float(residual.std() / renorm.std())
-print(f"offset: spread within a batch {within:.1e} (mean over steps), spread between steps {across:.1e}")
-print(f"after one offset per step, what is left spreads {left:.0%} as much as the renormalized values")
-late_within = torch.stack([offset[step_of == t].std() for t in range(T - 3, T)])
-print("within-batch spread at the last 3 steps:", " ".join(f"{v:.1e}" for v in late_within.tolist()))
-with plots.style():
-    fig, ax = plots.new_figure(2, figsize=(9, 3.2))
-    sc = ax[0, 0].scatter(per_step, renorm, c=steps, s=8, cmap="cividis")
-    ax[0, 0].set(xlabel="zero-weight TSLOO", ylabel="renormalized TSLOO", title="every (point, step), coloured by step")
-    fig.colorbar(sc, ax=ax[0, 0], label="step")
-    ax[0, 1].scatter(steps, offset, s=8, color=plots.COLORS[0])
-    ax[0, 1].set(xlabel="step s", ylabel="renorm − b/(b−1)·zero-weight", title="the offset, per step")
-fig
-
-# %% tags=["nbval-check-output"]
-print("renormalized ≈ b/(b-1) · zero-weight + one offset per batch (what is left: under 30% of the spread):",
-      left < 0.3)
-
-# %% [markdown]
-# Over all (point, step) pairs, one offset per step accounts for the difference closely (checked: what
-# is left spreads less than 30% as much as the renormalized values themselves). Look at the
-# last steps in the right panel, though (and the spreads printed for them): there the points of a
-# batch can spread much more. The first-order argument holds for small kicks; the last steps' removals
-# are the least absorbed (section "After the removal"), so the terms it drops show most there — and
-# those are the steps with the largest TSLOO, where the choice between the two variants matters most.
-
-# %% [markdown]
-# ## The cost of doing it exactly
-#
-# One exact TSLOO value for $(z_i, s)$ is one replay of $T - s$ steps. Every (point, step) of a run
-# with $N$ points, $E$ epochs and batch size $b$ is $NE$ replays of on average about $T/2$ steps, with
-# $T = NE/b$: about $N^2E^2/(2b)$ SGD steps, **quadratic** in the number of points. Running many replays
-# side by side (`exact_loo` vmaps them in chunks) makes each replayed step cheaper; it does not change
-# how many there are. The cell below counts them for growing training sets and times the replays.
-
-# %%
-sizes = sized([20, 40, 80, 160], [20, 40, 80])                    # doubling, multiples of the batch size
-counts, times = [], []
-for N in sizes:
-    grown = dt.datasets.moons(n_train=N, n_test=20, seed=SEED)
-    run = dt.train(model, grown.train, dt.Schedule.shuffled(N, batch_size, epochs, seed=SEED), lr)
-    pts, sts = run.schedule.occurrence_pairs()
-    counts.append(sum(run.T - s for s in sts))
-    start = time.perf_counter()
-    dt.exact_loo(run, grown.test, pts, sts)
-    times.append(time.perf_counter() - start)
-for N, c, t in zip(sizes, counts, times):
-    print(f"N = {N:3d}: {N * epochs:4d} (point, step) pairs, {c:6d} replayed steps, {t:.2f} s")
-with plots.style():
-    fig, ax = plots.new_figure(2, figsize=(9, 3))
-    ax[0, 0].loglog(sizes, counts, "o-", color=plots.COLORS[0], label="replayed steps")
-    ax[0, 0].loglog(sizes, [counts[0] * (N / sizes[0]) ** 2 for N in sizes], "--", color="0.5", label="∝ N²")
-    ax[0, 0].set(xlabel="training points N", ylabel="SGD steps replayed", title="exact TSLOO of every (point, step)")
-    ax[0, 0].legend(loc="upper left")
-    ax[0, 1].loglog(sizes, times, "s-", color=plots.COLORS[1])
-    ax[0, 1].set(xlabel="training points N", ylabel="seconds (this machine)", title="measured time of those replays")
-fig
-
-# %% tags=["nbval-check-output"]
-growth = [c2 / c1 for c1, c2 in zip(counts, counts[1:])]
-print("doubling N multiplies the replayed steps by about 4 (3.5 to 4.5):", all(3.5 < g < 4.5 for g in growth))
-
-# %% [markdown]
-# On these toy sizes the seconds are small and partly fixed overhead, so read the count, not the clock:
-# a million points seen once with $b = 1000$ would mean about $N^2/(2b) = 5\cdot10^8$ replayed steps,
-# half a million trainings' worth.
-
-# %% [markdown]
-# **Exercise B — the cost of exactness.** How many SGD steps does the exact TSLOO of every (point, step)
-# of *this lesson's* run replay? (`schedule.occurrence_pairs()` gives every (point, step); `T` is the run
-# length.)
-
-# %%
-replayed_steps = None   # TODO: an int
-ex.check_replayed_steps(replayed_steps, schedule)
-
-# %% [markdown]
-# That is why lessons 03 and 04 replace the replays by one backward pass over the trajectory.
-
-# %% [markdown]
-# ## Explore: `RemovalExplorer`
-#
-# Choose a training point and the step to remove it at (or every occurrence), and switch between
-# zero-weight and renormalized. The widget shows the divergence curve and the TSLOO on every test point;
-# the figure below is its own `figure()` for point $p$ removed everywhere.
-
-# %%
-explorer = widgets.RemovalExplorer(traj, split.test, point=p)
-explorer.model.figure()
-
-# %%
-explorer
-
-# %% [markdown]
-# Things to try: a point removed in its first epoch vs its last; a point whose TSLOO changes sign between
-# its occurrences; the same removal with *renormalize* on — the curve's start changes, then what?
-#
-# **Predict, then check.** Pick any point and compare its removal at its first occurrence with its
-# removal at its last one. Which moves the mean test loss more — for most points?
+# **The answer to section 2's question** (first or last occurrence — which moves the test loss more?).
 #
 # <details><summary>Answer</summary>
 #
@@ -363,9 +280,123 @@ print("median over 8 runs: for most points the last occurrence matters more than
       bool(np.median(more_runs) > 0.5))
 
 # %% [markdown]
+# ## 6. Zero-weight or renormalized? (≈ 3 min)
+#
+# With $m = |B_s|$ points in the batch and $S = \sum_{j\in B_s}\nabla\ell(\theta_s, z_j)$, the first
+# difference is (`dve_teach.training.trajectory.removal_directions`)
+#
+# $$\delta^{\text{zero-weight}} = \frac{\eta_s}{b}\,g_i, \qquad
+# \delta^{\text{renorm}} = \eta_s\Big[\frac{g_i}{m-1} - S\Big(\frac1{m-1} - \frac1b\Big)\Big]
+# \;\overset{m=b}{=}\; \frac{\eta_s}{b-1}\,\big(g_i - \bar g_s\big), \tag{2.6}$$
+#
+# with $\bar g_s = S/b$ the batch's mean gradient. Renormalizing removes the point *and* rescales the
+# others, so $\delta^{\text{renorm}} = \frac{b}{b-1}\,\delta^{\text{zero-weight}} - \frac{\eta_s}{b-1}\,\bar g_s$:
+# a rescaling plus a shift **shared by every point of the batch**. To first order the two variants rank
+# the points of one batch identically and differ by a per-step offset.
+
+# %%
+renorm = dt.exact_loo(traj, split.test, points, steps, renormalize=True).mean(1)
+offset = renorm - batch_size / (batch_size - 1) * per_step          # should be ≈ one number per step
+within = torch.stack([offset[step_of == t].std() for t in range(T)]).mean()
+across = torch.stack([offset[step_of == t].mean() for t in range(T)]).std()
+residual = torch.cat([offset[step_of == t] - offset[step_of == t].mean() for t in range(T)])   # after one offset per step
+left = float(residual.std() / renorm.std())
+print(f"offset: spread within a batch {within:.1e} (mean over steps), spread between steps {across:.1e}")
+print(f"after one offset per step, what is left spreads {left:.0%} as much as the renormalized values")
+late_within = torch.stack([offset[step_of == t].std() for t in range(T - 3, T)])
+print("within-batch spread at the last 3 steps:", " ".join(f"{v:.1e}" for v in late_within.tolist()))
+with plots.style():
+    fig, ax = plots.new_figure(2, figsize=(9, 3.2))
+    def centred(v):                                                 # minus the mean of its own batch
+        return v - torch.stack([v[step_of == t].mean() for t in range(T)])[step_of]
+    scaled, centred_renorm = batch_size / (batch_size - 1) * centred(per_step), centred(renorm)
+    order = torch.argsort(step_of, descending=True)                 # late steps drawn first: early ones on top
+    sc = ax[0, 0].scatter(scaled[order], centred_renorm[order], c=step_of[order], s=8, cmap="viridis")
+    lim = [float(scaled.min()), float(scaled.max())]
+    ax[0, 0].plot(lim, lim, "--", color="0.5", lw=0.8)
+    ax[0, 0].set(xlabel="b/(b−1) · zero-weight, minus its batch mean", ylabel="renormalized, minus its batch mean",
+                 title="inside each batch (dashed: y = x)")
+    fig.colorbar(sc, ax=ax[0, 0], label="step")
+    ax[0, 1].scatter(steps, offset, s=8, color=plots.COLORS[0])
+    ax[0, 1].set(xlabel="step s", ylabel="renorm − b/(b−1)·zero-weight", title="the offset, per step")
+fig
+
+# %% tags=["nbval-check-output"]
+print("renormalized ≈ b/(b-1) · zero-weight + one offset per batch (what is left: under 30% of the spread):",
+      left < 0.3)
+
+# %% [markdown]
+# Over all (point, step) pairs, one offset per step accounts for the difference closely (checked: what
+# is left spreads less than 30% as much as the renormalized values themselves). The left panel takes
+# each batch's mean out of both variants: to first order, (2.6) puts every point on the dashed line
+# $y = x$ — compare the colours (steps) of the points that leave it. Look at the last steps in the
+# right panel, too (and the spreads printed for them): there the points of a batch can spread much more. The first-order argument holds for small kicks; the last steps' removals
+# are the least absorbed (section 4), so the terms it drops show most there — and
+# those are the steps with the largest TSLOO, where the choice between the two variants matters most.
+
+# %% [markdown]
+# ## 7. The cost of doing it exactly (≈ 4 min)
+#
+# One exact TSLOO value for $(z_i, s)$ is one replay of $T - s$ steps. Every (point, step) of a run
+# with $N$ points, $E$ epochs and batch size $b$ is $NE$ replays of on average about $T/2$ steps, with
+# $T = NE/b$:
+#
+# $$\sum_{(i,s)} (T - s) \;\approx\; NE\cdot\frac T2 = \frac{N^2E^2}{2b}\ \text{SGD steps}, \tag{2.7}$$
+#
+# **quadratic** in the number of points. Running many replays
+# side by side (`exact_loo` vmaps them in chunks) makes each replayed step cheaper; it does not change
+# how many there are. The cell below counts them for growing training sets and times the replays.
+
+# %%
+sizes = sized([20, 40, 80, 160], [20, 40, 80])                    # doubling, multiples of the batch size
+counts, times = [], []
+for N in sizes:
+    grown = dt.datasets.moons(n_train=N, n_test=20, seed=SEED)
+    run = dt.train(model, grown.train, dt.Schedule.shuffled(N, batch_size, epochs, seed=SEED), lr)
+    pts, sts = run.schedule.occurrence_pairs()
+    counts.append(sum(run.T - s for s in sts))
+    start = time.perf_counter()
+    dt.exact_loo(run, grown.test, pts, sts)
+    times.append(time.perf_counter() - start)
+for N, c, t in zip(sizes, counts, times):
+    print(f"N = {N:3d}: {N * epochs:4d} (point, step) pairs, {c:6d} replayed steps, {t:.2f} s")
+with plots.style():
+    fig, ax = plots.new_figure(2, figsize=(9, 3))
+    ax[0, 0].loglog(sizes, counts, "o-", color=plots.COLORS[0], label="replayed steps")
+    ax[0, 0].loglog(sizes, [counts[0] * (N / sizes[0]) ** 2 for N in sizes], "--", color="0.5", label="∝ N²")
+    ax[0, 0].set(xlabel="training points N", ylabel="SGD steps replayed", title="exact TSLOO of every (point, step)")
+    ax[0, 0].legend(loc="upper left")
+    ax[0, 1].loglog(sizes, times, "s-", color=plots.COLORS[1])
+    ax[0, 1].set(xlabel="training points N", ylabel="seconds (this machine)", title="measured time of those replays")
+fig
+
+# %% tags=["nbval-check-output"]
+growth = [c2 / c1 for c1, c2 in zip(counts, counts[1:])]
+print("doubling N multiplies the replayed steps by about 4 (3.5 to 4.5):", all(3.5 < g < 4.5 for g in growth))
+
+# %% [markdown]
+# On these toy sizes the seconds are small and partly fixed overhead, so read the count, not the clock:
+# a million points seen once with $b = 1000$ would mean about $N^2/(2b) = 5\cdot10^8$ replayed steps,
+# half a million trainings' worth.
+
+# %% [markdown]
+# **Exercise B — the cost at another batch size.** Predict first: if this lesson's run used batches of
+# **5** instead of 10 (same points, same 3 epochs), would the exact TSLOO of every (point, step) replay
+# about half as many SGD steps, the same, or about twice as many? Then count them exactly: a removal at
+# step $s$ replays $T - s$ steps (`dt.Schedule.shuffled(n, 5, epochs)` builds such a run's schedule;
+# `occurrence_pairs()` lists its (point, step) pairs). Compare with (2.7).
+
+# %%
+replayed_steps_b5 = None   # TODO: an int
+ex.check_replayed_steps_for(replayed_steps_b5, n, 5, epochs, current=schedule)
+
+# %% [markdown]
+# That is why lessons 03 and 04 replace the replays by one backward pass over the trajectory.
+
+# %% [markdown]
 # ## What you learned
 #
-# - $\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z)$: replay the recorded run with
+# - $\mathrm{TSLOO}^{(s)}(z_i; z) = \ell(\theta'_T, z) - \ell(\theta_T, z)$ (2.2): replay the recorded run with
 #   $w_i = 0$ at step $s$ (or at every occurrence), everything else fixed. Positive = the point helped.
 # - The counterfactual equals the run until the removal, jumps by exactly $\frac{\eta_s}{b}\nabla\ell(\theta_s, z_i)$,
 #   then evolves by $(I - \eta_t(\bar H_t+\lambda I))$ step after step: late kicks survive best, and even

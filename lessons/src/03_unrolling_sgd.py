@@ -16,6 +16,15 @@
 #    exact (linear least squares, for predictions).
 #
 # Paper: Wang et al., ICLR 2025, §3.1 (Eq. 1); Hara, Nitanda & Maehara, NeurIPS 2019.
+#
+# Sections: the question and the widget (≈ 4 min) · 1. the first-order expansion (≈ 4 min) · 2. the
+# product, made explicit (≈ 3 min) · 3. Hessian-vector products (≈ 3 min) · 4. the reverse sweep
+# (≈ 4 min) · 5. where it breaks (≈ 5 min) · 6. where it is exact (≈ 2 min).
+#
+# Notation as in [lesson 00's box](00_start_here.ipynb): $\mathrm{TSLOO}(i, t)$ is lesson 00's
+# $\mathrm{TSLOO}^{(t)}(z_i; z)$ (0.1) — point $z_i$ removed at step $t$ only, positive = helped — with a
+# measure $m$ of the final model in place of the test loss $\ell(\cdot, z)$; $\delta_{i,t}$ is the kick
+# and $K_t$ the product of the box. Equations are numbered (3.k).
 
 # %%
 # %matplotlib inline
@@ -37,59 +46,57 @@ sized = dt.config.sized          # sized(full, fast): smaller problems when DVE_
 print("dve_teach", dt.__version__, "| fast mode:", dt.config.fast_mode())
 
 # %% [markdown]
-# ## The key figure
+# ## The question, and a widget to answer it (≈ 4 min)
 #
-# A small tanh network on 2-D moons, trained with SGD at several learning rates. For each run we
-# remove each of 40 training points (20 in fast mode) at every step where it appears, replay
-# exactly, and compare the change in mean test loss with the first-order estimate of this lesson.
-# Left: the estimate against the truth at learning rate 0.5. Right: the rank correlation at each
-# learning rate. At small steps the two agree almost perfectly; at large steps the agreement drops,
-# by an amount that changes a lot from one run to the next (the check below says what holds for every seed).
+# A small tanh network on 2-D moons, trained with SGD. We remove each of 40 training points (20 in fast
+# mode) at every step where it appears, replay exactly, and compare the change in mean test loss with
+# the first-order estimate this lesson derives (SGD-influence). Below: the estimate against the truth at
+# learning rate 0.5 (dashed: $y = x$; the title gives the rank correlation, Spearman).
+#
+# **Predict, then check.** How will the agreement change with the learning rate, from 0.05 to 3.0? Where
+# on the slider will the dots lie on the line $y = x$ — and does the agreement get worse with every
+# step up in learning rate? Write your guess down, then try rates in the widget: it retrains when you
+# release the slider (about a second), shows the scatter at that rate (left) and the Spearman of every
+# rate you have tried (right). Section 5 gives the answer for this run, and what holds for every run.
 
 # %%
 split = dt.datasets.moons(n_train=sized(100, 60), n_test=sized(50, 30), seed=SEED)
 problem = Problem(dt.models.mlp((2, 16, 2), seed=SEED + 1), split.train, split.test,
                   lr=0.5, batch_size=16, epochs=3, seed=SEED + 2)   # seed: of its shuffled order
-explorer = LearningRateExplorer(problem)       # this lesson's widget (shown at the end)
-lr_model = explorer.model                      # its model: learning rate -> exact vs estimate
-rho = {}                                       # learning rate -> Spearman(estimate, exact)
-for lr in (0.05, 0.1, 0.2, 1.0, 1.5, 2.0, 2.5, 3.0, 0.5):   # each: train, exact LOO of 40 points, estimate
-    lr_model.lr = lr
-    rho[lr] = lr_model.update()["spearman"]    # results are cached by learning rate
-lr_model.figure()                              # the same figure as the widget's, at lr 0.5
+explorer = LearningRateExplorer(problem)       # this lesson's widget
+lr_model = explorer.model                      # its model: learning rate -> exact vs estimate (cached)
+lr_model.figure(rates=False)                   # the widget's left panel at lr 0.5
 
-# %% tags=["nbval-check-output"]
-low, high = np.mean([rho[lr] for lr in (0.05, 0.1, 0.2)]), np.mean([rho[lr] for lr in (2.0, 2.5, 3.0)])
-print("Spearman above 0.95 at learning rates up to 0.1:", min(rho[0.05], rho[0.1]) > 0.95)
-print("lower at rates 2.0-3.0 than at 0.05-0.2 (mean of the three):", bool(high < low))
+# %% tags=["widget"]
+explorer
 
 # %% [markdown]
-# ## 1. The first-order expansion
+# ## 1. The first-order expansion (≈ 4 min)
 #
 # Training runs $\theta_{t+1} = \theta_t - \eta_t\big(\tfrac1b\sum_{j\in B_t} w_j\,\nabla\ell(\theta_t, z_j) + \lambda\theta_t\big)$
 # with every $w_j = 1$ (batch size $b$, learning rate $\eta_t$, weight decay $\lambda$).
 # Removing point $i$ at step $t$ sets $w_i = 0$ there. Both runs stand at the same $\theta_t$, so right
 # after the removal they differ by exactly
 #
-# $$\delta_{i,t} = \theta'_{t+1} - \theta_{t+1} = \frac{\eta_t}{b}\,\nabla\ell(\theta_t, z_i).$$
+# $$\delta_{i,t} = \theta'_{t+1} - \theta_{t+1} = \frac{\eta_t}{b}\,\nabla\ell(\theta_t, z_i). \tag{3.1}$$
 #
 # Every later step applies the *same* map $\phi_k(\theta) = \theta - \eta_k(\nabla L_k(\theta) + \lambda\theta)$
 # to both runs ($L_k$ is step $k$'s batch loss). A small difference $\Delta$ goes through it as
 #
 # $$\phi_k(\theta_k + \Delta) - \phi_k(\theta_k) = \big(I - \eta_k(H_k + \lambda I)\big)\Delta + O(\|\Delta\|^2),
-# \qquad H_k = \nabla^2 L_k(\theta_k).$$
+# \qquad H_k = \nabla^2 L_k(\theta_k). \tag{3.2}$$
 #
 # Dropping the $O(\|\Delta\|^2)$ terms at every step and chaining to the end:
 #
 # $$\theta'_T - \theta_T \approx K_t\,\delta_{i,t}, \qquad
-# K_t = \big(I - \eta_{T-1}(H_{T-1} + \lambda I)\big)\cdots\big(I - \eta_{t+1}(H_{t+1} + \lambda I)\big),$$
+# K_t = \big(I - \eta_{T-1}(H_{T-1} + \lambda I)\big)\cdots\big(I - \eta_{t+1}(H_{t+1} + \lambda I)\big), \tag{3.3}$$
 #
 # with **later steps on the left** (the $H_k$ do not commute, so the order matters). One more
 # first-order step for the test loss $m$:
 #
-# $$\mathrm{TSLOO}(i, t) = m(\theta'_T) - m(\theta_T) \approx \nabla m(\theta_T)^\top K_t\,\delta_{i,t}.$$
+# $$\mathrm{TSLOO}(i, t) = m(\theta'_T) - m(\theta_T) \approx \nabla m(\theta_T)^\top K_t\,\delta_{i,t}. \tag{3.4}$$
 #
-# This is Eq. (1) of the paper (§3.1), which credits it to Hara et al. (2019). The paper writes SGD
+# (3.4) is Eq. (1) of the paper (§3.1), which credits it to Hara et al. (2019). The paper writes SGD
 # with a *sum* over the batch, so its step size is our $\eta_t / b$.
 
 # %%
@@ -98,10 +105,10 @@ traj = dt.train(problem.model, split.train, schedule, lr=0.5)
 traj
 
 # %% [markdown]
-# ## 2. The product, made explicit
+# ## 2. The product, made explicit (≈ 3 min)
 #
 # This network has only $P = 82$ parameters, so we can afford to build every $H_k$ and multiply the
-# $P\times P$ matrices. `dt.explain` does exactly the formulas above; `counterfactual_params` is the
+# $P\times P$ matrices. `dt.explain` does exactly (3.1) and (3.3); `counterfactual_params` is the
 # exact replay of lesson 02.
 
 # %%
@@ -127,7 +134,7 @@ print("|θ'_T − θ_T| is smaller than |δ|:", bool(moved.norm() < delta.norm()
 #
 # ### Try it: the removal direction by hand
 #
-# Compute $\delta_{i,t}$ for the point `i` and step `t` above yourself, from the formula of section 1.
+# Compute $\delta_{i,t}$ for the point `i` and step `t` above yourself, from (3.1).
 # Useful: `traj.params(t)` is $\theta_t$; `traj.objective.per_sample_grads(theta, X, y)` gives one
 # gradient row per example (take `X = split.train.X[[i]]`, `y = split.train.y[[i]]`); `traj.lrs[t]` is
 # $\eta_t$ and `traj.batch_size` is $b$.
@@ -140,9 +147,9 @@ ex.check_removal_direction(my_delta, traj, i, t)
 # Building $K_t$ costs $P^2$ numbers and $T$ Hessians. For a network with millions of parameters that
 # is impossible. The way out: never form $H$, only multiply by it.
 #
-# ## 3. Hessian-vector products
+# ## 3. Hessian-vector products (≈ 3 min)
 #
-# $$H v = \frac{d}{d\varepsilon}\,\nabla L(\theta + \varepsilon v)\Big|_{\varepsilon = 0}$$
+# $$H v = \frac{d}{d\varepsilon}\,\nabla L(\theta + \varepsilon v)\Big|_{\varepsilon = 0} \tag{3.5}$$
 #
 # is the derivative of the gradient along $v$: forward mode over reverse mode (`torch.func.jvp` of
 # `torch.func.grad`). It costs about two gradient evaluations and $O(P)$ memory. A tiny check against
@@ -169,13 +176,13 @@ my_Hv = None        # TODO: Tensor [P], (∇L_t(θ_t + εv) − ∇L_t(θ_t − 
 ex.check_hvp(my_Hv, traj, t, v)
 
 # %% [markdown]
-# ## 4. The reverse sweep (SGD-influence)
+# ## 4. The reverse sweep (SGD-influence) (≈ 4 min)
 #
-# We want $\nabla m(\theta_T)^\top K_t\,\delta_{i,t}$ for **every** occurrence $(i, t)$. Read it from the
+# We want (3.4), $\nabla m(\theta_T)^\top K_t\,\delta_{i,t}$, for **every** occurrence $(i, t)$. Read it from the
 # left: the row vector $u_t^\top = \nabla m(\theta_T)^\top K_t$ does not depend on $i$, and since each
 # $H_t$ is symmetric,
 #
-# $$u_{T-1} = \nabla m(\theta_T), \qquad u_{t-1} = \big(I - \eta_t(H_t + \lambda I)\big)\,u_t \quad\text{(one HVP per step).}$$
+# $$u_{T-1} = \nabla m(\theta_T), \qquad u_{t-1} = \big(I - \eta_t(H_t + \lambda I)\big)\,u_t \quad\text{(one HVP per step).} \tag{3.6}$$
 #
 # So one pass backwards over the recorded run scores every training point at every step:
 #
@@ -217,12 +224,12 @@ fig
 print("spearman above 0.95:", fid["spearman"] > 0.95, "| sign agreement above 0.95:", fid["sign_agreement"] > 0.95)
 
 # %% [markdown]
-# Mind the protocol when you compare with the key figure: here each occurrence is removed at its one
-# step and the correlation is taken per test point, then averaged; the key figure removes a point
+# Mind the protocol when you compare with the widget: here each occurrence is removed at its one
+# step and the correlation is taken per test point, then averaged; the widget removes a point
 # from all of its steps at once and correlates the change of the *mean* test loss over 40 points (20 fast).
 
 # %% [markdown]
-# ## 5. Where it breaks
+# ## 5. Where it breaks (≈ 5 min)
 #
 # ### Large learning rates
 #
@@ -231,15 +238,39 @@ print("spearman above 0.95:", fid["spearman"] > 0.95, "| sign agreement above 0.
 # direction with $\eta_k\lambda_{\max}(H_k) > 2$ is *amplified* rather than damped (the classical
 # stability condition of gradient descent; directions of negative curvature, lesson 02, are amplified
 # at any $\eta$), so differences grow, and the curvature along the two runs' paths drifts apart, so
-# $H_k$ at $\theta_k$ no longer describes the counterfactual run. The learning-rate model of the
-# widget has already trained and scored each rate of the key figure:
+# $H_k$ at $\theta_k$ no longer describes the counterfactual run. Here is the answer to the question
+# at the top for this run: the widget's model trains and scores nine learning rates (its figure, now
+# with every rate):
 
 # %%
+rho = {}                                       # learning rate -> Spearman(estimate, exact)
+for lr in (0.05, 0.1, 0.2, 1.0, 1.5, 2.0, 2.5, 3.0, 0.5):   # each: train, exact LOO of 40 points, estimate
+    lr_model.lr = lr
+    rho[lr] = lr_model.update()["spearman"]    # results are cached by learning rate
 for lr in sorted(rho):
     print(f"lr {lr:4.2f}: spearman(SGD-influence, exact LOO) = {rho[lr]:.3f}")
+lr_model.figure()                              # the widget's figure at lr 0.5, every rate tried
 
 # %% tags=["nbval-check-output"]
+low, high = np.mean([rho[lr] for lr in (0.05, 0.1, 0.2)]), np.mean([rho[lr] for lr in (2.0, 2.5, 3.0)])
+print("Spearman above 0.95 at learning rates up to 0.1:", min(rho[0.05], rho[0.1]) > 0.95)
+print("lower at rates 2.0-3.0 than at 0.05-0.2 (mean of the three):", bool(high < low))
 print("the rank correlation is lower at lr 3.0 than at lr 0.1:", rho[3.0] < rho[0.1])
+print("best agreement at a rate of 0.5 or less:", max(rho, key=rho.get) <= 0.5)
+
+# %% [markdown]
+# **The answer to the question at the top.**
+#
+# <details><summary>Answer</summary>
+#
+# At small rates: up to 0.1 the Spearman is above 0.95, the best agreement comes at a rate of 0.5 or
+# less, and on average the large rates (2.0–3.0) agree worse than the small ones (0.05–0.2) — all
+# checked above, for every seed we swept. In between it does not fall steadily: some larger rates
+# score better than smaller ones, and which do changes from run to run — in some runs even the worst
+# rate is a moderate one. The first-order estimate needs steps small enough that each factor
+# $I - \eta_k H_k$ describes the step well; exercise 2 at the end measures $\eta\lambda_{\max}(H_k)$ to
+# see why.
+# </details>
 
 # %% [markdown]
 # The drop is real but erratic. How far the correlation falls at a given large rate depends strongly
@@ -259,7 +290,7 @@ print("the rank correlation is lower at lr 3.0 than at lr 0.1:", rho[3.0] < rho[
 # %% [markdown]
 # ### Outliers: a mislabelled point
 #
-# The first-order error comes from the dropped $O(\|\Delta\|^2)$ terms, so it should grow like the
+# The first-order error comes from the dropped $O(\|\Delta\|^2)$ terms of (3.2), so it should grow like the
 # *square* of how far a removal moves the parameters. We flip the label of one training point and
 # measure, for every occurrence, the size of the move $\|\theta'_T - \theta_T\|$ (exact replay) and the
 # error of the estimate. A mislabelled point has a large gradient, so removing it moves $\theta$
@@ -347,14 +378,16 @@ print("... removing the mislabelled point moves θ more than twice as far as the
 # the points whose removal changes the model most (OpenReview discussion of the paper) — which are
 # often the ones you want to find.
 #
-# ## 6. Where it is exact: linear least squares
+# ## 6. Where it is exact: linear least squares (≈ 2 min)
 #
 # For a linear model with squared loss, one SGD step is an *affine* map of $\theta$: the Hessians
 # $H_k$ do not depend on $\theta$ and there are no $O(\|\Delta\|^2)$ terms. So for a removal at one step
 #
-# * $\theta'_T - \theta_T = K_t\,\delta_{i,t}$ **exactly**, and so is any *prediction* $f(\theta) = x^\top\theta$, linear in $\theta$;
+# * $\theta'_T - \theta_T = K_t\,\delta_{i,t}$ (3.3) **exactly**, and so is any *prediction* $f(\theta) = x^\top\theta$, linear in $\theta$;
 # * the *loss* $\ell = (f - y)^2$ is quadratic in $f$: $\Delta\ell = 2(f - y)\Delta f + (\Delta f)^2$.
-#   The first-order estimate keeps only the first term, so it is off by exactly $(\Delta f)^2 \ge 0$.
+#   The first-order estimate keeps only the first term, so it is off by exactly
+#
+#   $$\Delta\ell - \nabla\ell^\top\Delta\theta = (\Delta f)^2 \ge 0. \tag{3.7}$$
 #
 # `measure=` replaces the test loss by any function of the model — here the prediction.
 
@@ -371,34 +404,6 @@ est_loss = dt.sgd_influence(traj_lsq, lsq.test).per_occurrence
 print("predictions: first order is exact:", torch.allclose(est_pred, d_pred, rtol=1e-8, atol=1e-14))
 print("loss: exact − first order equals (Δ prediction)²:", torch.allclose(d_loss - est_loss, d_pred ** 2, rtol=1e-6, atol=1e-14))
 print("so the first-order loss change is never above the true one:", bool((d_loss >= est_loss - 1e-15).all()))
-
-# %% [markdown]
-# ## The widget: learning rate → fidelity
-#
-# Drag the learning rate (the run retrains when you release the slider, about a second). Left: the
-# estimate against the exact LOO of 40 training points (20 in fast mode); right: the rank correlation
-# of every rate you have tried. Find the rate at which the first-order picture stops being useful.
-
-# %%
-explorer.refresh()      # redraw with every learning rate tried above
-explorer
-
-# %% [markdown]
-# **Predict, then check.** Before you drag: where on the slider will the dots lie on the line
-# $y = x$, and does the agreement get worse with every step up in learning rate?
-#
-# <details><summary>Answer (open after trying a few rates)</summary>
-#
-# At small rates: up to 0.1 the Spearman is above 0.95 (checked below the key figure), and on
-# average the large rates (2.0–3.0) agree worse than the small ones (0.05–0.2). In between it does
-# not fall steadily: some larger rates score better than smaller ones, and which do changes from run
-# to run — in some runs even the worst rate is a moderate one. The first-order estimate needs steps small enough that each factor $I - \eta_k H_k$
-# describes the step well; exercise 2 at the end measures $\eta\lambda_{\max}(H_k)$ to see why.
-# </details>
-
-# %% tags=["nbval-check-output"]
-print("best agreement at a rate of 0.5 or less:", max(rho, key=rho.get) <= 0.5,
-      "| worse on average at 2.0-3.0 than at 0.05-0.2:", bool(high < low))
 
 # %% [markdown]
 # ## What you learned

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 04 — Data value embeddings
+# # 04 · Data value embeddings
 #
 # SGD-influence (lesson 03) needs a full backward sweep over the trajectory for every new set of test
 # points. Wang et al. (ICLR 2025) turn the computation around: they compute, once, a vector for every
@@ -8,7 +8,7 @@
 #
 # ## Goals
 #
-# After this lesson (about 30 minutes) you can
+# After this lesson (about 40 minutes, the sum of the sections' minutes below) you can
 #
 # 1. split the first-order LOO into a test part and a training part, the embedding (paper §3.2, Eq. 2);
 # 2. derive the backward recursion of Theorem 2 (paper §4.1) and run it (§4.3);
@@ -17,6 +17,14 @@
 # 4. tell the empirical Fisher from the generalised Gauss–Newton (GGN) matrix;
 # 5. compare embeddings with SGD-influence, TracIn, gradient dot products and the influence function
 #    against exact leave-one-out on handwritten digits.
+#
+# Sections: the question and the widget (≈ 6 min) · 1. from the sweep to an embedding (≈ 3 min) · 2. the
+# recursion (≈ 8 min) · 3. later look-alikes (≈ 6 min) · 4. Fisher or Gauss–Newton (≈ 4 min) · 5. compute
+# once, query any test point (≈ 4 min) · 6. fidelity on digits (≈ 8 min).
+#
+# Notation as in [lesson 00's box](00_start_here.ipynb) and lesson 03: $\mathrm{TSLOO}(i, t)$ is
+# point $z_i$ removed at step $t$ only (positive = helped), $\delta_{i,t}$ the kick, $K_t$ the product
+# (3.3), and $M_t$ the matrix of this lesson's recursion, $K_t = I - M_t$. Equations are numbered (4.k).
 
 # %%
 # %matplotlib inline
@@ -41,16 +49,25 @@ sized = dt.config.sized          # sized(full, fast): smaller problems when DVE_
 print("dve_teach", dt.__version__, "| fast mode:", dt.config.fast_mode())
 
 # %% [markdown]
-# ## The key figure
+# ## The question, and a widget to answer it (≈ 6 min)
 #
-# A 64-16-10 network trained on 8×8 handwritten digits for three epochs of SGD. For one test digit
-# (left): which training digits helped it most — removing them would have raised its loss (green
-# frames) — and which hurt it most (red frames)? Each block of three rows answers three ways:
-# **exact LOO**, the truth (one replay of training without that digit, for every training digit), and
-# this lesson's data value embedding with the **empirical Fisher** and with the **GGN** (section 4).
-# A ✓ and a coloured frame mark a digit that exact LOO's top five confirm; a grey frame, one they do
-# not. Captions give the index, the label and the steps at which the digit was seen. The embeddings
-# are fitted once, without any test point; after that every test digit is a dot product away.
+# A 64-16-10 network trained on 8×8 handwritten digits for three epochs of SGD. For one test digit:
+# which training digits helped it most — removing them would have raised its loss — and which hurt it
+# most?
+#
+# **Predict, then check.** Before you look at the figure: what labels will a test digit's most helpful
+# training digits carry, and its most harmful ones? Will a harmful digit always be of another class?
+# Write your guess down.
+#
+# The figure answers three ways for the test digit on the left: **exact LOO**, the truth (one replay of
+# training without that digit, for every training digit), and this lesson's data value embedding with
+# the **empirical Fisher** and with the **GGN** — two ways to approximate the Hessian (section 4).
+# Helpful digits have green frames, harmful ones vermilion; a ✓ marks a digit that exact LOO's top
+# five confirm, a grey frame one they do not. Captions give the index, the label and the steps at
+# which the digit was seen. The embeddings are fitted once, without any test point; after that every
+# test digit is a dot product away. In the widget below the figure, pick other test digits ("how
+# many" sets the length of the lists); its readout says how many of each estimate's top digits exact
+# LOO confirms, and the Spearman over all training digits.
 
 # %%
 digits = dt.datasets.digits(n_train=sized(600, 200), n_test=sized(100, 40), seed=SEED)
@@ -59,6 +76,9 @@ schedule = dt.Schedule.shuffled(len(digits.train), batch_size=32, epochs=3, seed
 traj = dt.train(model, digits.train, schedule, lr=0.5)
 explorer = DigitExplorer(traj, digits.test, test_index=0, images=digits.images)  # raw pixels for drawing
 explorer.model.figure()
+
+# %% tags=["widget"]
+explorer
 
 # %% [markdown]
 # How often do the lists agree? `agreement()` counts, for every test digit, how many of an estimate's
@@ -90,14 +110,45 @@ print("for some test digit, the Fisher embedding confirms at most 2 of 5 (helpfu
 # shortlist worth checking, not as a verdict. Section 6 measures the agreement over all training points.
 
 # %% [markdown]
-# ## 1. From the sweep to an embedding
+# **The answer to the question at the top** (the labels of the most helpful and most harmful digits).
 #
-# Lesson 03 ended with
+# <details><summary>Answer (open after trying a few digits)</summary>
+#
+# Mostly its own class: over all test digits, more than three quarters of exact LOO's top five
+# helpful digits share the test digit's label, and more than three quarters of its top five harmful
+# ones carry another label (the cell below checks both): learning a digit of another class pulled
+# the model towards that class. But not always: some harmful digits carry the test digit's *own*
+# label (checked too) — find one in the bottom rows and look at how it is written.
+# </details>
+
+# %% tags=["nbval-check-output"]
+truth, y_train, y_test = explorer.model.methods["exact LOO"], digits.train.y, digits.test.y
+top5 = truth.topk(5, dim=0).indices, (-truth).topk(5, dim=0).indices    # [5, n_test] each
+same = [float((y_train[idx] == y_test).double().mean()) for idx in top5]
+print("exact LOO's top 5 helpful share the test digit's label more than 3/4 of the time:", same[0] > 0.75)
+print("its top 5 harmful carry another label more than 3/4 of the time:", 1 - same[1] > 0.75)
+print("but some harmful digits share the label:", same[1] > 0)
+
+# %% [markdown]
+# ### Try it: agreement for one test digit
+#
+# Using `explorer.model.methods` (method → scores `[n_train, n_test]`), count how many of the **GGN**
+# embedding's five most helpful training digits for test digit 3 are also among exact LOO's five most
+# helpful. Then move the widget's slider to 3 and compare with its readout.
+
+# %%
+my_count = None     # TODO: an int from 0 to 5
+ex.check_confirmed(my_count, explorer.model, test_index=3, method="DVE (GGN)")
+
+# %% [markdown]
+# ## 1. From the sweep to an embedding (≈ 3 min)
+#
+# Lesson 03's (3.4) reads
 #
 # $$\mathrm{TSLOO}(i, t) \approx \underbrace{\nabla m(\theta_T)^\top}_{\text{test side}}\;
 # \underbrace{K_t\,\delta_{i,t}}_{\mathrm{DVE}(i,t)\ \in\ \mathbb{R}^P},
 # \qquad K_t = \prod_{k>t}\big(I - \eta_k H_k\big)\ \text{(later steps on the left)},\quad
-# \delta_{i,t} = \tfrac{\eta_t}{b}\,g_{i,t},$$
+# \delta_{i,t} = \tfrac{\eta_t}{b}\,g_{i,t}, \tag{4.1}$$
 #
 # with $g_{i,t} = \nabla\ell(\theta_t, z_i)$. The factor on the right does not involve the test point:
 # it is the **data value embedding** of occurrence $(i, t)$ (paper §3.2, Eq. 2; weight decay
@@ -108,18 +159,18 @@ print("for some test digit, the Fisher embedding confirms at most 2 of 5 (helpfu
 # vectors forward through all later steps with Hessian-vector products. The paper's trick is to
 # replace $H_k$ by a matrix made of the per-sample gradients themselves.
 #
-# ## 2. The recursion (Theorem 2)
+# ## 2. The recursion (Theorem 2) (≈ 8 min)
 #
 # Replace $H_k$ by the **empirical Fisher** of step $k$'s batch, $\hat H_k = \frac1b\sum_{j\in B_k} g_{j,k}\,g_{j,k}^\top$.
 # Peel the earliest factor off $K_t$ and use $\mathrm{DVE}(j, t+1) = \frac{\eta_{t+1}}{b} K_{t+1} g_{j,t+1}$:
 #
 # $$K_t = K_{t+1}\Big(I - \tfrac{\eta_{t+1}}{b}\sum_{j\in B_{t+1}} g_{j,t+1}\,g_{j,t+1}^\top\Big)
-# = K_{t+1} - \sum_{j\in B_{t+1}} \mathrm{DVE}(j, t+1)\,g_{j,t+1}^\top .$$
+# = K_{t+1} - \sum_{j\in B_{t+1}} \mathrm{DVE}(j, t+1)\,g_{j,t+1}^\top . \tag{4.2}$$
 #
 # Telescoping down from $K_{T-1} = I$ gives $K_t = I - M_t$ with
 # $M_t = \sum_{k>t}\sum_{j\in B_k}\mathrm{DVE}(j,k)\,g_{j,k}^\top$, hence
 #
-# $$\boxed{\ \mathrm{DVE}(i, t) = \frac{\eta_t}{b}\Big(g_{i,t} - \sum_{k>t}\sum_{j\in B_k}\big(g_{j,k}^\top g_{i,t}\big)\,\mathrm{DVE}(j, k)\Big)\ }$$
+# $$\boxed{\ \mathrm{DVE}(i, t) = \frac{\eta_t}{b}\Big(g_{i,t} - \sum_{k>t}\sum_{j\in B_k}\big(g_{j,k}^\top g_{i,t}\big)\,\mathrm{DVE}(j, k)\Big)\ } \tag{4.3}$$
 #
 # — Theorem 2 of the paper (§4.1), in our mean-over-the-batch scaling. Under the Fisher substitution it
 # is exact. The algorithm (§4.3) runs backwards in time and only ever touches stored gradients:
@@ -145,7 +196,7 @@ print(f"{dve.embeddings_.shape[0]} occurrences x {dve.embeddings_.shape[1]} dime
 
 # %% [markdown]
 # The library runs the recursion in a different but equivalent form ($K_t = I - M_t$ as one matrix).
-# Let us check the boxed formula directly for one occurrence, with the per-sample gradients of the
+# Let us check the boxed formula (4.3) directly for one occurrence, with the per-sample gradients of the
 # whole run (rows in the same order as the embeddings):
 
 # %%
@@ -165,7 +216,7 @@ print("embedding dimension = number of parameters:", dve.embedding_dim_ == traj.
 #
 # Compute the embeddings of the occurrences in the **second-to-last** step, $t = T-2$, from the
 # per-sample gradients alone: the last step's embeddings are $\frac{\eta}{b}g_{j,T-1}$ (nothing
-# follows them), and Theorem 2 subtracts their gradient-weighted sum. One row per member of the batch
+# follows them), and Theorem 2 (4.3) subtracts their gradient-weighted sum. One row per member of the batch
 # `traj.schedule.batches[T - 2]`, in that order. Useful: `traj.batch(t)` gives `(indices, X, y)`,
 # `traj.objective.per_sample_grads(traj.params(t), X, y)` the gradients `[b, P]`, `traj.lrs[t]` the
 # learning rate and `traj.batch_size` the nominal $b$.
@@ -175,9 +226,9 @@ my_embeddings = None    # TODO: Tensor [b, P], the embeddings of the step-(T −
 ex.check_second_to_last_step(my_embeddings, dve, traj)
 
 # %% [markdown]
-# ## 3. What the recursion means: later look-alikes soak up influence
+# ## 3. What the recursion means: later look-alikes soak up influence (≈ 6 min)
 #
-# The sum subtracts from $i$'s own (scaled) gradient the embeddings of all **later** occurrences,
+# The sum in (4.3) subtracts from $i$'s own (scaled) gradient the embeddings of all **later** occurrences,
 # each weighted by the gradient similarity $g_{j,k}^\top g_{i,t}$. A later point that pushes the
 # parameters the same way does part of $i$'s job: had $i$ been missing, the later look-alike would have
 # made up for some of it. A point with no similar successors keeps its influence (the paper's example:
@@ -248,13 +299,13 @@ print("8 copies of another digit change it by less than 5% (exact):", abs(ctrl.e
 # Fisher in place of the Hessian, the subject of the next section.
 
 # %% [markdown]
-# ## 4. Fisher or Gauss–Newton?
+# ## 4. Fisher or Gauss–Newton? (≈ 4 min)
 #
 # For a loss $\ell(f(\theta, x), y)$ of the network output $f$, with $J = \partial f/\partial\theta$,
 #
-# $$\nabla^2_\theta\,\ell = \underbrace{J^\top\,\nabla^2_f\ell\;J}_{\text{GGN}} + \sum_c \frac{\partial\ell}{\partial f_c}\,\nabla^2_\theta f_c .$$
+# $$\nabla^2_\theta\,\ell = \underbrace{J^\top\,\nabla^2_f\ell\;J}_{\text{GGN}} + \sum_c \frac{\partial\ell}{\partial f_c}\,\nabla^2_\theta f_c . \tag{4.4}$$
 #
-# * The **generalised Gauss–Newton** (GGN) drops the second term (exact for a linear model); it is
+# * The **generalised Gauss–Newton** (GGN) drops the second term of (4.4) (exact for a linear model); it is
 #   positive semi-definite for a convex loss and has rank at most $C-1$ per example for softmax
 #   cross-entropy ($\nabla^2_f\ell = \mathrm{diag}(p) - pp^\top$ has rank $C-1$; here $C = 10$ classes).
 # * The **empirical Fisher** $g\,g^\top$ with $g = J^\top\nabla_f\ell$ at the *observed* label has rank 1.
@@ -273,7 +324,7 @@ dve_ggn = dt.DataValueEmbedding(hessian="ggn").fit(traj)
 print(f"GGN embeddings fitted in {time.perf_counter() - start:.2f} s (Fisher: {fit_seconds:.2f} s)")
 
 # %% [markdown]
-# ## 5. Compute once, query any test point
+# ## 5. Compute once, query any test point (≈ 4 min)
 #
 # The embeddings never saw a test point. Any image — even one that did not exist during training — is
 # scored by one gradient at $\theta_T$ and a matrix-vector product. SGD-influence, by contrast, sweeps
@@ -305,7 +356,7 @@ my_score = None             # TODO: a float, point p's influence on noisy image 
 ex.check_query(my_score, dve, noisy, p)
 
 # %% [markdown]
-# ## 6. How good is it? Fidelity on digits
+# ## 6. How good is it? Fidelity on digits (≈ 8 min)
 #
 # The ground truth is exact LOO by replay (lesson 02) for a random sample of training points, in the
 # two protocols of the paper's §5.1: remove the point from **every** epoch (estimates summed over its
@@ -313,7 +364,7 @@ ex.check_query(my_score, dve, noisy, p)
 #
 # * **DVE (Fisher)** and **DVE (GGN)** — this lesson;
 # * **SGD-influence** — the same first-order formula with exact Hessian-vector products (lesson 03);
-# * **grad-dot** — $\frac{\eta_t}{b}\nabla m(\theta_T)^\top g_{i,t}$: the formula with $K_t = I$, no later training at all;
+# * **grad-dot** — $\frac{\eta_t}{b}\nabla m(\theta_T)^\top g_{i,t}$: (4.1) with $K_t = I$, no later training at all;
 # * **TracIn** (Pruthi et al., 2020) — $\frac{\eta_t}{b}\nabla m(\theta_t)^\top g_{i,t}$: the test gradient at the step itself;
 # * **influence function** (Koh & Liang, 2017) — one number per point from $\theta_T$ alone, blind to order and epochs.
 #
@@ -381,59 +432,20 @@ print("... and its Spearman falls by more than 0.1 there:", sp["IF, μ = 0.001 (
 # * The embeddings trade some fidelity for being computed **once**, without any test point, and
 #   queried with one matrix product (the times of section 5).
 #
-# ## The widget: a test digit → its most helpful and most harmful training digits
-#
-# Pick a test digit. For each method the model sums a training point's influence over its occurrences
-# (for the embeddings: each embedding dotted with the test digit's gradient); the readout says how
-# many of each estimate's top digits exact LOO confirms, and the Spearman over all training digits.
-# "How many" sets the length of the lists.
-
-# %%
-explorer
-
-# %% [markdown]
-# **Predict, then check.** Before you move the slider: what labels will a test digit's most helpful
-# training digits carry, and its most harmful ones? Will a harmful digit always be of another class?
-#
-# <details><summary>Answer (open after trying a few digits)</summary>
-#
-# Mostly its own class: over all test digits, more than three quarters of exact LOO's top five
-# helpful digits share the test digit's label, and more than three quarters of its top five harmful
-# ones carry another label (the cell below checks both): learning a digit of another class pulled
-# the model towards that class. But not always: some harmful digits carry the test digit's *own*
-# label (checked too) — find one in the bottom rows and look at how it is written.
-# </details>
-
-# %% tags=["nbval-check-output"]
-truth, y_train, y_test = explorer.model.methods["exact LOO"], digits.train.y, digits.test.y
-top5 = truth.topk(5, dim=0).indices, (-truth).topk(5, dim=0).indices    # [5, n_test] each
-same = [float((y_train[idx] == y_test).double().mean()) for idx in top5]
-print("exact LOO's top 5 helpful share the test digit's label more than 3/4 of the time:", same[0] > 0.75)
-print("its top 5 harmful carry another label more than 3/4 of the time:", 1 - same[1] > 0.75)
-print("but some harmful digits share the label:", same[1] > 0)
-
-# %% [markdown]
-# ### Try it: agreement for one test digit
-#
-# Using `explorer.model.methods` (method → scores `[n_train, n_test]`), count how many of the **GGN**
-# embedding's five most helpful training digits for test digit 3 are also among exact LOO's five most
-# helpful. Then move the widget's slider to 3 and compare with its readout.
-
-# %%
-my_count = None     # TODO: an int from 0 to 5
-ex.check_confirmed(my_count, explorer.model, test_index=3, method="DVE (GGN)")
-
 # %% [markdown]
 # ## What you learned
 #
 # * First-order LOO splits into a test gradient and a test-independent **data value embedding**
-#   $\mathrm{DVE}(i,t) = K_t\,\delta_{i,t}$ (paper §3.2).
+#   $\mathrm{DVE}(i,t) = K_t\,\delta_{i,t}$ (4.1; paper §3.2).
 # * With the empirical Fisher in place of $H_k$, $K_t = I - M_t$ and the embeddings obey the backward
-#   recursion of Theorem 2: a point's scaled gradient minus the embeddings of later points, weighted
+#   recursion of Theorem 2 (4.3): a point's scaled gradient minus the embeddings of later points, weighted
 #   by gradient similarity (§4.1, §4.3). Batch-mates never affect each other.
 # * Later points with similar gradients soak up an earlier point's influence; dissimilar ones leave it alone.
 # * The empirical Fisher is cheap but cruder than the GGN; both beat TracIn and grad-dot here,
-#   while exact-Hessian SGD-influence is best and the influence function is far behind.
+#   while exact-Hessian SGD-influence is best. The influence function, with lesson 01's damping,
+#   stays behind SGD-influence and the GGN embedding (checked) and can compete with the Fisher
+#   embedding (compare the table's rows); with a too-small damping its Spearman falls by more than 0.1
+#   (checked).
 # * An embedding's "most helpful / most harmful" list is a shortlist: far better than chance, but on
 #   average only part of it is in exact LOO's top five (the GGN's more than the Fisher's).
 # * Fit once, then any test point — even a new one — costs one gradient and a dot product.

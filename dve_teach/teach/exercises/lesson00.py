@@ -7,7 +7,7 @@ import math
 from . import exercise, not_yet, number, right, wrong, whole
 from ...influence.loo import exact_loo
 
-__all__ = ["check_most_helpful", "check_last_occurrence"]
+__all__ = ["check_most_helpful", "check_dve_rank", "check_last_occurrence"]
 
 
 
@@ -32,6 +32,38 @@ def check_most_helpful(answer, traj, test):
                      "positive means the point helped: look for the largest value.")
     return wrong(name, f"point {answer}'s exact TSLOO is {float(exact[answer]):+.4f}; some point's is larger.",
                  "exact_all.argmax() gives the index of the largest value.")
+
+
+@exercise
+def check_dve_rank(answer, exact, estimate):
+    """answer: the rank (1 = largest) that the DVE estimate gives the training point whose exact
+    every-occurrence TSLOO is the largest (the exact replay's most helpful point).
+
+    exact, estimate: Tensor[n_train], the mean exact TSLOO and its DVE estimate per training point."""
+    name = "does the DVE find the most helpful point?"
+    if answer is None:
+        return not_yet(name, "find the exact replay's most helpful point first (exact_all), then count how many "
+                             "points the DVE (estimate_all) scores higher than it.")
+    if whole(answer) is None:
+        return wrong(name, f"{answer!r} is not a rank.", "a rank is a whole number, 1 for the largest estimate.")
+    answer, n = whole(answer), len(exact)
+    best = int(exact.argmax())
+    truth = 1 + int((estimate > estimate[best]).sum())
+    if answer == truth:
+        return right(name, f"the DVE puts the exact replay's most helpful point (point {best}) at rank {truth} of "
+                           f"{n}" + (" — it finds it." if truth == 1 else ": the ranking is close, not identical."))
+    if answer == truth - 1 and truth > 1:
+        return wrong(name, "that is one too small: a 0-based position.", "rank 1 is the largest estimate, so add 1 "
+                                                                           "to the number of points scored higher.")
+    if answer == n + 1 - truth:
+        return wrong(name, "that counts from the smallest estimate.", "rank 1 = the LARGEST estimate (most helpful).")
+    if answer == best or answer == int(estimate.argmax()):
+        return wrong(name, "that looks like a point's index, not a rank.",
+                     "count the points whose estimate is larger than the estimate of the exact replay's best point.")
+    if not 1 <= answer <= n:
+        return wrong(name, f"a rank lies between 1 and {n}.", "count points with a larger estimate, plus 1.")
+    return wrong(name, f"rank {answer} is not where the DVE puts that point.",
+                 "take the point with the largest exact_all, then rank it by estimate_all (1 = largest).")
 
 
 @exercise

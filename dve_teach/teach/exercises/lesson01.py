@@ -11,7 +11,7 @@ from ...influence.explain import with_copies
 from ...influence.loo import exact_loo
 from ...training.loop import train
 
-__all__ = ["check_shuffles_below", "check_correct_copy_last"]
+__all__ = ["check_shuffles_below", "check_share_better", "check_correct_copy_last"]
 
 
 @exercise
@@ -30,6 +30,36 @@ def check_shuffles_below(answer, loss_per_order: torch.Tensor, curriculum_loss: 
     if int(answer) == R - truth:
         return wrong(name, "that counts the shuffles that end higher.", "lower test loss = better: use <.")
     return wrong(name, f"{int(answer)} is not the count.", "(loss_per_order < value).sum() counts the lower ones.")
+
+
+@exercise
+def check_share_better(answer, losses: torch.Tensor, best: int, worst: int):
+    """answer: the share (0..1) of test points whose final loss is lower under the best shuffle
+    than under the worst. losses: Tensor[R, n_test], one row of per-test-point losses per order."""
+    name = "where the best order wins"
+    if answer is None:
+        return not_yet(name, "losses[best] and losses[worst] hold one loss per test point: compare them point by "
+                             "point and take the mean of the Trues.")
+    try:
+        value = float(answer.double().mean()) if isinstance(answer, torch.Tensor) and answer.numel() > 1 \
+            else float(answer)
+    except (TypeError, ValueError):
+        return wrong(name, f"{answer!r} is not a share.", "a share is a number between 0 and 1.")
+    lower = losses[best] < losses[worst]
+    truth, m = float(lower.double().mean()), losses.shape[1]
+    if isinstance(answer, torch.Tensor) and answer.numel() > 1 and answer.numel() != m:
+        return wrong(name, f"a tensor of {answer.numel()} values is not a share of the {m} test points.",
+                     "compare losses[best] with losses[worst] (one row each).")
+    if math.isclose(value, truth, abs_tol=1e-9):
+        return right(name, f"the best shuffle has the lower loss on {truth:.0%} of the {m} test points.")
+    if math.isclose(value, 1 - truth, abs_tol=1e-9):
+        return wrong(name, "that is the share where the WORST order has the lower loss.", "flip the comparison.")
+    if math.isclose(value, float(lower.sum()), abs_tol=1e-9):
+        return wrong(name, "that is a count, not a share.", "divide by the number of test points (or take .mean()).")
+    if math.isclose(value, float(losses[best].mean() < losses[worst].mean()), abs_tol=1e-9):
+        return wrong(name, "that compares the two mean losses, not the test points one by one.",
+                     "compare the rows element-wise before averaging.")
+    return wrong(name, f"{value:.3g} is not that share.", "(losses[best] < losses[worst]).double().mean().")
 
 
 @exercise
