@@ -1,8 +1,11 @@
-"""Issue 17's structure of the restructured lessons (predict -> explore -> explain), on the stored
-notebooks: the first interactive widget (the cell tagged ``widget``) comes within the first third of
-the cells; every numbered section heading states its minutes "(≈ N min)"; the displayed equations are
-tagged (NN.k) with the lesson's own number, k = 1, 2, ... in order; each lesson after 00 points to
-lesson 00's notation box. The lessons restructured so far are listed in RESTRUCTURED."""
+"""Issue 17's structure of every lesson (predict -> explore -> explain), on the stored notebooks:
+
+- the first interactive widget (the cell tagged ``widget``) comes within the first third of the cells;
+- the lesson's sections state their minutes "(≈ N min": every numbered section "## N. ...", and at
+  least three sections in all;
+- the displayed key equations are tagged (NN.k) with the lesson's own number, k = 1, 2, ... in order;
+- lesson 00 holds the notation box; every other lesson links to it and recaps it ("Notation").
+"""
 from __future__ import annotations
 
 import re
@@ -13,13 +16,16 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
-RESTRUCTURED = ["00", "01", "02", "03", "04"]
-PATHS = [p for p in sorted(LESSONS.glob("[0-9][0-9]_*.ipynb")) if p.name[:2] in RESTRUCTURED]
+PATHS = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
 lesson = pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 
 
-def test_every_restructured_lesson_exists():
-    assert sorted(p.name[:2] for p in PATHS) == RESTRUCTURED
+def _markdown(path: Path) -> str:
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+
+
+def test_there_are_lessons():
+    assert len(PATHS) >= 10
 
 
 @lesson
@@ -34,18 +40,20 @@ def test_first_widget_in_the_first_third(path):
 
 @lesson
 def test_sections_state_their_minutes(path):
-    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
-    numbered = re.findall(r"^## (\d+\..*)$", text, re.M)
-    missing = [h for h in numbered if not re.search(r"\(≈ \d+ min\)", h)]
-    assert not missing, f"{path.name}: sections without '(≈ N min)': {missing}"
-    assert re.search(r"≈ \d+ min", text), f"{path.name}: no per-section minutes"
+    text = _markdown(path)
+    headings = re.findall(r"^## (.*)$", text, re.M)
+    timed = [h for h in headings if re.search(r"\(≈ \d+ min", h)]
+    assert len(timed) >= 3, f"{path.name}: at least three sections '## ... (≈ N min)', found {timed}"
+    numbered = [h for h in headings if re.match(r"\d+\.", h)]
+    assert [int(h.split(".")[0]) for h in numbered] == list(range(1, len(numbered) + 1)), f"{path.name}: {numbered}"
+    missing = [h for h in numbered if h not in timed]
+    assert not missing, f"{path.name}: numbered sections without '(≈ N min)': {missing}"
 
 
 @lesson
 def test_equations_numbered_by_lesson(path):
     number = int(path.name[:2])
-    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
-    tags = re.findall(r"\\tag\{(\d+)\.(\d+)\}", text)
+    tags = re.findall(r"\\tag\{(\d+)\.(\d+)\}", _markdown(path))
     assert tags, f"{path.name}: no numbered equation (\\tag{{{number}.1}})"
     assert all(int(a) == number for a, _ in tags), f"{path.name}: equation tags of another lesson: {tags}"
     assert [int(k) for _, k in tags] == list(range(1, len(tags) + 1)), f"{path.name}: tags out of order: {tags}"
@@ -53,9 +61,9 @@ def test_equations_numbered_by_lesson(path):
 
 @lesson
 def test_notation_box_is_linked(path):
-    text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+    text = _markdown(path)
     if path.name.startswith("00"):
         assert "The notation of every lesson" in text
     else:
         assert "00_start_here.ipynb" in text and "notation" in text.lower(), (
-            f"{path.name}: point to lesson 00's notation box")
+            f"{path.name}: link to lesson 00's notation box and recap its symbols")

@@ -26,7 +26,7 @@
 # (≈ 8 min) · 3. Watching the embeddings form (≈ 5 min) · 4. Predict before you retrain (≈ 8 min) ·
 # 5. How far first order carries (≈ 3 min) · 6. Three exercises (≈ 6 min).
 #
-# **Notation** (lesson 00's box, the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
+# **Notation** ([lesson 00's box](00_start_here.ipynb), the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
 # step $t$, the batch size; $\theta_t$ the parameters before step $t$, $\theta_T$ the final ones;
 # $\eta_t$ the learning rate; $\mathrm{TSLOO}(i, t)$ the change of the test loss when $z_i$ is left
 # out of step $t$ only, and "every occurrence" when it is left out of every step that uses it (≈ the sum

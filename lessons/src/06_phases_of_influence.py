@@ -36,7 +36,7 @@
 # key figure, two exercises (≈ 7 min) · 3. A short run (≈ 4 min) · 4. Why: gradients and absorption
 # (≈ 7 min) · 5. Why the embedding is flatter (≈ 3 min) · 6. The duplicate experiment (≈ 6 min).
 #
-# **Notation** (lesson 00's box, the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
+# **Notation** ([lesson 00's box](00_start_here.ipynb), the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
 # step $t$, the batch size; $\theta_t$ the parameters before step $t$, $\theta_T$ the final ones;
 # $\eta_t$ the learning rate; $\mathrm{TSLOO}(i, t)$ the change of the test loss when $z_i$ is left
 # out of step $t$ only (one occurrence, the kind this lesson uses throughout); positive = the point

@@ -29,7 +29,7 @@
 # **Sections** (about 35 minutes): 1. A question to explore (≈ 8 min) · 2. Five timings over several
 # seeds (≈ 10 min) · 3. Finding the flipped labels (≈ 12 min) · What you learned (≈ 5 min).
 #
-# **Notation** (lesson 00's box, the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
+# **Notation** ([lesson 00's box](00_start_here.ipynb), the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
 # step $t$, the batch size; $\theta_t$ the parameters before step $t$, $\theta_T$ the final ones;
 # $\eta_t$ the learning rate; $\mathrm{TSLOO}(i, t)$ the change of the test loss when $z_i$ is left
 # out of step $t$ only ("every occurrence": out of every step that uses it); positive = the point

@@ -27,7 +27,7 @@
 # 3. Per-sample gradients (≈ 5 min) · 4. Projection noise (≈ 5 min) · 5. One M per layer (≈ 5 min) ·
 # 6. Influence checkpointing (≈ 8 min) · 7. GPUs, the paper's sizes, more machines (≈ 7 min).
 #
-# **Notation** (lesson 00's box, the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
+# **Notation** ([lesson 00's box](00_start_here.ipynb), the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
 # step $t$, the batch size; $\theta_t$ the parameters before step $t$, $\theta_T$ the final ones;
 # $\eta_t$ the learning rate (each point's step is $\eta_t/b$ times its gradient);
 # $\mathrm{TSLOO}(i, t)$ the change of the test loss when $z_i$ is left out of step $t$ only, and

@@ -47,7 +47,7 @@
 # (≈ 6 min) · 4. First order through the optimizer's state (≈ 6 min) · 5. Adam's first step, exercise B
 # (≈ 5 min) · 6. Phases under AdamW with warm-up (≈ 3 min).
 #
-# **Notation** (lesson 00's box, the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
+# **Notation** ([lesson 00's box](00_start_here.ipynb), the same symbols): $z_i$, $B_t$, $b$ — a training point, the batch of
 # step $t$, the batch size; $\theta_t$ the parameters before step $t$, $\theta_T$ the final ones;
 # $\eta_t$ the learning rate; $\mathrm{TSLOO}(i, t)$ the change of the test loss when $z_i$ is left
 # out of step $t$ only, and TSLOO of every occurrence when it is left out of every step that uses it
