@@ -1,0 +1,312 @@
+"""Lesson 10 and the bench's section (k): a foundation model in miniature — a causal character
+transformer pretrained on Shakespeare's plays and fine-tuned on his Sonnets with a fresh AdamW, one
+multi-stage run (`dt.train_stages`, paper §6's pretrain → fine-tune setting) — and the parts the
+lesson needs: the query (`MeanLoss`), passages as text, a passage moved to another step and its
+exact TSLOO there (`place`, `placement_exact`), the per-step curve across both stages (`stage_curve`)
+and `FoundationModel`, the widget's model (`dve_teach.teach.widgets.FoundationExplorer` is its view).
+
+Every influence here is TSLOO-signed: m(θ'_T) − m(θ_T) for the run without the passage (> 0: the
+passage helped, its removal raises the held-out sonnet loss).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..data.checks import as_int
+from ..data.config import sized
+from ..influence.loo import exact_loo
+from ..influence.phases import exact_influence, sample_occurrences
+from ..influence.scores import Influence
+from ..influence.unroll import unrolled_influence
+from ..training.schedule import Schedule
+from ..training.trajectory import Trajectory
+
+__all__ = ["BENCH_SIZES", "lesson_sizes", "foundation_run", "MeanLoss", "passage", "place",
+           "placement_exact", "stage_curve", "FoundationModel", "FoundationResult"]
+
+
+def BENCH_SIZES() -> dict:
+    """The bench's sizes (full mode; fast mode when DVE_TEACH_FAST=1): `foundation_run`'s default."""
+    return dict(context=sized(32, 16), n_plays=sized(384, 256), n_plays_test=sized(64, 16),
+                n_sonnets=sized(96, 32), n_sonnets_test=sized(32, 8), d_model=sized(48, 16),
+                n_heads=sized(4, 2), n_layers=sized(2, 1), peak=sized(3e-3, 2e-2))
+
+
+def lesson_sizes() -> dict:
+    """Lesson 10's sizes: the bench's fast sizes in fast mode; a little larger in full mode (kept
+    small enough for exact replay of many passages in seconds on one thread)."""
+    return dict(context=16, n_plays=sized(384, 256), n_plays_test=16, n_sonnets=sized(48, 32),
+                n_sonnets_test=8, d_model=sized(24, 16), n_heads=2, n_layers=1, peak=sized(1e-2, 2e-2))
+
+
+def foundation_run(seed: int = 0, *, sizes: Optional[dict] = None, eps: float = 1e-8,
+                   plays_schedule: Optional[Schedule] = None, batch_size: int = 16, epochs: int = 2):
+    """(trajectory, plays `TextSplit`, sonnets `TextSplit`, training seconds) of the two-stage run.
+
+    Stage 1 ("plays"): ``n_plays`` sequences of ``context`` + 1 characters, `epochs` shuffled epochs
+    of batch `batch_size`, AdamW (λ = 0.01, ε = `eps`) under warm-up + cosine (peak ``peak``, 10%
+    warm-up). Stage 2 ("sonnets"): a fresh AdamW (same ε) on ``n_sonnets`` sequences, `epochs`
+    epochs, constant η = 1e-3. `sizes`: a dict like `BENCH_SIZES()` (the default). `plays_schedule`
+    replaces stage 1's order (e.g. from `place`). Plays points are global indices 0..n_plays−1."""
+    import dve_teach as dt
+    z = BENCH_SIZES() if sizes is None else sizes
+    ctx, b = z["context"], as_int(batch_size, "batch_size", 1)
+    plays = dt.datasets.shakespeare("plays", z["n_plays"], z["n_plays_test"], ctx, seed=seed)
+    sonnets = dt.datasets.shakespeare("sonnets", z["n_sonnets"], z["n_sonnets_test"], ctx, seed=seed)
+    s1 = plays_schedule if plays_schedule is not None else Schedule.shuffled(len(plays.train), b, epochs=epochs, seed=seed)
+    s2 = Schedule.shuffled(len(sonnets.train), b, epochs=epochs, seed=seed + 1)
+    T1 = len(s1)
+    model = dt.models.char_transformer(plays.vocab, z["d_model"], z["n_heads"], z["n_layers"], ctx, seed=seed)
+    stages = [dt.Stage(plays.train, s1, dt.lr.warmup_cosine(z["peak"], T1, warmup=max(1, T1 // 10)),
+                       dt.optim.AdamW(weight_decay=0.01, eps=eps), "plays"),
+              dt.Stage(sonnets.train, s2, 1e-3, dt.optim.AdamW(weight_decay=0.01, eps=eps), "sonnets")]
+    t0 = time.perf_counter()
+    traj = dt.train_stages(model, stages)
+    return traj, plays, sonnets, time.perf_counter() - t0
+
+
+class MeanLoss:
+    """The query as a measure: ``MeanLoss(test)(model, params, data)`` = the mean sequence loss over
+    `test` as a Tensor[1] (pass any one row as the estimators' ``test``): one backward sweep for the
+    whole query instead of one per held-out sequence."""
+
+    def __init__(self, test):
+        self.test = test
+
+    def __call__(self, model, params, data) -> torch.Tensor:
+        from torch.func import functional_call
+        from ..training.functional import cross_entropy
+        out = functional_call(model, params, (self.test.X,))
+        return cross_entropy(out, self.test.y).mean().reshape(1)
+
+
+def passage(split, i: int, which: str = "train") -> str:
+    """The text of sequence `i` of ``split.train`` (or ``split.test``): its inputs plus the last
+    next character (context + 1 characters)."""
+    d = split.train if which == "train" else split.test
+    i = as_int(i, "i", 0)
+    if i >= len(d):
+        raise IndexError(f"sequence {i} is out of range: there are {len(d)} ({which})")
+    return split.vocab.decode(torch.cat([d.X[i], d.y[i, -1:]]))
+
+
+def place(schedule: Schedule, i: int, from_step: int, to_step: int) -> Schedule:
+    """`schedule` with point `i`'s occurrence at `from_step` moved to `to_step`, batches kept full:
+    `i` swaps places with the first member of batch `to_step` that is not already in batch
+    `from_step`. Raises if `i` is not in batch `from_step` or already in batch `to_step`."""
+    bs = [list(b) for b in schedule.batches]
+    i, f, t = as_int(i, "point", 0), schedule._check_step(from_step), schedule._check_step(to_step)
+    if i not in bs[f]:
+        raise ValueError(f"point {i} is not in batch {f}; it is in steps {schedule.occurrences(i)}")
+    if f == t:
+        return schedule
+    if i in bs[t]:
+        raise ValueError(f"point {i} is already in batch {t}; pick a step outside {schedule.occurrences(i)}")
+    j = next(x for x in bs[t] if x not in bs[f])
+    bs[f][bs[f].index(i)], bs[t][bs[t].index(j)] = j, i
+    return Schedule(bs, schedule.batch_size, schedule.n)
+
+
+def placement_exact(seed: int, i: int, from_step: int, to_steps: Sequence[int], *, sizes: Optional[dict] = None,
+                    **run_kw) -> np.ndarray:
+    """For each step s in `to_steps`: retrain with passage `i`'s occurrence at `from_step` moved to
+    s (`place`), then the exact TSLOO on the mean held-out sonnet loss of removing it at s only.
+    Array[len(to_steps)]. Every other occurrence and batch stays where it was."""
+    traj0, _, _, _ = foundation_run(seed, sizes=sizes, **run_kw)
+    s1 = traj0.stages[0]
+    base = Schedule(traj0.schedule.batches[s1.steps.start:s1.steps.stop], traj0.schedule.batch_size,
+                    len(s1.points))
+    out = []
+    for s in to_steps:
+        traj, _, son, _ = foundation_run(seed, sizes=sizes, plays_schedule=place(base, i, from_step, s), **run_kw)
+        out.append(float(exact_loo(traj, son.test[:1], [i], [s], measure=MeanLoss(son.test), progress=False)[0, 0]))
+    return np.array(out)
+
+
+def stage_curve(traj: Trajectory, test, per_step: int = 4, n_steps: int = 8, seed: int = 0) -> dict:
+    """Paper Figure 1(a) across stages: c_t = mean over batch t of |first-order influence on the mean
+    loss over `test`| / η_t (`dt.unrolled_influence` through the optimizer's state), and the same view of
+    exact single-step replays of `per_step` members at `n_steps` evenly spaced steps.
+    {"curve" Tensor[T], "steps" array, "exact" Tensor[len(steps)], "estimate" (the curve's view of the
+    same sampled occurrences), "influence" (the `Influence`)}."""
+    m, one = MeanLoss(test), test[:1]
+    est = unrolled_influence(traj, one, measure=m)
+    view = dict(reduce="mean_abs", per_lr=True, lrs=traj.lrs, test="mean")
+    steps = np.unique(np.linspace(0, traj.T - 1, min(n_steps, traj.T)).round().astype(int))
+    pts, sts = sample_occurrences(traj.schedule, steps.tolist(), per_step, seed=seed)
+    ex = exact_influence(traj, one, pts, sts, measure=m, progress=False)
+    at = Influence(est.at(pts, sts), pts, sts, est.n_train)
+    return dict(curve=est.by_step(**view), steps=steps, exact=ex.by_step(**view)[steps],
+                estimate=at.by_step(**view)[steps], influence=est)
+
+
+@dataclass
+class FoundationResult:
+    """The widget's state after `FoundationModel.update`: for held-out line `line`, the pretraining
+    passages ranked by first order (`helpful`, `harmful`: k global indices each, best first, with
+    their `first_order` values and the `steps` where each was seen); after `retrain`, `exact`
+    (same order) and the moved passage's exact TSLOO at `position` (`moved_exact`)."""
+    line: int
+    helpful: list
+    harmful: list
+    first_order: dict            # point -> first-order TSLOO on the line's loss
+    steps: dict                  # point -> steps where it was seen
+    moved: int                   # the passage the slider moves (helpful[0] by default)
+    position: int                # the step its first occurrence is moved to
+    exact: Optional[dict] = None      # point -> exact TSLOO (after retrain)
+    moved_exact: Optional[float] = None
+    seconds: float = 0.0
+
+
+class FoundationModel:
+    """Lesson 10's widget model. ``line``: the held-out sonnet sequence queried (its loss is the
+    measure); ``moved``: the pretraining passage the slider moves (None: the line's most helpful
+    passage by first order); ``position``: the stage-1 step its first occurrence is moved to (None:
+    where it was). ``update()`` ranks every pretraining passage by first order through AdamW's state
+    (`dt.unrolled_influence`; one sweep per line, cached) -> `FoundationResult` (k helpful, k
+    harmful). ``retrain()`` adds the exact TSLOO by replay of those 2k passages and of the moved
+    passage removed at `position` (its run retrained with it moved there, `place`); cached by
+    (line, moved, position). Edits only change ``line`` / ``moved`` / ``position``: the answers
+    depend on nothing else, so a model after any sequence of edits equals a fresh one."""
+
+    def __init__(self, seed: int = 0, *, sizes: Optional[dict] = None, k: int = 3, line: int = 0):
+        self.seed, self.sizes, self.k = as_int(seed, "seed", 0), sizes, as_int(k, "k", 1)
+        self.traj, self.plays, self.sonnets, self.train_seconds = foundation_run(self.seed, sizes=sizes)
+        s1 = self.traj.stages[0]
+        self.n_plays, self.stage1_steps = len(s1.points), len(s1.steps)
+        self.plays_schedule = Schedule(self.traj.schedule.batches[:self.stage1_steps],
+                                       self.traj.schedule.batch_size, self.n_plays)
+        self.line, self.moved, self.position = as_int(line, "line", 0), None, None
+        self._first: dict = {}
+        self._exact: dict = {}
+        self._moved_exact: dict = {}
+        self.result: Optional[FoundationResult] = None
+
+    def _query(self, line: int):
+        n = len(self.sonnets.test)
+        if not 0 <= line < n:
+            raise IndexError(f"line must be in 0..{n - 1} (a held-out sonnet sequence), got {line}")
+        one = self.sonnets.test[[line]]
+        return one, MeanLoss(one)
+
+    def first_order(self, line: Optional[int] = None) -> torch.Tensor:
+        """Tensor[n_plays]: first-order TSLOO of every pretraining passage on `line`'s loss (cached)."""
+        line = self.line if line is None else as_int(line, "line", 0)
+        if line not in self._first:
+            one, m = self._query(line)
+            self._first[line] = unrolled_influence(self.traj, one, measure=m).total()[:self.n_plays, 0]
+        return self._first[line]
+
+    def _target(self, helpful: list) -> tuple[int, int, int]:
+        moved = helpful[0] if self.moved is None else as_int(self.moved, "moved", 0)
+        if not 0 <= moved < self.n_plays:
+            raise IndexError(f"moved must be a pretraining passage, 0..{self.n_plays - 1}, got {moved}")
+        occ = self.plays_schedule.occurrences(moved)
+        pos = occ[0] if self.position is None else as_int(self.position, "position", 0)
+        if not 0 <= pos < self.stage1_steps:
+            raise IndexError(f"position must be a pretraining step, 0..{self.stage1_steps - 1}, got {pos}")
+        if pos != occ[0] and pos in occ:
+            raise ValueError(f"passage {moved} is already seen at step {pos}; pick a step outside {occ}")
+        return moved, occ[0], pos
+
+    def update(self) -> FoundationResult:
+        """The ranking for the current line (and the cached exact answers, if any)."""
+        t0 = time.perf_counter()
+        fo = self.first_order()
+        order = torch.argsort(fo, descending=True).tolist()
+        helpful, harmful = order[:self.k], order[::-1][:self.k]
+        moved, first, pos = self._target(helpful)
+        pts = helpful + harmful
+        ex = self._exact.get(self.line)
+        self.result = FoundationResult(
+            self.line, helpful, harmful, {i: float(fo[i]) for i in pts + [moved]},
+            {i: self.plays_schedule.occurrences(i) for i in pts + [moved]}, moved, pos,
+            None if ex is None or not all(i in ex for i in pts) else {i: ex[i] for i in pts},
+            self._moved_exact.get((self.line, moved, pos)), time.perf_counter() - t0)
+        return self.result
+
+    def retrain(self) -> FoundationResult:
+        """Exact TSLOO by replay of the shown passages (every occurrence), and of the moved passage
+        removed at `position` after retraining with it there."""
+        r = self.update()
+        one, m = self._query(self.line)
+        ex = self._exact.setdefault(self.line, {})
+        todo = [i for i in r.helpful + r.harmful if i not in ex]
+        if todo:
+            vals = exact_loo(self.traj, one, todo, measure=m, chunk_size=len(todo), progress=False)[:, 0]
+            ex.update({i: float(v) for i, v in zip(todo, vals)})
+        key = (self.line, r.moved, r.position)
+        if key not in self._moved_exact:
+            moved, first, pos = self._target(r.helpful)
+            if pos == first:
+                traj = self.traj
+            else:
+                traj = foundation_run(self.seed, sizes=self.sizes,
+                                      plays_schedule=place(self.plays_schedule, moved, first, pos))[0]
+            self._moved_exact[key] = float(exact_loo(traj, one, [moved], [pos], measure=m, progress=False)[0, 0])
+        return self.update()
+
+    @property
+    def stale(self) -> bool:
+        """True when the shown passages or the moved position have no exact answer yet."""
+        r = self.result or self.update()
+        return r.exact is None or r.moved_exact is None
+
+    def summary(self) -> str:
+        r = self.result or self.update()
+        q = passage(self.sonnets, r.line, "test").replace("\n", "⏎")
+        ex = "" if r.moved_exact is None else f", exact at step {r.position}: {r.moved_exact:+.2e}"
+        return (f"held-out line {r.line}: “{q}” | passage {r.moved} moved to step {r.position} "
+                f"(first order for its old place {r.first_order[r.moved]:+.2e}{ex})"
+                + ("" if r.exact is not None else " | press Retrain for the exact answers"))
+
+    def passages_html(self) -> str:
+        """The shown passages as HTML: text, steps seen, first order and (after Retrain) exact."""
+        import html as H
+        r = self.result or self.update()
+        rows = []
+        for label, pts, colour in (("helps", r.helpful, "#0072B2"), ("hurts", r.harmful, "#D55E00")):
+            for i in pts:
+                ex = "—" if r.exact is None else f"{r.exact[i]:+.2e}"
+                rows.append(f"<tr><td style='color:{colour}'>{label}</td><td>{i}</td><td><code "
+                            f"style='background:{colour}22'>{H.escape(passage(self.plays, i))}</code></td>"
+                            f"<td>{r.steps[i]}</td><td>{r.first_order[i]:+.2e}</td><td>{ex}</td></tr>")
+        return ("<table><tr><th></th><th>passage</th><th>text</th><th>steps seen</th><th>first order</th>"
+                "<th>exact</th></tr>" + "".join(rows) + "</table>")
+
+    def figure(self):
+        """Left: first order vs exact (after Retrain) for the shown passages; right: the moved
+        passage's first-order curve over stage-1 steps (its single-occurrence estimate where it was
+        seen) and its exact value at the chosen position."""
+        from matplotlib.figure import Figure
+        r = self.result or self.update()
+        fig = Figure(figsize=(8.4, 3.0), dpi=100, layout="constrained")
+        a, b = fig.subplots(1, 2)
+        pts = r.helpful + r.harmful
+        x = np.arange(len(pts))
+        a.bar(x - 0.2, [r.first_order[i] for i in pts], 0.4, color="#999999", label="first order")
+        if r.exact is not None:
+            a.bar(x + 0.2, [r.exact[i] for i in pts], 0.4, color="#0072B2", label="exact (replay)")
+        a.axhline(0, color="k", lw=0.5)
+        a.set_xticks(x, [str(i) for i in pts], fontsize=7)
+        a.set_xlabel("passage (3 helpful | 3 harmful)" if self.k == 3 else "passage")
+        a.set_ylabel("TSLOO on the line's loss")
+        a.legend(fontsize=7)
+        lrs = self.traj.lrs[:self.stage1_steps].numpy()
+        b.plot(lrs / lrs.max(), color="#bbbbbb", lw=1, label="η_t / max η")
+        for t in r.steps[r.moved]:
+            b.axvline(t, color="#999999", ls=":", lw=1)
+        b.axvline(r.position, color="#D55E00", lw=1.5, label="moved to")
+        if r.moved_exact is not None:
+            b.set_title(f"passage {r.moved} at step {r.position}: exact {r.moved_exact:+.2e}", fontsize=9)
+        else:
+            b.set_title(f"passage {r.moved}: press Retrain for the exact value at step {r.position}", fontsize=9)
+        b.set_xlabel("pretraining step (dotted: where it was seen)")
+        b.set_xlim(0, self.stage1_steps - 1)
+        b.legend(fontsize=7, loc="lower center")
+        return fig
