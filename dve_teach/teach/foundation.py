@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from . import plots
 from ..data.checks import as_int
 from ..data.config import sized
 from ..influence.loo import exact_loo
@@ -27,7 +28,7 @@ from ..training.schedule import Schedule
 from ..training.trajectory import Trajectory
 
 __all__ = ["BENCH_SIZES", "lesson_sizes", "foundation_run", "MeanLoss", "passage", "place",
-           "placement_exact", "stage_curve", "FoundationModel", "FoundationResult"]
+           "placement_exact", "stage_curve", "candidates_figure", "stage_figure", "FoundationModel", "FoundationResult"]
 
 
 def BENCH_SIZES() -> dict:
@@ -40,7 +41,7 @@ def BENCH_SIZES() -> dict:
 def lesson_sizes() -> dict:
     """Lesson 10's sizes: the bench's fast sizes in fast mode; a little larger in full mode (kept
     small enough for exact replay of many passages in seconds on one thread)."""
-    return dict(context=16, n_plays=sized(384, 256), n_plays_test=16, n_sonnets=sized(48, 32),
+    return dict(context=16, n_plays=sized(384, 128), n_plays_test=16, n_sonnets=sized(48, 32),
                 n_sonnets_test=8, d_model=sized(24, 16), n_heads=2, n_layers=1, peak=sized(1e-2, 2e-2))
 
 
@@ -128,14 +129,16 @@ def placement_exact(seed: int, i: int, from_step: int, to_steps: Sequence[int], 
     return np.array(out)
 
 
-def stage_curve(traj: Trajectory, test, per_step: int = 4, n_steps: int = 8, seed: int = 0) -> dict:
+def stage_curve(traj: Trajectory, test, per_step: int = 4, n_steps: int = 8, seed: int = 0,
+                influence: Optional[Influence] = None) -> dict:
     """Paper Figure 1(a) across stages: c_t = mean over batch t of |first-order influence on the mean
     loss over `test`| / η_t (`dt.unrolled_influence` through the optimizer's state), and the same view of
     exact single-step replays of `per_step` members at `n_steps` evenly spaced steps.
     {"curve" Tensor[T], "steps" array, "exact" Tensor[len(steps)], "estimate" (the curve's view of the
-    same sampled occurrences), "influence" (the `Influence`)}."""
+    same sampled occurrences), "influence" (the `Influence`)}. `influence`: a precomputed
+    ``dt.unrolled_influence(traj, test[:1], measure=MeanLoss(test))`` to reuse."""
     m, one = MeanLoss(test), test[:1]
-    est = unrolled_influence(traj, one, measure=m)
+    est = unrolled_influence(traj, one, measure=m) if influence is None else influence
     view = dict(reduce="mean_abs", per_lr=True, lrs=traj.lrs, test="mean")
     steps = np.unique(np.linspace(0, traj.T - 1, min(n_steps, traj.T)).round().astype(int))
     pts, sts = sample_occurrences(traj.schedule, steps.tolist(), per_step, seed=seed)
@@ -143,6 +146,65 @@ def stage_curve(traj: Trajectory, test, per_step: int = 4, n_steps: int = 8, see
     at = Influence(est.at(pts, sts), pts, sts, est.n_train)
     return dict(curve=est.by_step(**view), steps=steps, exact=ex.by_step(**view)[steps],
                 estimate=at.by_step(**view)[steps], influence=est)
+
+
+def candidates_figure(first_order, exact, n_end: int = 8):
+    """First order against exact TSLOO of replayed passages (symlog axes): the first `n_end` are first
+    order's most helpful (blue), the next `n_end` its most harmful (orange), the rest random (grey);
+    the diagonal is agreement."""
+    a, b = np.asarray(first_order, dtype=float), np.asarray(exact, dtype=float)
+    with plots.style():
+        fig, axes = plots.new_figure(1, 1, figsize=(4.8, 3.6))
+        _candidates(axes[0, 0], a, b, n_end)
+    fig.subplots_adjust(left=0.17, bottom=0.14, top=0.95)
+    return fig
+
+
+def _candidates(ax, a, b, n_end):
+    groups = ((slice(0, n_end), "#0072B2", "first order's top"), (slice(n_end, 2 * n_end), "#D55E00",
+              "first order's bottom"), (slice(2 * n_end, None), "#999999", "random"))
+    for sl, colour, label in groups:
+        ax.scatter(b[sl], a[sl], s=18, color=colour, label=label)
+    lim = float(np.abs(np.concatenate([a, b])).max()) * 1.2
+    lin = float(np.percentile(np.abs(b[b != 0]), 20)) if np.any(b != 0) else 1e-6
+    ax.plot([-lim, lim], [-lim, lim], color="k", lw=0.6)
+    ax.set_xscale("symlog", linthresh=lin)
+    ax.set_yscale("symlog", linthresh=lin)
+    ax.set_xlabel("exact TSLOO (replay)")
+    ax.set_ylabel("first order through AdamW")
+    ax.legend(fontsize=7)
+
+
+def stage_figure(traj: Trajectory, curve: dict):
+    """The per-step curve c_t of `stage_curve` over both stages (log scale), warm-up end and the
+    boundary marked, exact replays (diamonds) and the estimate at the same samples (circles); below,
+    η_t."""
+    with plots.style():
+        fig, axes = plots.new_figure(1, 2, figsize=(7.2, 4.0), sharex=True, height_ratios=[3, 1])
+        _stage(axes[0, 0], axes[1, 0], traj, curve)
+    fig.subplots_adjust(left=0.1, bottom=0.12, top=0.96)
+    return fig
+
+
+def _stage(a, b, traj, curve):
+    c = curve["curve"].numpy()
+    a.plot(np.arange(len(c)), c, color="#0072B2", lw=1.2, label="first order c_t")
+    a.scatter(curve["steps"], curve["exact"], marker="D", color="#D55E00", zorder=3, label="exact (replay)")
+    a.scatter(curve["steps"], curve["estimate"], facecolors="none", edgecolors="#0072B2", zorder=3,
+              label="estimate, same samples")
+    a.set_yscale("log")
+    a.set_ylabel("c_t = mean |TSLOO| / η_t")
+    B = traj.stages[1].steps.start
+    w = max(1, B // 10)
+    for ax in (a, b):
+        ax.axvline(B - 0.5, color="k", ls="--", lw=1)
+        ax.axvspan(-0.5, w - 0.5, color="#E69F00", alpha=0.15)
+    a.text(B - 0.5, a.get_ylim()[1], " fine-tuning", va="top", fontsize=8)
+    a.text(0, a.get_ylim()[1], "warm-up", va="top", fontsize=8)
+    a.legend(fontsize=7, loc="lower left")
+    b.plot(traj.lrs.numpy(), color="#666666")
+    b.set_ylabel("η_t")
+    b.set_xlabel("step t (pretraining: cosine decay after warm-up)")
 
 
 @dataclass
@@ -283,10 +345,13 @@ class FoundationModel:
         """Left: first order vs exact (after Retrain) for the shown passages; right: the moved
         passage's first-order curve over stage-1 steps (its single-occurrence estimate where it was
         seen) and its exact value at the chosen position."""
-        from matplotlib.figure import Figure
         r = self.result or self.update()
-        fig = Figure(figsize=(8.4, 3.0), dpi=100, layout="constrained")
-        a, b = fig.subplots(1, 2)
+        with plots.style():
+            fig, axes = plots.new_figure(2, 1, figsize=(8.4, 3.0))
+            self._draw(axes[0, 0], axes[0, 1], r)
+        return fig
+
+    def _draw(self, a, b, r) -> None:
         pts = r.helpful + r.harmful
         x = np.arange(len(pts))
         a.bar(x - 0.2, [r.first_order[i] for i in pts], 0.4, color="#999999", label="first order")
@@ -309,4 +374,3 @@ class FoundationModel:
         b.set_xlabel("pretraining step (dotted: where it was seen)")
         b.set_xlim(0, self.stage1_steps - 1)
         b.legend(fontsize=7, loc="lower center")
-        return fig

@@ -506,6 +506,9 @@ class OptimizerExplorer(_View):
 
 
 # ---- lesson 10 ---------------------------------------------------------------------------------------
+from .foundation import FoundationModel, FoundationResult  # noqa: E402  (re-exported, as the models above)
+
+__all__ += ["FoundationModel", "FoundationResult", "FoundationExplorer"]
 
 
 class FoundationExplorer(_View):
@@ -515,7 +518,7 @@ class FoundationExplorer(_View):
     (`dve_teach.teach.foundation.FoundationModel`; pass ``model=`` to reuse one)."""
 
     def __init__(self, model=None, **kw):
-        from .foundation import FoundationModel, passage
+        from .foundation import passage
         m = model or FoundationModel(**kw)
         m.update()
         lines = [(f"{j}: {passage(m.sonnets, j, 'test')!r}", j) for j in range(len(m.sonnets.test))]
