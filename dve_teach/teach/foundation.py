@@ -45,7 +45,7 @@ def lesson_sizes() -> dict:
                 n_sonnets_test=8, d_model=sized(24, 16), n_heads=2, n_layers=1, peak=sized(1e-2, 2e-2))
 
 
-def foundation_run(seed: int = 0, *, sizes: Optional[dict] = None, eps: float = 1e-8,
+def foundation_run(seed: int = 0, *, sizes: Optional[dict] = None, eps=1e-8,
                    plays_schedule: Optional[Schedule] = None, batch_size: int = 16, epochs: int = 2):
     """(trajectory, plays `TextSplit`, sonnets `TextSplit`, training seconds) of the two-stage run.
 
@@ -53,7 +53,8 @@ def foundation_run(seed: int = 0, *, sizes: Optional[dict] = None, eps: float = 
     of batch `batch_size`, AdamW (λ = 0.01, ε = `eps`) under warm-up + cosine (peak ``peak``, 10%
     warm-up). Stage 2 ("sonnets"): a fresh AdamW (same ε) on ``n_sonnets`` sequences, `epochs`
     epochs, constant η = 1e-3. `sizes`: a dict like `BENCH_SIZES()` (the default). `plays_schedule`
-    replaces stage 1's order (e.g. from `place`). Plays points are global indices 0..n_plays−1."""
+    replaces stage 1's order (e.g. from `place`). `eps`: one ε, or a pair (stage 1, stage 2). Plays
+    points are global indices 0..n_plays−1."""
     import dve_teach as dt
     z = BENCH_SIZES() if sizes is None else sizes
     ctx, b = z["context"], as_int(batch_size, "batch_size", 1)
@@ -62,10 +63,11 @@ def foundation_run(seed: int = 0, *, sizes: Optional[dict] = None, eps: float = 
     s1 = plays_schedule if plays_schedule is not None else Schedule.shuffled(len(plays.train), b, epochs=epochs, seed=seed)
     s2 = Schedule.shuffled(len(sonnets.train), b, epochs=epochs, seed=seed + 1)
     T1 = len(s1)
+    e1, e2 = (eps, eps) if np.isscalar(eps) else tuple(eps)
     model = dt.models.char_transformer(plays.vocab, z["d_model"], z["n_heads"], z["n_layers"], ctx, seed=seed)
     stages = [dt.Stage(plays.train, s1, dt.lr.warmup_cosine(z["peak"], T1, warmup=max(1, T1 // 10)),
-                       dt.optim.AdamW(weight_decay=0.01, eps=eps), "plays"),
-              dt.Stage(sonnets.train, s2, 1e-3, dt.optim.AdamW(weight_decay=0.01, eps=eps), "sonnets")]
+                       dt.optim.AdamW(weight_decay=0.01, eps=e1), "plays"),
+              dt.Stage(sonnets.train, s2, 1e-3, dt.optim.AdamW(weight_decay=0.01, eps=e2), "sonnets")]
     t0 = time.perf_counter()
     traj = dt.train_stages(model, stages)
     return traj, plays, sonnets, time.perf_counter() - t0

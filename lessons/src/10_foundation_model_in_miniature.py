@@ -214,6 +214,10 @@ print(f"passage {star} (seen at {occ}): exact TSLOO at step " +
       ", ".join(f"{p} (η = {float(traj.lrs[p]):.1e}): {v:+.2e}" for p, v in zip(positions, placed)))
 
 # %% tags=["nbval-check-output"]
+print("DIAG2 star_first_batch", star in traj.schedule.batches[0], "top3_in_b0", sum(i in traj.schedule.batches[0] for i in by_exact[:3]),
+      "bot3_in_b0", sum(i in traj.schedule.batches[0] for i in by_exact[::-1][:3]), "late_smallest", bool(abs(placed[2]) < max(abs(placed[0]), abs(placed[1]))),
+      "plays_margin", round(unigram - loss[("plays", B)], 3), "fine_gain", round(fine_gain, 4), "top8pos", int((top8 > 0).sum()), "bot8neg", int((bot8 < 0).sum()),
+      "rho_random", round(float(rho_random), 2), "maxratio", round(float(ratio.max()), 1))
 print("DIAG placed", [f"{v:+.2e}" for v in placed], "ex_star", f"{ex_of[star]:+.2e}", "argmax", int(np.argmax(placed)),
       "all>0", bool((placed > 0).all()))
 
@@ -299,12 +303,14 @@ ex.check_moved_exact(moved_exact, SEED, star, occ[0], last, sizes=SIZES)
 #
 # ## Exercises
 #
-# 1. **A larger ε only in fine-tuning.** Retrain with ε = 1e-5 in stage 2 only (edit a copy of
-#    `fd.foundation_run`'s stages). Does first order recover as much as with ε = 1e-5 in both stages?
+# 1. **A larger ε only in fine-tuning.** Retrain with ε = 1e-5 in stage 2 only
+#    (`fd.foundation_run(SEED, sizes=SIZES, eps=(1e-8, 1e-5))`) and compare first order with exact
+#    replay on the same passages `cands`. Does it do as well as with ε = 1e-5 in both stages?
 # 2. **Another line.** In the widget, find a held-out line whose most helpful passage by exact replay
 #    shares a word with it. Is that passage also first order's most helpful?
-# 3. **The boundary's share.** Compare `first.by_step(...)` summed over fine-tuning steps with the sum
-#    over pretraining steps. Where does most of the first-order total of the top passages come from?
+# 3. **Which occurrence?** Every passage is seen twice (two epochs). For the three most helpful passages
+#    by exact replay, replay the removal of each occurrence alone (`dt.exact_loo(..., steps=...)`).
+#    Which occurrence carries most of the passage's value, and what is special about its step?
 #
 # Solutions: run `%load solutions/10_foundation_model_in_miniature_solutions.py` in a new cell (it reuses
 # this lesson's variables), or open [the file](solutions/10_foundation_model_in_miniature_solutions.py).
