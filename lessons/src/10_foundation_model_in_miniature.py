@@ -57,7 +57,7 @@ print(f"{n_plays} plays passages and {len(sonnets.train)} sonnet passages of {SI
 # ## Two stages, and what the model writes
 #
 # Stage 1 trains AdamW ($\lambda = 0.01$) on the plays under a warm-up and cosine decay; stage 2 starts
-# a **fresh** AdamW ($m = v = 0$) on the sonnets with a constant $\eta = 10^{-3}$. The model writes
+# a **fresh** AdamW ($m = v = 0$) on the sonnets with a constant $\eta = 3\cdot10^{-3}$. The model writes
 # (`dt.datasets.sample_text`, temperature 0.8, the same seed each time) at $\theta_0$, at the
 # boundary $\theta_B$ and at the end $\theta_T$:
 
@@ -78,14 +78,16 @@ print(f"held-out plays loss at θ_B {loss[('plays', B)]:.3f} (letter frequencies
 pre_gain = loss[("sonnets", 0)] - loss[("sonnets", B)]
 fine_gain = loss[("sonnets", B)] - loss[("sonnets", traj.T)]
 print("pretraining takes the held-out plays loss below the letter-frequency baseline:", loss[("plays", B)] < unigram)
-print("fine-tuning lowers the held-out sonnet loss further:", fine_gain > 0)
-print("pretraining on plays lowers the held-out sonnet loss more than 10x as much as fine-tuning does:",
-      pre_gain > 10 * fine_gain)
+print("pretraining on the plays lowers the held-out sonnet loss more than 5x as much as fine-tuning changes it:",
+      pre_gain > 5 * abs(fine_gain))
 
 # %% [markdown]
-# A model this small writes Shakespeare-flavoured noise: words and spacing, not sense. Yet the losses
-# say what matters here: most of what the model knows about sonnets it learned from the plays. So the
-# question of this lesson is a real one even at this size — which of the plays' passages did that?
+# A model this small writes Shakespeare-flavoured noise: spacing and short words, not sense. Yet the
+# losses say what matters here: pretraining takes the model below what letter frequencies alone give,
+# and most of what it knows about sonnets it learned from the plays — fine-tuning on a few dozen sonnet
+# passages changes the held-out sonnet loss by a small fraction of that (in some runs it even rises a
+# little). So this lesson's question is a real one even at this size: which of the plays' passages
+# did it?
 #
 # ## Explore: `FoundationExplorer`
 #
@@ -101,9 +103,8 @@ print("pretraining on plays lowers the held-out sonnet loss more than 10x as muc
 #
 # <details><summary>Answer</summary>
 #
-# Often not. Press Retrain on a few lines: the passages first order puts at the top and bottom are
-# frequently far smaller in exact replay, and some change sign. The next section measures this on the
-# whole held-out set, and the last explains why.
+# Not reliably. Press Retrain on a few lines and compare the two columns. The next section measures the
+# agreement on the whole held-out set, and the last section explains the disagreement.
 # </details>
 
 # %% tags=["widget"]
@@ -150,16 +151,17 @@ print(f"first order's 8 most helpful: {int((top8 > 0).sum())} help in replay; it
       f"random passages {rho_random:.2f}")
 
 # %% tags=["nbval-check-output"]
-print("some replayed passage's first-order value is more than 10x its exact value:", float(ratio.max()) > 10)
-print("exact replay puts a passage from outside first order's top 8 among the 3 most helpful "
-      "or one from outside its bottom 8 among the 3 most harmful:",
-      any(i not in order[:8] for i in by_exact[:3]) or any(i not in order[-8:] for i in by_exact[::-1][:3]))
+first_batch = set(traj.schedule.batches[0])
+print("some replayed passage's first-order value is more than 5x its exact value:", float(ratio.max()) > 5)
+print("at least one of the 3 most helpful replayed passages was seen in the first batch of pretraining (step 0):",
+      any(i in first_batch for i in by_exact[:3]))
 
 # %% [markdown]
-# First order through AdamW gets some passages wrong by more than an order of magnitude here, and the
-# passages it puts at the ends of its ranking are exactly where its largest errors sit. Ranking by
-# first order and then **confirming by exact replay** is the safe use of it on this run; the last section
-# shows why the boundary causes this.
+# First order through AdamW gets some passages wrong several times over (the printed line above gives
+# this run's worst factor and how many of its top and bottom 8 have the sign it says). Rank by first
+# order if you must, then **confirm by exact replay**. Exact replay also shows something first order
+# was not asked about: among the passages that helped most is one from the very first batch of
+# pretraining, which a fresh AdamW turns into an almost-sign step (lesson 09). The next two sections look at time, and the last at why first order fails.
 #
 # ## The paper's Figure 1(a) across both stages
 #
@@ -183,19 +185,25 @@ fd.stage_figure(traj, curve)
 # %%
 c = curve["curve"].numpy()
 tenth = max(1, B // 10)
+rho_samples = spearmanr(curve["exact"], curve["estimate"])[0]
 print(f"c_t: first tenth of pretraining {c[:tenth].mean():.3g}, median of pretraining {np.median(c[:B]):.3g}, "
       f"last tenth {c[B - tenth:B].mean():.3g}, fine-tuning {c[B:].mean():.3g}; exact vs estimate at the samples: "
-      f"Spearman {spearmanr(curve['exact'], curve['estimate'])[0]:.2f}")
+      f"Spearman {rho_samples:.2f}")
 
 # %% tags=["nbval-check-output"]
-pre_c = c[:B]
-print("DIAG first tenth / median:", round(float(c[:tenth].mean() / np.median(pre_c)), 2), "last tenth / median:",
-      round(float(c[B - tenth:B].mean() / np.median(pre_c)), 2), "fine-tuning / median:", round(float(c[B:].mean() / np.median(pre_c)), 2),
-      "argmax", int(c.argmax()), "B", B, "sp", round(float(spearmanr(curve['exact'], curve['estimate'])[0]), 2),
-      "exact first/last sampled", round(float(curve['exact'][0] / curve['exact'][-1]), 2))
+print("the first tenth of pretraining is more than 3x the pretraining median (a high-impact start):",
+      bool(c[:tenth].mean() > 3 * np.median(c[:B])))
+print("fine-tuning's mean c_t is above the pretraining median (the boundary lifts the curve):",
+      bool(c[B:].mean() > np.median(c[:B])))
+print("exact replays rank the sampled steps like the estimate (Spearman above 0.5):", bool(rho_samples > 0.5))
 
 # %% [markdown]
-# STAGE_CURVE_TEXT_TBD
+# The curve starts high: per unit of $\eta_t$, an occurrence in the first tenth of pretraining moves
+# the held-out sonnet loss several times more than a typical one, although warm-up keeps $\eta_t$
+# small there; exact replays at the sampled steps agree on the shape. At the boundary the curve rises
+# again: fine-tuning's sonnet passages sit above the pretraining median — a fresh AdamW, directly on
+# the query's own distribution. The phases of the paper's Figure 1(a) appear here in miniature, and
+# the boundary adds a second start.
 #
 # ## Early, middle or late: the same passage moved
 #
@@ -214,15 +222,15 @@ print(f"passage {star} (seen at {occ}): exact TSLOO at step " +
       ", ".join(f"{p} (η = {float(traj.lrs[p]):.1e}): {v:+.2e}" for p, v in zip(positions, placed)))
 
 # %% tags=["nbval-check-output"]
-print("DIAG2 star_first_batch", star in traj.schedule.batches[0], "top3_in_b0", sum(i in traj.schedule.batches[0] for i in by_exact[:3]),
-      "bot3_in_b0", sum(i in traj.schedule.batches[0] for i in by_exact[::-1][:3]), "late_smallest", bool(abs(placed[2]) < max(abs(placed[0]), abs(placed[1]))),
-      "plays_margin", round(unigram - loss[("plays", B)], 3), "fine_gain", round(fine_gain, 4), "top8pos", int((top8 > 0).sum()), "bot8neg", int((bot8 < 0).sum()),
-      "rho_random", round(float(rho_random), 2), "maxratio", round(float(ratio.max()), 1))
-print("DIAG placed", [f"{v:+.2e}" for v in placed], "ex_star", f"{ex_of[star]:+.2e}", "argmax", int(np.argmax(placed)),
-      "all>0", bool((placed > 0).all()))
+print("moved to the late step (η near its end), the passage matters less than at the early or the middle step:",
+      bool(abs(placed[2]) < max(abs(placed[0]), abs(placed[1]))))
 
 # %% [markdown]
-# PLACEMENT_TEXT_TBD
+# The same characters are worth very different amounts depending on when they are seen. Late in the
+# cosine decay $\eta_t$ is small and the passage can barely move $\theta$. Early and in the middle its
+# value can differ in size and even in sign from one position to the other. Compare all three with
+# what it was worth where the shuffle put it (printed above, both occurrences removed): that is the
+# question of Exercise 3 below.
 #
 # ## Why a fresh Adam breaks first order: the ε effect
 #
@@ -247,6 +255,15 @@ def replay_check(run, pts, measure):
     est = dt.unrolled_influence(run, one, measure=measure).total()[pts, 0]
     return est, dt.exact_loo(run, one, pts, measure=measure, chunk_size=len(pts), progress=False)[:, 0]
 
+def fresh_step_grad(t):
+    """The batch gradient of step t (nominal divisor b)."""
+    _, X, y = traj.batch(t)
+    return traj.objective.per_sample_grads(traj.params(t), X, y).sum(0) / traj.batch_size
+
+eps = traj.optimizer.rules[1].eps
+tiny = {t: int((fresh_step_grad(t).abs() < eps).sum()) for t in (0, B)}
+print(f"coordinates with |g| < ε = {eps:g}: {tiny[0]} at step 0 (pretraining's fresh AdamW), {tiny[B]} at the "
+      f"boundary B (fine-tuning's), of P = {traj.flat.P}")
 pre_run = traj.prefix(B)                                              # pretraining only: θ_B at the end
 fo_pre, ex_pre = replay_check(pre_run, cands, query)
 traj_e5 = fd.foundation_run(SEED, sizes=SIZES, eps=1e-5)[0]
@@ -262,10 +279,24 @@ for k, (rho, worst) in stats.items():
     print(f"{k:46s} Spearman {rho:+.2f}, max |estimate / exact| {worst:9.1f}")
 
 # %% tags=["nbval-check-output"]
-print("DIAG", {k: (round(float(r), 2), round(w, 1)) for k, (r, w) in stats.items()})
+worst = [w for k, (r, w) in stats.items() if k.startswith("first order")]
+print("both fresh AdamW starts (step 0 and the boundary) have coordinates with |g| < ε:", min(tiny.values()) > 0)
+print("in each of the three first-order variants some replayed passage is off by more than 5x:", min(worst) > 5)
+print("the SGD proxy ranks the replayed passages worse than first order through AdamW (Spearman):",
+      bool(stats["SGD proxy (the paper's), across the boundary"][0] < stats["first order, across the boundary"][0]))
 
 # %% [markdown]
-# EPS_TEXT_TBD
+# Both fresh starts have coordinates with (nearly) zero gradient — among them the embedding rows of the
+# characters absent from that batch, whose gradient is exactly 0 — and there (10.2)'s slope is
+# $\eta/\epsilon$. The boundary is therefore not the only place where first order meets a fresh AdamW:
+# **pretraining begins with one too**, and among the passages exact replay found most helpful is one
+# from that very first batch. So the query at $\theta_B$, which avoids the boundary, does not avoid the large
+# errors, and neither does $\epsilon = 10^{-5}$, whose slope $\eta/\epsilon$ is still $10^5\,\eta$ on a
+# zero-gradient coordinate. (On the bench's larger run, `python -m dve_teach bench`, section (k),
+# avoiding the boundary or raising ε helps more; here, with the most influential passages in the
+# first batch, they do not remove the errors.) The paper's SGD proxy never sees Adam's normalisation
+# at all: its errors are not blow-ups but a different ranking, worse than first order's through
+# AdamW.
 #
 # **Exercise A — where the slope explodes.** Count the coordinates $j$ of the batch gradient at the
 # boundary, $g_B = \frac1b\sum_{i\in B_B}\nabla\ell(\theta_B, z_i)$, with $|g_{B,j}| < \epsilon$: those on

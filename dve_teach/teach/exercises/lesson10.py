@@ -34,8 +34,8 @@ def check_near_zero_coordinates(answer, traj: Trajectory):
     if k is None:
         return wrong(name, f"{answer!r} is not a whole number.", "count coordinates: an int.")
     if k == truth:
-        return right(name, f"{truth} of {g.numel()} coordinates: on each, one gradient nudge of size ε moves the "
-                           f"step by about η/(4ε) per unit, {1 / (4 * eps):.1e} times η.")
+        return right(name, f"{truth} of {g.numel()} coordinates: on each, the slope (10.2) is at least η/(4ε) = "
+                           f"{1 / (4 * eps):.1e} η, while the true step can move by at most 2η.")
     _, X0, y0 = traj.batch(0)
     g0 = traj.objective.per_sample_grads(traj.params(0), X0, y0).detach().sum(0) / traj.batch_size
     if k == int((g0.abs() < eps).sum()):
