@@ -93,10 +93,11 @@ print("pretraining on the plays lowers the held-out sonnet loss more than 5x as 
 #
 # Pick a held-out sonnet line. The widget ranks every pretraining passage by its **first-order**
 # TSLOO on that line's loss, through AdamW's state across the boundary (`dt.unrolled_influence`, lesson
-# 09, about a second per line), and shows the three that help most (blue) and hurt most (orange) as
+# 09; a few seconds for a new line, a line seen before comes from a cache), and shows the three that help most (blue) and hurt most (orange) as
 # text, with the steps where each was seen. **Retrain** replays training without each of them (exact
 # TSLOO, every occurrence). The slider moves the first occurrence of the most helpful passage to
-# another pretraining step; Retrain then trains that run and replays it without the passage there.
+# another pretraining step; Retrain then trains that run and replays it without the passage there (a
+# few seconds; the status line says when it is working).
 #
 # **Predict, then check.** Before you press Retrain: will exact replay agree with first order on which
 # passages help and which hurt? Will the exact values be about the size first order says?
@@ -151,17 +152,20 @@ print(f"first order's 8 most helpful: {int((top8 > 0).sum())} help in replay; it
       f"random passages {rho_random:.2f}")
 
 # %% tags=["nbval-check-output"]
-print("some replayed passage's first-order value is more than 5x its exact value:", float(ratio.max()) > 5)
+print("replay gives at least one of first order's 8 most helpful or 8 most harmful passages the opposite sign:",
+      bool((top8 < 0).any() or (bot8 > 0).any()))
 early = set(i for t in range(max(1, B // 10)) for i in traj.schedule.batches[t])   # first tenth of pretraining
 print("at least one of the 3 most helpful and 3 most harmful replayed passages was seen in the first tenth of "
       "pretraining:", any(i in early for i in by_exact[:3] + by_exact[::-1][:3]))
 
 # %% [markdown]
-# First order through AdamW gets some passages wrong several times over (the printed line above gives
-# this run's worst factor and how many of its top and bottom 8 have the sign it says). Rank by first
+# First order through AdamW names, among the passages it is most sure of, some that do the opposite in
+# replay (the printed line above says how many, and by what factor it misses at worst — a factor that
+# is large partly because some exact values are close to zero). Rank by first
 # order if you must, then **confirm by exact replay**. Exact replay also shows something about time:
 # among the passages that matter most, one way or the other, is one seen in the first tenth of
-# pretraining, where a fresh AdamW takes almost-sign steps (lesson 09). The next two sections look at time, and the last at why first order fails.
+# pretraining, where a fresh AdamW takes almost-sign steps (lesson 09). The next two sections look at
+# time, and the last at why first order fails.
 #
 # ## The paper's Figure 1(a) across both stages
 #
@@ -279,9 +283,9 @@ for k, (rho, worst) in stats.items():
     print(f"{k:46s} Spearman {rho:+.2f}, max |estimate / exact| {worst:9.1f}")
 
 # %% tags=["nbval-check-output"]
-worst = [w for k, (r, w) in stats.items() if k.startswith("first order")]
+best = max(r for k, (r, w) in stats.items() if k.startswith("first order"))
 print("both fresh AdamW starts (step 0 and the boundary) have coordinates with |g| < ε:", min(tiny.values()) > 0)
-print("in each of the three first-order variants some replayed passage is off by more than 5x:", min(worst) > 5)
+print("none of the three first-order variants reaches a Spearman of 0.95 with exact replay:", bool(best < 0.95))
 print("the SGD proxy ranks the replayed passages worse than first order through AdamW (Spearman):",
       bool(stats["SGD proxy (the paper's), across the boundary"][0] < stats["first order, across the boundary"][0]))
 
@@ -289,14 +293,13 @@ print("the SGD proxy ranks the replayed passages worse than first order through 
 # Both fresh starts have coordinates with (nearly) zero gradient — among them the embedding rows of the
 # characters absent from that batch, whose gradient is exactly 0 — and there (10.2)'s slope is
 # $\eta/\epsilon$. The boundary is therefore not the only place where first order meets a fresh AdamW:
-# **pretraining begins with one too**, and among the passages exact replay found most helpful is one
-# from that very first batch. So the query at $\theta_B$, which avoids the boundary, does not avoid the large
-# errors, and neither does $\epsilon = 10^{-5}$, whose slope $\eta/\epsilon$ is still $10^5\,\eta$ on a
-# zero-gradient coordinate. (On the bench's larger run, `python -m dve_teach bench`, section (k),
-# avoiding the boundary or raising ε helps more; here, with the most influential passages in the
-# first batch, they do not remove the errors.) The paper's SGD proxy never sees Adam's normalisation
-# at all: its errors are not blow-ups but a different ranking, worse than first order's through
-# AdamW.
+# **pretraining begins with one too**, and the passages that matter most include one seen in its first
+# tenth. So the query at $\theta_B$, which avoids the boundary, does not give first order a ranking
+# that agrees with replay, and neither does $\epsilon = 10^{-5}$, whose slope $\eta/\epsilon$ is still
+# $10^5\,\eta$ on a zero-gradient coordinate: compare the three Spearman values above. (The bench's
+# larger run, `python -m dve_teach bench`, section (k), shows how this changes with size.) The
+# paper's SGD proxy never sees Adam's normalisation at all: it ranks the replayed passages worse than
+# first order through AdamW does.
 #
 # **Exercise A — where the slope explodes.** Count the coordinates $j$ of the batch gradient at the
 # boundary, $g_B = \frac1b\sum_{i\in B_B}\nabla\ell(\theta_B, z_i)$, with $|g_{B,j}| < \epsilon$: those on
