@@ -1,4 +1,4 @@
-"""Lesson 10's widget model (`dve_teach.teach.foundation.FoundationModel`) and its helpers, on a tiny
+"""Lesson 10's widget model (`dve_teach.teach.foundation_model.FoundationModel`) and its helpers, on a tiny
 two-stage run: a model after a sequence of edits equals a fresh model with the final settings, and
 every exact answer equals a replay computed here by hand."""
 from __future__ import annotations
@@ -8,6 +8,7 @@ import torch
 
 import dve_teach as dt
 from dve_teach.teach import foundation as fd
+from dve_teach.teach.foundation_model import FoundationModel
 
 TINY = dict(context=6, n_plays=24, n_plays_test=4, n_sonnets=8, n_sonnets_test=3, d_model=8, n_heads=1,
             n_layers=1, peak=1e-2)
@@ -16,7 +17,7 @@ TINY = dict(context=6, n_plays=24, n_plays_test=4, n_sonnets=8, n_sonnets_test=3
 @pytest.fixture(scope="module")
 def model():
     torch.set_num_threads(1)
-    return fd.FoundationModel(seed=3, sizes=TINY, k=2)
+    return FoundationModel(seed=3, sizes=TINY, k=2)
 
 
 def test_place_keeps_batches_full_and_moves_one_occurrence():
@@ -75,7 +76,7 @@ def test_edits_then_equal_a_fresh_model(model):
         model.update()
     model.line, model.moved, model.position = 2, None, None
     r = model.retrain()
-    fresh = fd.FoundationModel(seed=3, sizes=TINY, k=2, line=2)
+    fresh = FoundationModel(seed=3, sizes=TINY, k=2, line=2)
     f = fresh.retrain()
     assert (r.helpful, r.harmful, r.moved, r.position) == (f.helpful, f.harmful, f.moved, f.position)
     assert r.exact == pytest.approx(f.exact, rel=1e-9) and r.moved_exact == pytest.approx(f.moved_exact, rel=1e-9)

@@ -506,7 +506,7 @@ class OptimizerExplorer(_View):
 
 
 # ---- lesson 10 ---------------------------------------------------------------------------------------
-from .foundation import FoundationModel, FoundationResult  # noqa: E402  (re-exported, as the models above)
+from .foundation_model import FoundationModel, FoundationResult  # noqa: E402  (re-exported, as the models above)
 
 __all__ += ["FoundationModel", "FoundationResult", "FoundationExplorer"]
 
