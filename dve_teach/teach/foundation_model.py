@@ -181,12 +181,12 @@ class FoundationModel:
         lrs = self.traj.lrs[:self.stage1_steps].numpy()
         b.plot(lrs / lrs.max(), color="#bbbbbb", lw=1, label="η_t / max η")
         for t in r.steps[r.moved]:
-            b.axvline(t, color="#999999", ls=":", lw=1)
+            b.axvline(t, color="#333333", ls=":", lw=1.8, zorder=3)
         b.axvline(r.position, color="#D55E00", lw=1.5, label="moved to")
         if r.moved_exact is not None:
             b.set_title(f"passage {r.moved} at step {r.position}: exact {r.moved_exact:+.2e}", fontsize=9)
         else:
-            b.set_title(f"passage {r.moved}: press Retrain for the exact value at step {r.position}", fontsize=9)
+            b.set_title(f"passage {r.moved}: Retrain for the exact value at step {r.position}", fontsize=9)
         b.set_xlabel("pretraining step (dotted: where it was seen)")
-        b.set_xlim(0, self.stage1_steps - 1)
+        b.set_xlim(-0.7, self.stage1_steps - 0.3)
         b.legend(fontsize=7, loc="lower center")
