@@ -286,8 +286,8 @@ for k, (rho, worst) in stats.items():
 best = max(r for k, (r, w) in stats.items() if k.startswith("first order"))
 print("both fresh AdamW starts (step 0 and the boundary) have coordinates with |g| < ε:", min(tiny.values()) > 0)
 print("none of the three first-order variants reaches a Spearman of 0.95 with exact replay:", bool(best < 0.95))
-print("the SGD proxy ranks the replayed passages worse than first order through AdamW (Spearman):",
-      bool(stats["SGD proxy (the paper's), across the boundary"][0] < stats["first order, across the boundary"][0]))
+print("the SGD proxy ranks the replayed passages poorly too (Spearman below 0.5):",
+      bool(stats["SGD proxy (the paper's), across the boundary"][0] < 0.5))
 
 # %% [markdown]
 # Both fresh starts have coordinates with (nearly) zero gradient — among them the embedding rows of the
@@ -298,8 +298,8 @@ print("the SGD proxy ranks the replayed passages worse than first order through 
 # that agrees with replay, and neither does $\epsilon = 10^{-5}$, whose slope $\eta/\epsilon$ is still
 # $10^5\,\eta$ on a zero-gradient coordinate: compare the three Spearman values above. (The bench's
 # larger run, `python -m dve_teach bench`, section (k), shows how this changes with size.) The
-# paper's SGD proxy never sees Adam's normalisation at all: it ranks the replayed passages worse than
-# first order through AdamW does.
+# paper's SGD proxy never sees Adam's normalisation at all, and it ranks the replayed passages poorly
+# too: on this model no estimate in the table replaces replay.
 #
 # **Exercise A — where the slope explodes.** Count the coordinates $j$ of the batch gradient at the
 # boundary, $g_B = \frac1b\sum_{i\in B_B}\nabla\ell(\theta_B, z_i)$, with $|g_{B,j}| < \epsilon$: those on
@@ -330,10 +330,15 @@ ex.check_moved_exact(moved_exact, SEED, star, occ[0], last, sizes=SIZES)
 #   optimizer state is reset, and every estimator follows it (`dt.train_stages`).
 # - Pretraining on the plays does most of the work for the held-out sonnets here, so which plays
 #   passages mattered is a real question; exact replay answers it, passage by passage.
-# - First order through a fresh AdamW can be wrong by orders of magnitude on some passages, and those
-#   land at the ends of its ranking: rank by first order, then confirm by replay.
-# - The cause is the fresh optimizer's first step (10.2): its slope $\eta\epsilon/(|g|+\epsilon)^2$
-#   reaches $\eta/\epsilon$ on coordinates whose gradient is (nearly) zero.
+# - First order through AdamW gives some of the passages it is most sure of the wrong sign: rank by
+#   first order if you must, then confirm by replay.
+# - Time matters across stages too: the first tenth of pretraining stands several times above the
+#   median of the per-step curve, the passages that matter most include one seen there, and a passage
+#   moved to the end of the cosine decay counts less than early or in the middle.
+# - A fresh AdamW's first step (10.2) has slope $\eta\epsilon/(|g|+\epsilon)^2$, up to $\eta/\epsilon$ on
+#   coordinates whose gradient is (nearly) zero; pretraining and fine-tuning both start with one, and
+#   neither avoiding the boundary nor ε = 1e-5 gives first order a ranking that agrees with replay here.
+#   The paper's SGD proxy does not either.
 #
 # ## Exercises
 #
