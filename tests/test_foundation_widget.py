@@ -104,3 +104,26 @@ def test_explorer_view_runs_without_a_kernel(model):
     w.controls["line"].value = 1
     assert w.controls["position"].value == model.plays_schedule.occurrences(model.result.helpful[0])[0]
     assert "<table>" in w.table.value
+
+
+def test_lesson10_checks_accept_the_truth_and_name_typical_mistakes(model):
+    from dve_teach.teach.exercises import lesson10 as ex
+    traj, B = model.traj, model.stage1_steps
+    g = lambda t: traj.objective.per_sample_grads(traj.params(t), *traj.batch(t)[1:]).sum(0) / traj.batch_size  # noqa: E731
+    eps = traj.optimizer.rules[1].eps
+    truth = int((g(B).abs() < eps).sum())
+    assert ex.check_near_zero_coordinates(truth, traj).ok
+    assert not ex.check_near_zero_coordinates(None, traj).ok
+    assert not ex.check_near_zero_coordinates(truth + 0.9, traj).ok
+    at_start = int((g(0).abs() < eps).sum())
+    if at_start != truth:
+        assert "θ_0" in str(ex.check_near_zero_coordinates(at_start, traj))
+    i = model.plays_schedule.batches[0][0]
+    occ = model.plays_schedule.occurrences(i)
+    last = [t for t in range(B) if t not in occ][-1]
+    value = float(fd.placement_exact(3, i, occ[0], [last], sizes=TINY)[0])
+    assert ex.check_moved_exact(value, 3, i, occ[0], last, sizes=TINY).ok
+    assert "sign" in str(ex.check_moved_exact(-value, 3, i, occ[0], last, sizes=TINY))
+    old = float(dt.exact_loo(traj, model.sonnets.test[:1], [i], [occ[0]], measure=fd.MeanLoss(model.sonnets.test),
+                             progress=False)[0, 0])
+    assert "original run" in str(ex.check_moved_exact(old, 3, i, occ[0], last, sizes=TINY))
