@@ -198,13 +198,15 @@ print(f"c_t: first tenth of pretraining {c[:tenth].mean():.3g}, median of pretra
 # %% tags=["nbval-check-output"]
 print("the first tenth of pretraining is more than 3x the pretraining median (a high-impact start):",
       bool(c[:tenth].mean() > 3 * np.median(c[:B])))
-print("exact replays rank the sampled steps like the estimate (Spearman above 0.5):", bool(rho_samples > 0.5))
+ex_c = curve["exact"].numpy()                     # exact c at the sampled steps; steps[0] = 0
+print("exact replay: step 0 stands above the median of the other sampled steps:", bool(ex_c[0] > np.median(ex_c[1:])))
 
 # %% [markdown]
 # The curve starts high: per unit of $\eta_t$, an occurrence in the first tenth of pretraining moves
 # the held-out sonnet loss several times more than a typical one, although warm-up keeps $\eta_t$
-# small there; exact replays at the sampled steps rank the steps much as the estimate does. That is the
-# paper's high-impact start, in miniature. What the boundary does is this run's to show, not a rule:
+# small there, and exact replay confirms it at step 0. That is the paper's high-impact start, in
+# miniature. How closely replay follows the estimate at the other sampled steps varies from run to run
+# (the printed Spearman). What the boundary does is this run's to show, not a rule:
 # compare fine-tuning's mean $c_t$ with the pretraining median in the line above, and look where the
 # curve goes after the dashed line. Whether it rises or not, the fine-tuning steps come last, so
 # nothing after them can absorb their kicks.
