@@ -303,7 +303,7 @@ def test_lesson05_reorder_explorer_in_chromium(page, jupyterlab, tmp_path):
 
 
 # ---- every widget fits its figures ------------------------------------------------------------------
-LAYOUT_LESSONS = ["00", "05", "06", "07", "08", "09"]   # the lessons with a widget cell (tag "widget")
+LAYOUT_LESSONS = ["00", "05", "06", "07", "08", "09", "10"]   # the lessons with a widget cell (tag "widget")
 LESSON_RUN_S = 300               # one lesson, top to bottom, fast mode, on busy cores
 
 _RUN_ALL = """() => {
@@ -402,7 +402,7 @@ _IMAGES_LOADED = """(cell) => [...cell.querySelectorAll('.jp-OutputArea-output .
 
 
 def test_widgets_fit_their_figures(page, tmp_path):
-    """In lessons 00 and 05-09, run top to bottom in JupyterLab (fast mode): no control of a widget
+    """In lessons 00 and 05-10, run top to bottom in JupyterLab (fast mode): no control of a widget
     overlaps one of its figure images, and no image is clipped by its own output area. Each widget
     cell is screenshotted (`widget-NN.png`)."""
     lessons = [next((ROOT / "lessons").glob(f"{nn}_*.ipynb")) for nn in LAYOUT_LESSONS]

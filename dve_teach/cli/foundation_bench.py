@@ -33,43 +33,10 @@ import numpy as np
 import torch
 
 from ..data.config import sized
+from ..teach.foundation import MeanLoss, foundation_run
 
 __all__ = ["run_foundation_section", "format_foundation_section", "foundation_run", "MeanLoss"]
-
-
-def foundation_run(seed: int = 0):
-    """(trajectory, held-out plays `Data`, held-out sonnets `Data`, training seconds) of the section's
-    two-stage run (module docstring; sizes follow fast mode)."""
-    import dve_teach as dt
-    ctx, b = sized(32, 16), 16
-    plays = dt.datasets.shakespeare("plays", sized(384, 256), sized(64, 16), ctx, seed=seed)
-    sonnets = dt.datasets.shakespeare("sonnets", sized(96, 32), sized(32, 8), ctx, seed=seed)
-    e1, e2 = 2, 2
-    s1 = dt.Schedule.shuffled(len(plays.train), b, epochs=e1, seed=seed)
-    s2 = dt.Schedule.shuffled(len(sonnets.train), b, epochs=e2, seed=seed + 1)
-    T1 = len(s1)
-    model = dt.models.char_transformer(plays.vocab, sized(48, 16), sized(4, 2), sized(2, 1), ctx, seed=seed)
-    stages = [dt.Stage(plays.train, s1, dt.lr.warmup_cosine(sized(3e-3, 2e-2), T1, warmup=max(1, T1 // 10)),
-                       dt.optim.AdamW(weight_decay=0.01), "plays"),
-              dt.Stage(sonnets.train, s2, 1e-3, dt.optim.AdamW(weight_decay=0.01), "sonnets")]
-    t0 = time.perf_counter()
-    traj = dt.train_stages(model, stages)
-    return traj, plays, sonnets, time.perf_counter() - t0
-
-
-class MeanLoss:
-    """The query as a measure: ``MeanLoss(test)(model, params, data)`` = the mean sequence loss over
-    `test` as a Tensor[1] (pass any one row as the estimators' ``test``): one backward sweep for the
-    whole query instead of one per held-out sequence."""
-
-    def __init__(self, test):
-        self.test = test
-
-    def __call__(self, model, params, data) -> torch.Tensor:
-        from torch.func import functional_call
-        from ..training.functional import cross_entropy
-        out = functional_call(model, params, (self.test.X,))
-        return cross_entropy(out, self.test.y).mean().reshape(1)
+# foundation_run and MeanLoss live in dve_teach.teach.foundation (lesson 10 uses them); re-exported here
 
 
 def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:

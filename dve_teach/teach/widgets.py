@@ -507,3 +507,62 @@ class OptimizerExplorer(_View):
             self.status.value = "<span style='color:#D55E00'>failed: see the message above</span>"
             raise
         self.status.value = f"done ({self._time() - start:.1f} s)"
+
+
+# ---- lesson 10 ---------------------------------------------------------------------------------------
+from .foundation_model import FoundationModel, FoundationResult  # noqa: E402  (re-exported, as the models above)
+
+__all__ += ["FoundationModel", "FoundationResult", "FoundationExplorer"]
+
+
+class FoundationExplorer(_View):
+    """Lesson 10: pick a held-out sonnet line -> the pretraining passages that most help and most hurt
+    its loss by first order (text highlighted, steps seen); a slider moves one passage's first
+    occurrence to another pretraining step; Retrain answers both exactly by replay
+    (`dve_teach.teach.foundation.FoundationModel`; pass ``model=`` to reuse one)."""
+
+    def __init__(self, model=None, **kw):
+        from .foundation import passage
+        m = model or FoundationModel(**kw)
+        m.update()
+        lines = [(f"{j}: {passage(m.sonnets, j, 'test')!r}", j) for j in range(len(m.sonnets.test))]
+        self.table = W.HTML(layout=W.Layout(min_height="12em"))
+        self.status = W.HTML(layout=W.Layout(min_width="14em"))
+        self.retrain_button = self._button("Retrain (exact)", "replay training without each shown passage, and "
+                                           "retrain with the moved passage at the chosen step", self._retrain,
+                                           button_style="primary")
+        super().__init__(m, dict(
+            line=W.Dropdown(options=lines, value=m.line, description="held-out line", **_WIDE,
+                            tooltip="the held-out sonnet sequence whose loss is the query"),
+            position=W.IntSlider(m.result.position, min=0, max=m.stage1_steps - 1, description="move to step",
+                                 continuous_update=False, **_WIDE,
+                                 tooltip="the pretraining step the passage's first occurrence moves to")),
+            rows=None, extra=(self.table,), height="320px")
+        c = self.controls
+        self.busy.append(self.retrain_button)
+        self.children = (W.HBox([c["line"]]), W.HBox([c["position"], self.retrain_button, self.status]),
+                         *self.children[1:])
+        self._call(self.refresh)
+
+    def _set(self, name: str, value) -> None:
+        if name == "line":
+            self.model.line, self.model.moved, self.model.position = value, None, None
+            self.model.update()
+            self._syncing = True     # placing the slider is not the learner's edit
+            try:
+                self.controls["position"].value = self.model.result.position
+            finally:
+                self._syncing = False
+        else:
+            setattr(self.model, name, value)
+        self.refresh()
+
+    def _retrain(self) -> None:
+        self.status.value = "<i>⏳ replaying without each passage and retraining with the moved one…</i>"
+        self.model.retrain()
+        self.refresh()
+
+    def refresh(self) -> None:
+        super().refresh()
+        self.table.value = self.model.passages_html()
+        self.status.value = "exact answers shown" if not self.model.stale else "first order only: press Retrain"

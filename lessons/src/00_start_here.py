@@ -43,6 +43,7 @@
 # | 07 | [Data selection](07_data_selection.ipynb) | 25 | Find mislabelled points; select data online, and whether selecting only early and late pays off here. |
 # | 08 | [Scaling up](08_scaling_up.ipynb) | 30 | Factored per-sample gradients, random vs data-fitted projections, influence checkpointing. |
 # | 09 | [Beyond SGD](09_beyond_sgd.ipynb) | 30 | Momentum, Adam and AdamW: how TSLOO changes, the paper's SGD proxy against optimizer-aware estimates, Adam's all-or-nothing first step. |
+# | 10 | [A foundation model in miniature](10_foundation_model_in_miniature.ipynb) | 30 | Pretrain on plays, fine-tune on sonnets: which passages helped, by first order and by exact replay across the boundary; the ε effect. |
 #
 # About four and a half hours in all. Each lesson has the same shape, with minutes per section: goals → a question
 # to predict → an interactive widget (early in the lesson) or a figure that lets you find

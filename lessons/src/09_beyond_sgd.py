@@ -595,5 +595,6 @@ print("4. momentum, mean c_t per tenth of the run:", np.array2string(bins, preci
 
 # %% [markdown]
 # ---
-# You reached the end of the course. Back to the [index of lessons](README.md) — or take the lessons
-# again with your own data.
+# Next: [10 · A foundation model in miniature](10_foundation_model_in_miniature.ipynb) — AdamW on a
+# character transformer, pretrained and fine-tuned, with exact replay across the two stages. Or back to the
+# [index of lessons](README.md).
