@@ -544,7 +544,8 @@ print("warm-up + cosine, per unit of η: the late copy is larger (median over th
 # between the lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
 
 # %%
-# Your work on exercises 1-3: call open_exercise_solutions() (about a minute of computing).
+# Your work on exercises 1-3. (The worked solution defines open_exercise_solutions() and does not call it: about
+# half a minute of computing in fast mode.)
 # BEGIN SOLUTION NO PROMPT
 def open_exercise_solutions():
     """The open exercises at the end of the lesson (defined here, not called: about a minute)."""
