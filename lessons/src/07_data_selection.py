@@ -493,8 +493,8 @@ def open_exercise_solutions():
                                                        0.2, windows=steps, ratio=4, val_batch_size=32, test=test,
                                                        seed=s).test_loss)
         runs[name] = float(np.mean(losses))
-    gain = runs["never"] - runs["always"]
-    print("2. constant η = 0.2:", ", ".join(f"{k} {v:.3f} ({(runs['never'] - v) / gain:.0%})" for k, v in runs.items()))
+    full_gain = runs["never"] - runs["always"]
+    print("2. constant η = 0.2:", ", ".join(f"{k} {v:.3f} ({(runs['never'] - v) / full_gain:.0%})" for k, v in runs.items()))
     # With a constant η the late window recovers a much larger share of always's gain than under the
     # warm-up + cosine schedule of the lesson (in our runs roughly 40-75% against 10-25%); early only
     # still recovers about nothing. A batch chosen with a large step moves the model more, so the
@@ -506,8 +506,8 @@ def open_exercise_solutions():
     one_pass = SelectionModel(dt.models.mlp((64, 16, 10), seed=seed), pool, big.test[list(range(100))],
                               big.test[list(range(100, 300))], epochs=1, seeds=range(seed, seed + n_seeds))
     table = {k: one_pass.stats(one_pass.run(w)) for k, w in STRATEGIES.items()}
-    gain = table["never"]["loss"] - table["always"]["loss"]
-    print("3. one pass:", ", ".join(f"{k} {v['loss']:.3f} ({(table['never']['loss'] - v['loss']) / gain:.0%})"
+    full_gain = table["never"]["loss"] - table["always"]["loss"]
+    print("3. one pass:", ", ".join(f"{k} {v['loss']:.3f} ({(table['never']['loss'] - v['loss']) / full_gain:.0%})"
                                    for k, v in table.items()))
     # No: in a single pass, early + late recovers even less of the gain (its windows are the warm-up and
     # the cosine tail, where η is smallest, and one epoch leaves no time to fit anything there), and

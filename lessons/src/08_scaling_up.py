@@ -342,8 +342,8 @@ def split_dims(d, caps):
 
 
 caps_64 = [min(k, max(model.pca_samples, 64)) for k in layer_sizes]   # a PCA draws at least d points
-split_fit = dt.DataValueEmbedding(proj_dim=64, projection="pca", layerwise=True,
-                                  pca_samples=model.pca_samples).fit(traj)
+split_kw = dict(proj_dim=64, projection="pca", layerwise=True, pca_samples=model.pca_samples)
+split_fit = dt.DataValueEmbedding(**split_kw).fit(traj)
 print("fitted blocks:", [b.stop - b.start for b in split_fit.projection_.blocks],
       "| M holds", sum(k * k for k in split_dims(64, caps_64)), "numbers instead of", 64 * 64)
 # END SOLUTION
@@ -658,8 +658,8 @@ def open_exercise_solutions():
     # 3. The GGN and the sampled-target Fisher in the pca-projected space.
     for h in ("fisher", "ggn", "sampled_fisher"):
         t0 = time.perf_counter()
-        e = dt.DataValueEmbedding(hessian=h, proj_dim=64, projection="pca", seed=SEED,
-                                  pca_samples=model.pca_samples).fit(traj)
+        kw = dict(hessian=h, proj_dim=64, projection="pca", seed=SEED, pca_samples=model.pca_samples)
+        e = dt.DataValueEmbedding(**kw).fit(traj)
         print(f"3. {h:15s} pca d=64: Spearman {spearman(e):.3f}, {time.perf_counter() - t0:.2f} s")
 
     # 4 needs a script run outside the notebook (spawned workers re-import __main__): put the training
