@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 05 · Reorder and watch
 #
@@ -414,10 +432,63 @@ print("over the 3 runs, whole-order edits have a larger median relative error th
 # `result.per_step_exact` holds the exact TSLOO of removing it at **one** of its steps only. Lesson 00's
 # box says the first is "≈ the sum" of the second. **Predict first:** within 1%, 10%, or not even that?
 # Then compute the relative gap, (every-occurrence − sum of the one-step values) / |every-occurrence|.
+# First write the rule as a function, `additivity_gap(exact, per_step)`: `exact` a number, `per_step` a
+# sequence of numbers (the graded version also tries it on other values, negative ones included).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l05_additivity
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-relative_gap = None   # TODO: a number (negative if the sum is larger)
+# TODO: def additivity_gap(exact, per_step): ... ; then relative_gap = a number (negative if the sum is larger)
+# BEGIN SOLUTION NO PROMPT
+def additivity_gap(exact, per_step):
+    """(every-occurrence value − sum of the one-step values) / |every-occurrence value|."""
+    return (float(exact) - sum(float(v) for v in per_step)) / abs(float(exact))
+
+
+print(f"every occurrence {explorer.result.exact:+.3e}, "
+      f"sum of one-step values {sum(float(v) for v in explorer.result.per_step_exact):+.3e}")
+# END SOLUTION
+relative_gap = additivity_gap(explorer.result.exact, explorer.result.per_step_exact)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_additivity(relative_gap, explorer.result)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_gap_of_this_run(relative_gap, explorer):
+    from dve_teach.teach.exercises import lesson05 as ex
+    feedback = ex.check_additivity(relative_gap, explorer.result)
+    assert feedback, str(feedback)
+test_gap_of_this_run(relative_gap, explorer)
+
+# %%
+# HIDDEN
+def test_additivity_gap_on_other_values(additivity_gap):
+    import math
+    cases = [(2.0, [1.0, 0.5], 0.25), (-2.0, [-1.0, -0.5], -0.25), (1e-4, [6e-5, 6e-5], -0.2),
+             (-3.0, [-4.0], 1 / 3), (5.0, [5.0], 0.0), (0.5, [0.1, 0.1, 0.1, 0.1], 0.2)]
+    for exact, parts, truth in cases:
+        got = float(additivity_gap(exact, parts))
+        assert math.isclose(got, truth, rel_tol=1e-9, abs_tol=1e-12), \
+            f"additivity_gap({exact}, {parts}) should be {truth:+.4f} (divide by |exact|: mind negative values)"
+test_additivity_gap_on_other_values(additivity_gap)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # **Exercise B — its most similar points.** Which 5 training points have embeddings most similar
@@ -425,11 +496,82 @@ ex.check_additivity(relative_gap, explorer.result)
 # out (`explorer.model.leave_out(i)` for each, `explorer.retrain()`) and compare the followed point's
 # exact TSLOO. Predict first: similar points seen later could absorb part of its effect (lesson 04) —
 # so does leaving them out make it larger? Check in your run, and in a run with another seed
-# (`DVE_TEACH_SEED`): the intuition is not a law.
+# (`DVE_TEACH_SEED`): the intuition is not a law. First write the search as a function,
+# `most_similar_points(E, p, k)`: the `k` rows of `E` (one embedding per row) most similar to row `p`
+# by cosine, `p` itself excluded (the graded version also tries it on other embeddings and `k`).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l05_most_similar
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-most_similar = None     # TODO: a list of 5 training indices
+# TODO: def most_similar_points(E, p, k): ... ; then most_similar = a list of 5 training indices
+# BEGIN SOLUTION NO PROMPT
+def most_similar_points(E, p, k):
+    """The k rows of E (any order) with the largest cosine similarity to row p, p excluded."""
+    cos = torch.nn.functional.cosine_similarity(E, E[p][None], dim=1)
+    cos[p] = -2.0                                   # below any cosine: p is never picked
+    return cos.argsort(descending=True)[:k].tolist()
+
+
+similar_run = explorer.result
+similar_model = ReorderModel(Problem.moons(seed=SEED), point=similar_run.point)   # the widget's model stays as it is
+similar_model.set_order(similar_run.order)
+with_similar = similar_model.retrain()
+for similar_i in most_similar_points(similar_run.embeddings, similar_run.point, 5):
+    similar_model.leave_out(similar_i)
+without_similar = similar_model.retrain()
+print(f"point {similar_run.point}: exact {with_similar.exact:+.2e} with its similar points, "
+      f"{without_similar.exact:+.2e} without")
+# END SOLUTION
+most_similar = most_similar_points(explorer.result.embeddings, explorer.result.point, 5)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_most_similar(most_similar, explorer.result)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_most_similar_of_this_run(most_similar, explorer):
+    from dve_teach.teach.exercises import lesson05 as ex
+    feedback = ex.check_most_similar(most_similar, explorer.result)
+    assert feedback, str(feedback)
+test_most_similar_of_this_run(most_similar, explorer)
+
+# %%
+# HIDDEN
+def test_most_similar_points_on_other_embeddings(most_similar_points):
+    import torch
+    gen = torch.Generator().manual_seed(2026)
+    for n, d, k in ((12, 3, 1), (40, 8, 5), (40, 8, 39), (200, 16, 10)):
+        E = torch.randn(n, d, generator=gen, dtype=torch.float64)
+        E *= torch.rand(n, 1, generator=gen, dtype=torch.float64) * 100   # long rows: a dot product would favour them
+        for p in (0, n // 2, n - 1):
+            kept = E.clone()
+            cos = torch.nn.functional.cosine_similarity(E, E[p][None], dim=1)
+            cos[p] = -2.0
+            truth = set(cos.argsort(descending=True)[:k].tolist())
+            got = most_similar_points(E, p, k)
+            got = [int(i) for i in (got.tolist() if isinstance(got, torch.Tensor) else got)]
+            assert len(got) == k, f"most_similar_points(E, {p}, {k}) should give {k} indices, got {len(got)}"
+            assert p not in got, "most_similar_points should leave the point itself out"
+            assert set(got) == truth, f"most_similar_points(E, {p}, {k}) is not the top {k} by cosine similarity"
+            assert torch.equal(E, kept), "most_similar_points should not change E"
+test_most_similar_points_on_other_embeddings(most_similar_points)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # **Exercise C — the best move.** On the run the widget shows (`explorer.result`: `traj`, `point`,
@@ -437,11 +579,78 @@ ex.check_most_similar(most_similar, explorer.result)
 # followed point *alone* — out of one of its steps t₁, into a step t₂ that does not use it
 # (`result.schedule.move(point, t1, t2)`) — is predicted to lower the mean test loss most? Use
 # `dt.OrderPredictor(..., mean=True).fit().insertion_curve(point)` and the identity above; answer
-# `(t1, t2)`. Then check your move with one exact replay (`dt.exact_order_change`).
+# `(t1, t2)`. Then check your move with one exact replay (`dt.exact_order_change`). First write the
+# choice as a function, `best_move_from(c, steps)`: `c` the insertion curve (one number per step),
+# `steps` the steps that use the point (the graded version also tries it on other curves).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l05_best_move
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-best_move = None        # TODO: (from_step, to_step)
+# TODO: def best_move_from(c, steps): ... ; then best_move = (from_step, to_step)
+# BEGIN SOLUTION NO PROMPT
+def best_move_from(c, steps):
+    """Moving the point from t1 to t2 is predicted as c[t2] − c[t1]: out of the occurrence with the
+    largest c, into the free step with the smallest c."""
+    c = [float(v) for v in c]
+    free = [t for t in range(len(c)) if t not in steps]
+    return max(steps, key=lambda t: c[t]), min(free, key=lambda t: c[t])
+
+
+move_run, move_test = explorer.result, explorer.model.problem.test
+move_curve = dt.OrderPredictor(move_run.traj, move_test, mean=True).fit().insertion_curve(move_run.point)[:, 0]
+move_from, move_into = best_move_from(move_curve, move_run.steps)
+move_exact = dt.exact_order_change(move_run.traj, move_test,
+                                   move_run.schedule.move(move_run.point, move_from, move_into)).mean()
+print(f"move {move_from} -> {move_into}: predicted {float(move_curve[move_into] - move_curve[move_from]):+.2e}, "
+      f"exact {float(move_exact):+.2e}")
+# END SOLUTION
+best_move = best_move_from(move_curve, move_run.steps)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_best_move(best_move, explorer.result, explorer.model.problem.test)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_best_move_of_this_run(best_move, explorer):
+    from dve_teach.teach.exercises import lesson05 as ex
+    feedback = ex.check_best_move(best_move, explorer.result, explorer.model.problem.test)
+    assert feedback, str(feedback)
+test_best_move_of_this_run(best_move, explorer)
+
+# %%
+# HIDDEN
+def test_best_move_from_on_other_curves(best_move_from):
+    import torch
+    gen = torch.Generator().manual_seed(2026)
+    for T, used in ((5, 1), (12, 3), (60, 7), (60, 59)):
+        for _ in range(5):
+            c = torch.randn(T, generator=gen, dtype=torch.float64)
+            steps = sorted(torch.randperm(T, generator=gen)[:used].tolist())
+            best = min(float(c[b] - c[a]) for a in steps for b in range(T) if b not in steps)
+            got = best_move_from(c, steps)
+            t1, t2 = (int(v) for v in got)
+            assert t1 in steps, f"best_move_from: the point is not used at step {t1} (steps {steps})"
+            assert t2 not in steps and 0 <= t2 < T, f"best_move_from: step {t2} already uses the point or is outside the run"
+            assert abs(float(c[t2] - c[t1]) - best) < 1e-12, \
+                "best_move_from does not give the most negative c[t2] - c[t1] for some curves"
+test_best_move_from_on_other_curves(best_move_from)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## What you learned
@@ -482,8 +691,53 @@ ex.check_best_move(best_move, explorer.result, explorer.model.problem.test)
 #    (chain `Schedule.move`, or `random_moves` repeatedly) for k = 1, 4, 16, 64, a few edits each, and
 #    plot the median relative error of `OrderPredictor.predict` against `dt.exact_order_change` versus k.
 #
-# Solutions: run `%load solutions/05_reorder_and_watch_solutions.py` in a new cell (it loads the code into the cell; run it again to
-# execute), or open [the file](solutions/05_reorder_and_watch_solutions.py).
+# Worked solutions: in this lesson's source, [`src/05_reorder_and_watch.py`](src/05_reorder_and_watch.py),
+# between the lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1, 2 and 4 (3 is your own run).
+# BEGIN SOLUTION NO PROMPT
+def open_exercise_solutions():
+    """Exercises 1, 2 and 4 on the widget's run (their own models: the widget's state is left as it was)."""
+    r = explorer.result
+    test = explorer.model.problem.test
+    # 1. Early vs late for 10 random points.
+    gen = np.random.default_rng(SEED)
+    late_wins, agree = 0, 0
+    for p in gen.choice(len(r.embeddings), 10, replace=False):
+        m = ReorderModel(Problem.moons(seed=SEED), point=int(p))
+        m.move_to("first"); early = m.retrain()
+        m.move_to("last"); late = m.retrain()
+        late_wins += abs(late.exact) > abs(early.exact)
+        agree += (abs(late.exact) > abs(early.exact)) == (abs(late.estimate) > abs(early.estimate))
+    print(f"1. late mattered more for {late_wins} of 10 points; the DVE ranked the two placements the same "
+          f"way for {agree} of 10")
+
+    # 2. The followed point's exact TSLOO over 10 shuffles.
+    m = ReorderModel(Problem.moons(seed=SEED), point=r.point)
+    values = []
+    for seed in range(10):
+        m.shuffle(seed)
+        values.append(m.retrain().exact)
+    print(f"2. exact TSLOO over 10 shuffles: {min(values):+.2e} to {max(values):+.2e}")
+
+    # 4. First order against the number of one-point moves applied at once (baseline run).
+    base = ReorderModel(Problem.moons(seed=SEED), point=r.point).result
+    pred = dt.OrderPredictor(base.traj, test, mean=True).fit()
+    for k in (1, 4, 16, 64):
+        errors = []
+        for rep in range(3):
+            s = base.schedule
+            for step in range(k):   # chain k random moves, each from the schedule so far
+                s = random_moves(s, 1, seed=1000 * k + 10 * rep + step)[0]
+            p_hat = float(pred.predict(s)[0])
+            e = float(dt.exact_order_change(base.traj, test, s).mean())
+            errors.append(abs(p_hat - e) / abs(e))
+        print(f"4. {k:2d} moves at once: median relative error {np.median(errors):.3f}")
+
+
+open_exercise_solutions()
+# END SOLUTION
 
 # %% [markdown]
 # ---

@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 06 · Phases of influence
 #
@@ -144,22 +162,139 @@ print("exact TSLOO: the first sampled step is above the median of the middle one
 # **Exercise A — the curve by hand.** `r["influence"]` holds the data value embedding's score of every
 # (point, step) occurrence on every test point (`.per_occurrence` [occurrences, test points], `.steps`
 # the step of each row), and `r["traj"].lrs` the learning rates. Compute the orange curve
-# $c_t$ of (6.2) yourself, as a Tensor with one value per step.
+# $c_t$ of (6.2) yourself, as a Tensor with one value per step. Write it as a function,
+# `phase_curve(per_occurrence, steps, lrs)` (the graded version also tries it on other scores).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l06_phase_curve
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-my_curve = None   # TODO: Tensor[T]
+# TODO: def phase_curve(per_occurrence, steps, lrs): ... ; then my_curve = Tensor[T]
+# BEGIN SOLUTION NO PROMPT
+def phase_curve(per_occurrence, steps, lrs):
+    """c_t (6.2): per occurrence the mean over the test points, then |.|; per step the mean, / η_t."""
+    score = per_occurrence.mean(1).abs()
+    return torch.stack([score[steps == t].mean() for t in range(len(lrs))]) / lrs
+
+
+# END SOLUTION
+my_curve = phase_curve(r["influence"].per_occurrence, r["influence"].steps, r["traj"].lrs)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_phase_curve(my_curve, r["influence"], r["traj"].lrs)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_curve_of_this_run(my_curve, r):
+    from dve_teach.teach.exercises import lesson06 as ex
+    feedback = ex.check_phase_curve(my_curve, r["influence"], r["traj"].lrs)
+    assert feedback, str(feedback)
+test_curve_of_this_run(my_curve, r)
+
+# %%
+# HIDDEN
+def test_phase_curve_on_other_scores(phase_curve):
+    import torch
+    gen = torch.Generator().manual_seed(2026)
+    for T, n_test in ((3, 1), (7, 5), (40, 12)):
+        counts = torch.randint(1, 6, (T,), generator=gen)           # 1 to 5 occurrences per step
+        steps = torch.repeat_interleave(torch.arange(T), counts)
+        steps = steps[torch.randperm(len(steps), generator=gen)]   # rows in any order
+        scores = torch.randn(len(steps), n_test, generator=gen, dtype=torch.float64)   # signs mixed
+        lrs = torch.rand(T, generator=gen, dtype=torch.float64) * 0.5 + 1e-3
+        occ = scores.mean(1).abs()
+        truth = torch.stack([occ[steps == t].mean() for t in range(T)]) / lrs
+        got = torch.as_tensor(phase_curve(scores, steps, lrs), dtype=torch.float64).reshape(-1)
+        assert got.shape == truth.shape, f"phase_curve should give one value per step ({T}), got {tuple(got.shape)}"
+        assert torch.allclose(got, truth, rtol=1e-9, atol=0), \
+            "phase_curve is not c_t for some scores (mean over test points, then |.|, mean per step, / η_t)"
+test_phase_curve_on_other_scores(phase_curve)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # **Exercise B — without dividing by η.** The curve is divided by $\eta_t$ in (6.2). Undo it: the raw
 # curve is `r["sgd_curve"] * r["traj"].lrs`, the mean |SGD-influence| of each batch. **Predict first:**
 # is its start/basin ratio larger or smaller than the divided curve's (`sv["start_over_basin"]`, printed
 # by `long.summary()`)? Look at the learning-rate panel. Then compute it with
-# `dt.phases.phase_levels(...)["start_over_basin"]`.
+# `dt.phases.phase_levels(...)["start_over_basin"]`. Write it as a function,
+# `undivided_start_over_basin(curve, lrs)` (the graded version also tries it on other curves).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l06_raw_ratio
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-raw_start_over_basin = None   # TODO: a number
+# TODO: def undivided_start_over_basin(curve, lrs): ... ; then raw_start_over_basin = a number
+# BEGIN SOLUTION NO PROMPT
+def undivided_start_over_basin(curve, lrs):
+    """Multiply the η-divided curve back by η_t, then the first tenth over the lowest middle tenth.
+    Predicted: smaller than the divided curve's ratio, the warm-up's η_t being small at the start."""
+    return dt.phases.phase_levels(curve * lrs)["start_over_basin"]
+
+
+# END SOLUTION
+raw_start_over_basin = undivided_start_over_basin(r["sgd_curve"], r["traj"].lrs)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_raw_ratio(raw_start_over_basin, r["sgd_curve"], r["traj"].lrs)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_raw_ratio_of_this_run(raw_start_over_basin, r):
+    from dve_teach.teach.exercises import lesson06 as ex
+    feedback = ex.check_raw_ratio(raw_start_over_basin, r["sgd_curve"], r["traj"].lrs)
+    assert feedback, str(feedback)
+test_raw_ratio_of_this_run(raw_start_over_basin, r)
+
+# %%
+# HIDDEN
+def test_undivided_start_over_basin_on_other_curves(undivided_start_over_basin):
+    import math
+    import numpy as np
+    import torch
+    gen = torch.Generator().manual_seed(2026)
+    for T in (10, 37, 200):
+        lrs = torch.rand(T, generator=gen, dtype=torch.float64) + 0.01
+        # a curve that is 1/η_t: undivided it is flat, so the ratio is 1
+        got = float(undivided_start_over_basin(1 / lrs, lrs))
+        assert math.isclose(got, 1.0, rel_tol=1e-9), "undivided_start_over_basin(1/lrs, lrs) should be 1 (a flat raw curve)"
+        curve = torch.rand(T, generator=gen, dtype=torch.float64) + 0.01
+        chunks = [float(c.mean()) for c in np.array_split((curve * lrs).numpy(), 10)]
+        truth = chunks[0] / min(chunks[1:-1])
+        got = float(undivided_start_over_basin(curve, lrs))
+        assert math.isclose(got, truth, rel_tol=1e-9), \
+            "undivided_start_over_basin is not the first tenth of curve·η over its lowest middle tenth for some curves"
+test_undivided_start_over_basin_on_other_curves(undivided_start_over_basin)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # So the toy has all three regimes of the paper. The orange curve, the data value embedding, is
@@ -405,8 +540,52 @@ print("warm-up + cosine, per unit of η: the late copy is larger (median over th
 #    batches on the test loss *at θ_s*. Do the early points stay above the basin points at every
 #    checkpoint?
 #
-# Solutions: run `%load solutions/06_phases_of_influence_solutions.py` in a new cell (it reuses this
-# lesson's variables when they exist), or open [the file](solutions/06_phases_of_influence_solutions.py).
+# Worked solutions: in this lesson's source, [`src/06_phases_of_influence.py`](src/06_phases_of_influence.py),
+# between the lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1-3. (The worked solution defines open_exercise_solutions() and does not call it: about
+# half a minute of computing in fast mode.)
+# BEGIN SOLUTION NO PROMPT
+def open_exercise_solutions():
+    """The open exercises at the end of the lesson (defined here, not called: about a minute)."""
+    from dve_teach.teach.phases import mean_test_loss
+    tenth = lambda c: dt.phases.phase_levels(c)["bins"]  # noqa: E731  (the mean of each tenth of the run)
+    traj = r["traj"]
+
+    # 1. Without dividing by η: the curve is multiplied by η_t, so it follows the learning-rate envelope.
+    sgd = dt.sgd_influence(traj, problem.test[[0]], measure=mean_test_loss(problem))
+    for name, est in [("DVE", r["influence"]), ("SGD-influence", sgd)]:
+        raw = est.by_step("mean_abs", test="mean")
+        print(f"1. {name}, not divided by η, per tenth of the run:", np.array2string(tenth(raw), precision=1))
+    print("   η_t per tenth:", np.array2string(tenth(traj.lrs), precision=2))
+    # Both raw curves fall to nothing at the end, where the cosine takes η towards 0: without the
+    # division the late ascent is hidden. The warm-up dims the DVE's first tenth below its second; the
+    # SGD-influence start is strong enough to stay on top anyway. This is why the paper divides by η_t.
+
+    # 2. The GGN embedding (several times slower than the Fisher one).
+    ggn = dt.DataValueEmbedding(hessian="ggn").fit(traj).influence(problem.test)
+    view = dict(reduce="mean_abs", per_lr=True, lrs=traj.lrs, test="mean")
+    for name, curve in [("Fisher", r["curve"]), ("GGN", ggn.by_step(**view)), ("SGD-influence", r["sgd_curve"])]:
+        lv = dt.phases.phase_levels(curve)
+        print(f"2. {name:13s}: start/basin {lv['start_over_basin']:.2f}, end/basin {lv['end_over_basin']:.2f}")
+    # The GGN does not vanish when the gradients are small, so it absorbs basin kicks more like the true
+    # Hessian does. Like the Fisher, though, it is positive semi-definite: it cannot stretch a kick, so it
+    # cannot show the growth of the first kicks that the replays in the lesson measured.
+
+    # 3. Influence at a checkpoint θ_s (paper Figure 4): the influence on the test loss *at θ_s* is the
+    #    same estimate on the prefix run traj.prefix(s) (SGD-influence: it shows the start clearly).
+    T = traj.T
+    first, basin = list(range(0, T // 10)), list(range(3 * T // 10, 4 * T // 10))
+    for s in [T // 5, T // 2, 7 * T // 10, T]:
+        est = dt.sgd_influence(traj.prefix(s), problem.test[[0]], measure=mean_test_loss(problem))
+        c = est.by_step(**{**view, "lrs": traj.lrs[:s]})
+        mid = float(c[basin].mean()) if s >= basin[-1] + 1 else float("nan")
+        print(f"3. at θ_{s}: first-tenth batches {float(c[first].mean()):.2e}, basin batches {mid:.2e}")
+    # At every checkpoint the first-tenth batches stay well above the basin batches, and the basin
+    # batches' influence keeps decaying as training goes on, while the early batches' hardly changes:
+    # the purple and red curves of the paper's Figure 4.
+# END SOLUTION
 
 # %% [markdown]
 # ---

@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 07 · Data selection
 #
@@ -268,11 +286,77 @@ fig
 # $$\mathrm{AUC}(s) = \frac{1}{|F|\,|C|}\sum_{f\in F}\sum_{c\in C}\Big(\mathbf 1[s_f > s_c] + \tfrac12\,\mathbf 1[s_f = s_c]\Big), \tag{7.3}$$
 #
 # with $F$ the flipped and $C$ the clean points. Compute it for the training loss,
-# `scores["loss"]`, from `is_flipped`, without `dt.metrics`.
+# `scores["loss"]`, from `is_flipped`, without `dt.metrics`. Write it as a function,
+# `auc_by_pairs(s, labels)`: `s` the scores, `labels` 1 for flipped and 0 for clean (the graded version
+# also tries it on other scores, ties included).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l07_auc_by_pairs
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-loss_auc = None   # TODO: a number between 0 and 1
+# TODO: def auc_by_pairs(s, labels): ... ; then loss_auc = a number between 0 and 1
+# BEGIN SOLUTION NO PROMPT
+def auc_by_pairs(s, labels):
+    """(7.3): the share of (flipped, clean) pairs in which the flipped point scores higher, ties ½."""
+    s, labels = torch.as_tensor(s, dtype=torch.float64), torch.as_tensor(labels)
+    f, c = s[labels == 1], s[labels == 0]
+    pairs = (f[:, None] > c[None, :]).double() + 0.5 * (f[:, None] == c[None, :]).double()
+    return float(pairs.mean())
+
+
+# END SOLUTION
+loss_auc = auc_by_pairs(scores["loss"], is_flipped)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_auc_by_pairs(loss_auc, scores["loss"], is_flipped)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_auc_of_this_run(loss_auc, scores, is_flipped):
+    from dve_teach.teach.exercises import lesson07 as ex
+    feedback = ex.check_auc_by_pairs(loss_auc, scores["loss"], is_flipped)
+    assert feedback, str(feedback)
+test_auc_of_this_run(loss_auc, scores, is_flipped)
+
+# %%
+# HIDDEN
+def test_auc_by_pairs_on_other_scores(auc_by_pairs):
+    import math
+    import torch
+    gen = torch.Generator().manual_seed(2026)
+    labels = torch.tensor([1, 0, 0, 1, 0])
+    for s, truth in (([5.0, 1.0, 2.0, 4.0, 3.0], 1.0), ([0.0, 1.0, 2.0, 0.5, 3.0], 0.0),
+                     ([1.0, 1.0, 1.0, 1.0, 1.0], 0.5), ([2.0, 2.0, 0.0, 1.0, 3.0], 5 / 12)):
+        got = float(auc_by_pairs(torch.tensor(s), labels))
+        assert math.isclose(got, truth, abs_tol=1e-12), f"auc_by_pairs({s}, {labels.tolist()}) should be {truth}"
+    for n, ties in ((30, False), (200, True), (501, True)):
+        s = torch.randn(n, generator=gen, dtype=torch.float64)
+        if ties:
+            s = (s * 2).round()                                    # many tied scores: each tie counts ½
+        y = (torch.rand(n, generator=gen) < 0.2).long()
+        y[0], y[1] = 1, 0
+        f, c = s[y == 1], s[y == 0]
+        truth = float(((f[:, None] > c[None, :]).double() + 0.5 * (f[:, None] == c[None, :]).double()).mean())
+        got = float(auc_by_pairs(s, y))
+        assert math.isclose(got, truth, abs_tol=1e-12), \
+            "auc_by_pairs is not the share of correctly ordered (flipped, clean) pairs for some scores (ties count ½)"
+test_auc_by_pairs_on_other_scores(auc_by_pairs)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # **Exercise B — combine two scores.** The training loss and DVE self-influence each find most flipped
@@ -280,11 +364,72 @@ ex.check_auc_by_pairs(loss_auc, scores["loss"], is_flipped)
 # `scores["loss"]` plus its rank under `scores["dve_self"]` (0 = lowest; `argsort().argsort()`), and
 # score the sum by (7.3). **Predict first:** will the combination beat both scores alone, lie between
 # them, or fall below both? Then compute its ROC-AUC (`dt.metrics.roc_auc` is allowed) and compare
-# with the table above.
+# with the table above. Write the combination as a function, `rank_sum(first, second)`: one number per
+# point, its rank under `first` plus its rank under `second` (the graded version also tries it on other
+# scores).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l07_combined_auc
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-combined_auc = None   # TODO: a number between 0 and 1
+# TODO: def rank_sum(first, second): ... ; then combined_auc = a number between 0 and 1
+# BEGIN SOLUTION NO PROMPT
+def rank_sum(first, second):
+    """Each point's rank under `first` plus its rank under `second` (0 = lowest): scales drop out."""
+    rank = lambda v: torch.as_tensor(v).argsort().argsort()  # noqa: E731
+    return (rank(first) + rank(second)).double()
+
+
+print(f"combined {dt.metrics.roc_auc(rank_sum(scores['loss'], scores['dve_self']), is_flipped):.3f}; "
+      f"loss alone {dt.metrics.roc_auc(scores['loss'], is_flipped):.3f}, "
+      f"DVE self alone {dt.metrics.roc_auc(scores['dve_self'], is_flipped):.3f}")
+# END SOLUTION
+combined_auc = dt.metrics.roc_auc(rank_sum(scores["loss"], scores["dve_self"]), is_flipped)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_combined_auc(combined_auc, scores["loss"], scores["dve_self"], is_flipped)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_combined_auc_of_this_run(combined_auc, scores, is_flipped):
+    from dve_teach.teach.exercises import lesson07 as ex
+    feedback = ex.check_combined_auc(combined_auc, scores["loss"], scores["dve_self"], is_flipped)
+    assert feedback, str(feedback)
+test_combined_auc_of_this_run(combined_auc, scores, is_flipped)
+
+# %%
+# HIDDEN
+def test_rank_sum_on_other_scores(rank_sum):
+    import torch
+    gen = torch.Generator().manual_seed(2026)
+    got = torch.as_tensor(rank_sum(torch.tensor([0.3, -5.0, 100.0]), torch.tensor([2.0, 1.0, 0.0])), dtype=torch.float64)
+    assert torch.equal(got.reshape(-1), torch.tensor([3.0, 1.0, 2.0], dtype=torch.float64)), \
+        "rank_sum([0.3, -5, 100], [2, 1, 0]) should be [1+2, 0+1, 2+0] = [3, 1, 2] (ranks from 0 = lowest)"
+    for n in (10, 400):
+        a = torch.randn(n, generator=gen, dtype=torch.float64)
+        b = torch.randn(n, generator=gen, dtype=torch.float64) * 1e6
+        truth = (a.argsort().argsort() + b.argsort().argsort()).double()
+        got = torch.as_tensor(rank_sum(a, b), dtype=torch.float64).reshape(-1)
+        assert torch.equal(got, truth), "rank_sum is not the sum of the two ranks (0 = lowest) for some scores"
+        got_scaled = torch.as_tensor(rank_sum(a.exp() * 1e-9, b / 1e6), dtype=torch.float64).reshape(-1)
+        assert torch.equal(got_scaled, truth), "rank_sum should not change when a score is rescaled (ranks, not values)"
+test_rank_sum_on_other_scores(rank_sum)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## What you learned
@@ -312,8 +457,68 @@ ex.check_combined_auc(combined_auc, scores["loss"], scores["dve_self"], is_flipp
 # 3. **One pass, no return.** Train for a single epoch of a larger pool (`n_train=1200`), so no
 #    point comes back. Does early + late get closer to always?
 #
-# Solutions: run `%load solutions/07_data_selection_solutions.py` in a new cell (it reuses this
-# lesson's variables when they exist), or open [the file](solutions/07_data_selection_solutions.py).
+# Worked solutions: in this lesson's source, [`src/07_data_selection.py`](src/07_data_selection.py),
+# between the lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1-3 (about 15 s of computing in fast mode).
+# BEGIN SOLUTION NO PROMPT
+def open_exercise_solutions():
+    """The open exercises at the end of the lesson."""
+    import warnings
+
+    # 1. Damping. A small damping leaves H + δI indefinite at θ_T (a non-convex network away from a minimum).
+    for damping in (0.5, 0.01):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            aucs = {m: dt.metrics.roc_auc(dt.curation.detection_scores(traj, validation, m, damping=damping), is_flipped)
+                    for m in ("if_self", "if_value")}
+        said = next((str(w.message).split(";")[0] for w in caught if "positive definite" in str(w.message)),
+                    "H + damping·I is positive definite")
+        print(f"1. damping {damping}: if_self ROC-AUC {aucs['if_self']:.3f}, if_value {aucs['if_value']:.3f} ({said})")
+    # With damping 0.01 the matrix has negative eigenvalues of a few tenths: (H + δI)⁻¹ then amplifies
+    # the negative-curvature directions, and both scores fall, the validation one to about chance. A
+    # damping above the most negative eigenvalue makes the solve well defined, at the price of moving
+    # away from the "true" influence function; on this toy that price is worth paying.
+
+    # 2. Constant learning rate: the late steps are as large as the early ones.
+    n_seeds = dt.config.sized(3, 2)
+    runs = {}
+    for name, windows in STRATEGIES.items():
+        losses = []
+        for s in range(seed, seed + n_seeds):
+            order = dt.Schedule.shuffled(len(noisy), 32, 5, seed=s)
+            T = len(order)
+            steps = [(round(a * T), round(b * T)) for a, b in windows]
+            losses.append(dt.curation.select_and_train(dt.models.mlp((64, 16, 10), seed=seed), noisy, validation, order,
+                                                       0.2, windows=steps, ratio=4, val_batch_size=32, test=test,
+                                                       seed=s).test_loss)
+        runs[name] = float(np.mean(losses))
+    full_gain = runs["never"] - runs["always"]
+    print("2. constant η = 0.2:", ", ".join(f"{k} {v:.3f} ({(runs['never'] - v) / full_gain:.0%})" for k, v in runs.items()))
+    # With a constant η the late window recovers a much larger share of always's gain than under the
+    # warm-up + cosine schedule of the lesson (in our runs roughly 40-75% against 10-25%); early only
+    # still recovers about nothing. A batch chosen with a large step moves the model more, so the
+    # schedule decides where selection pays, not only the phase curve (which divides η out).
+
+    # 3. One pass over a larger pool: no point comes back.
+    big = dt.datasets.digits(n_train=dt.config.sized(1200, 800), n_test=300, seed=seed)
+    pool, _ = dt.curation.flip_labels(big.train, 0.1, seed=seed)
+    one_pass = SelectionModel(dt.models.mlp((64, 16, 10), seed=seed), pool, big.test[list(range(100))],
+                              big.test[list(range(100, 300))], epochs=1, seeds=range(seed, seed + n_seeds))
+    table = {k: one_pass.stats(one_pass.run(w)) for k, w in STRATEGIES.items()}
+    full_gain = table["never"]["loss"] - table["always"]["loss"]
+    print("3. one pass:", ", ".join(f"{k} {v['loss']:.3f} ({(table['never']['loss'] - v['loss']) / full_gain:.0%})"
+                                   for k, v in table.items()))
+    # No: in a single pass, early + late recovers even less of the gain (its windows are the warm-up and
+    # the cosine tail, where η is smallest, and one epoch leaves no time to fit anything there), and
+    # with so short a run the gain of always is small and the shares are noisy. Not seeing points again
+    # is not what makes the paper's early + late selection work; its much longer run and deeper basin
+    # are the remaining differences we cannot test at this size.
+
+
+open_exercise_solutions()
+# END SOLUTION
 
 # %% [markdown]
 # ---

@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 08 · Scaling up
 #
@@ -298,11 +316,81 @@ print("and loses at most 0.05 Spearman here:", bool(rho["per layer"] > rho["one 
 # `pca_samples=model.pca_samples`, what per-layer dimensions would `proj_dim=64, projection="pca",
 # layerwise=True` give — one int per layer, in the order of `traj.flat.layers`? Work it out from the
 # rule above and the sizes printed by the cell before (mind the rounding), then fit it and look at
-# `projection_.blocks`. How many numbers does its $M$ hold, by (8.3)?
+# `projection_.blocks`. How many numbers does its $M$ hold, by (8.3)? Write the rule as a function,
+# `split_dims(d, caps)`: `d` dimensions shared out over layers in proportion to `caps` (the capped
+# sizes), floored, the leftovers to the largest remainders (the graded version also tries it on other
+# `d` and `caps`).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l08_layer_split
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-split_64 = None   # TODO: a tuple of ints, one per layer
+# TODO: def split_dims(d, caps): ... ; then split_64 = a tuple of ints, one per layer
+# BEGIN SOLUTION NO PROMPT
+def split_dims(d, caps):
+    """Shares of d proportional to caps, floored; the leftover dimensions to the largest remainders."""
+    raw = [d * c / sum(caps) for c in caps]
+    dims = [int(v) for v in raw]
+    for j in sorted(range(len(raw)), key=lambda j: dims[j] - raw[j])[:d - sum(dims)]:
+        dims[j] += 1
+    return tuple(dims)
+
+
+caps_64 = [min(k, max(model.pca_samples, 64)) for k in layer_sizes]   # a PCA draws at least d points
+split_kw = dict(proj_dim=64, projection="pca", layerwise=True, pca_samples=model.pca_samples)
+split_fit = dt.DataValueEmbedding(**split_kw).fit(traj)
+print("fitted blocks:", [b.stop - b.start for b in split_fit.projection_.blocks],
+      "| M holds", sum(k * k for k in split_dims(64, caps_64)), "numbers instead of", 64 * 64)
+# END SOLUTION
+split_64 = split_dims(64, caps_64)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_layer_split(split_64, traj, 64, model.pca_samples)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_split_of_this_run(split_64, traj, model):
+    from dve_teach.teach.exercises import lesson08 as ex
+    feedback = ex.check_layer_split(split_64, traj, 64, model.pca_samples)
+    assert feedback, str(feedback)
+test_split_of_this_run(split_64, traj, model)
+
+# %%
+# HIDDEN
+def test_split_dims_on_other_layers(split_dims):
+    import math
+    import random
+    gen = random.Random(2026)
+    cases = [(10, [3, 7]), (64, [100, 100, 100]), (128, [2000, 330]), (7, [5, 5, 5, 5, 5, 5, 5])]
+    cases += [(gen.randint(20, 300), [gen.randint(50, 5000) for _ in range(gen.randint(2, 6))]) for _ in range(30)]
+    for d, caps in cases:
+        raw = [d * c / sum(caps) for c in caps]
+        got = [int(v) for v in split_dims(d, list(caps))]
+        assert len(got) == len(caps), f"split_dims({d}, {caps}) should give one entry per layer"
+        assert sum(got) == d, f"split_dims({d}, {caps}) should share out all {d} dimensions, got {got}"
+        assert all(math.floor(r) <= g <= math.floor(r) + 1 for g, r in zip(got, raw)), \
+            f"split_dims({d}, {caps}) = {got}: each share is d·cap/Σcaps rounded down, or up by one"
+        up = [r - math.floor(r) for g, r in zip(got, raw) if g > math.floor(r)]
+        down = [r - math.floor(r) for g, r in zip(got, raw) if g == math.floor(r)]
+        assert not up or not down or min(up) >= max(down) - 1e-12, \
+            f"split_dims({d}, {caps}) = {got}: the leftover dimensions go to the largest remainders"
+test_split_dims_on_other_layers(split_dims)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## 6. Influence checkpointing: the recursion in segments (≈ 8 min)
@@ -360,12 +448,79 @@ print("local embeddings carried by Π_1 equal the sequential ones:",
 # **Exercise B — compose three segments by hand.** `three` below is a fit in 3 segments. Build the
 # final-model embeddings of the occurrences in its first segment from the local embeddings of
 # `traj.prefix(three.segment_bounds_[1])` and the propagation matrices `three.propagations_[k][0]`.
-# Which segments' matrices do you need, and in which order?
+# Which segments' matrices do you need, and in which order? Write the composition as a function,
+# `carry_across(local, propagations)`: `local` the local embeddings (one row per occurrence),
+# `propagations` the matrices $[\Pi_{k+1}, \dots, \Pi_{K-1}]$ of the later segments in the order of the
+# run (the graded version also tries it on other matrices).
 
 # %%
 three = dt.DataValueEmbedding(segments=3).fit(traj)
-composed = None   # TODO: a Tensor [occurrences in segment 0, P]
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l08_composed
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+# TODO: def carry_across(local, propagations): ... ; then composed = a Tensor [occurrences in segment 0, P]
+# BEGIN SOLUTION NO PROMPT
+def carry_across(local, propagations):
+    """(8.4) for row vectors: local @ (Π_{K-1} ··· Π_{k+1})ᵀ, later segments on the left."""
+    out = local
+    for Pi in propagations:          # Π_{k+1} first: each later matrix multiplies from the left
+        out = out @ Pi.T
+    return out
+
+
+local_0 = dt.DataValueEmbedding().fit(traj.prefix(three.segment_bounds_[1])).embeddings_   # relative to θ_{s1}
+# END SOLUTION
+composed = carry_across(local_0, [three.propagations_[1][0], three.propagations_[2][0]])  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_composed(composed, three, traj)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_composed_of_this_run(composed, three, traj):
+    from dve_teach.teach.exercises import lesson08 as ex
+    feedback = ex.check_composed(composed, three, traj)
+    assert feedback, str(feedback)
+test_composed_of_this_run(composed, three, traj)
+
+# %%
+# HIDDEN
+def test_carry_across_on_other_matrices(carry_across):
+    import torch
+    gen = torch.Generator().manual_seed(2026)
+    for n, P, K in ((1, 2, 1), (5, 3, 2), (40, 17, 4)):
+        local = torch.randn(n, P, generator=gen, dtype=torch.float64)
+        mats = [torch.eye(P, dtype=torch.float64) + 0.3 * torch.randn(P, P, generator=gen, dtype=torch.float64)
+                for _ in range(K)]        # not symmetric, not commuting: order and transpose matter
+        truth = local.clone()
+        for Pi in mats:                   # θ moves on by Π_1, then Π_2, ...: each later one on the left
+            truth = (Pi @ truth.T).T
+        got = torch.as_tensor(carry_across(local.clone(), list(mats)), dtype=torch.float64)
+        assert tuple(got.shape) == (n, P), f"carry_across should keep one row per occurrence, shape {(n, P)}"
+        assert torch.allclose(got, truth, rtol=1e-10, atol=1e-12), \
+            "carry_across is not Π_K ··· Π_1 applied to each row for some matrices (order or transpose)"
+    local = torch.randn(3, 4, generator=gen, dtype=torch.float64)
+    got = torch.as_tensor(carry_across(local.clone(), []), dtype=torch.float64)
+    assert torch.allclose(got, local), "with no later segment, carry_across should leave the embeddings as they are"
+test_carry_across_on_other_matrices(carry_across)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## 7. What changes on a GPU (≈ 7 min, with the next two parts)
@@ -474,8 +629,46 @@ print(f"this lesson: P = {P}, d = 16..128, {occurrences} (point, step) occurrenc
 #    and time `segments=4` with `workers=1` and `workers=2` (`start_method="spawn"` from a script, with
 #    `if __name__ == "__main__":`). When do workers start to pay off on your machine?
 #
-# Solutions: run `%load solutions/08_scaling_up_solutions.py` in a new cell (it loads the code into the
-# cell; run it again to execute), or open [the file](solutions/08_scaling_up_solutions.py).
+# Worked solutions: in this lesson's source, [`src/08_scaling_up.py`](src/08_scaling_up.py), between the
+# lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1-3 (a few seconds of computing); 4 is a script.
+# BEGIN SOLUTION NO PROMPT
+def open_exercise_solutions():
+    """The open exercises 1-3 at the end of the lesson."""
+    def spearman(dve):
+        return dt.metrics.fidelity(dve.influence(test).total(), model.exact_)["spearman"]
+
+    # 1. Where and on how many points the PCA is fitted (d = 32).
+    for step in (0, traj.T // 2, traj.T):
+        for samples in (32, model.pca_samples):
+            e = dt.DataValueEmbedding(proj_dim=32, projection="pca", pca_step=step, pca_samples=samples,
+                                      seed=SEED).fit(traj)
+            print(f"1. pca_step {step:3d}, {samples:3d} samples: Spearman {spearman(e):.3f}")
+
+    # 2. 8 Gaussian projections at d = 32, averaged, against one at d = 256 (if P allows).
+    avg = sum(dt.DataValueEmbedding(proj_dim=32, seed=SEED + k).fit(traj).influence(test).total()
+              for k in range(8)) / 8
+    avg_rho = dt.metrics.fidelity(avg, model.exact_)["spearman"]
+    big = spearman(dt.DataValueEmbedding(proj_dim=256, seed=SEED).fit(traj))
+    print(f"2. mean of 8 Gaussian d=32: {avg_rho:.3f}; one Gaussian d=256: {big:.3f} "
+          "(averaging k projections shrinks the noise like one projection of k·d dimensions, roughly)")
+
+    # 3. The GGN and the sampled-target Fisher in the pca-projected space.
+    for h in ("fisher", "ggn", "sampled_fisher"):
+        t0 = time.perf_counter()
+        kw = dict(hessian=h, proj_dim=64, projection="pca", seed=SEED, pca_samples=model.pca_samples)
+        e = dt.DataValueEmbedding(**kw).fit(traj)
+        print(f"3. {h:15s} pca d=64: Spearman {spearman(e):.3f}, {time.perf_counter() - t0:.2f} s")
+
+    # 4 needs a script run outside the notebook (spawned workers re-import __main__): put the training
+    # and `dt.DataValueEmbedding(segments=4, workers=2).fit(traj)` under `if __name__ == "__main__":`
+    # in a .py file and time it against workers=1.
+
+
+open_exercise_solutions()
+# END SOLUTION
 
 # %% [markdown]
 # ---
