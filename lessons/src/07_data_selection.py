@@ -476,10 +476,10 @@ def open_exercise_solutions():
         said = next((str(w.message).split(";")[0] for w in caught if "positive definite" in str(w.message)),
                     "H + damping·I is positive definite")
         print(f"1. damping {damping}: if_self ROC-AUC {aucs['if_self']:.3f}, if_value {aucs['if_value']:.3f} ({said})")
-    # With damping 0.01 the matrix has negative eigenvalues of a few tenths: (H + δI)⁻¹ then amplifies
-    # the negative-curvature directions, and both scores fall, the validation one to about chance. A
-    # damping above the most negative eigenvalue makes the solve well defined, at the price of moving
-    # away from the "true" influence function; on this toy that price is worth paying.
+    # With damping 0.01 the matrix can have negative eigenvalues (the printed warning says so): (H + δI)⁻¹
+    # then amplifies the negative-curvature directions, and the scores can fall, towards or below chance —
+    # compare the two lines above, and try a few seeds. A damping above the most negative eigenvalue makes
+    # the solve well defined, at the price of moving away from the "true" influence function.
 
     # 2. Constant learning rate: the late steps are as large as the early ones.
     n_seeds = dt.config.sized(3, 2)
