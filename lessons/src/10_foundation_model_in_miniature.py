@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 10 · A foundation model in miniature
 #
@@ -306,24 +324,135 @@ print("the SGD proxy ranks the replayed passages poorly too (Spearman below 0.5)
 # **Exercise A — where the slope explodes.** Count the coordinates $j$ of the batch gradient at the
 # boundary, $g_B = \frac1b\sum_{i\in B_B}\nabla\ell(\theta_B, z_i)$, with $|g_{B,j}| < \epsilon$: those on
 # which (10.2) exceeds $\eta_B/(4\epsilon)$. Use `traj.batch(B)`, `traj.params(B)`,
-# `traj.objective.per_sample_grads` and the second stage's ε, `traj.optimizer.rules[1].eps`.
+# `traj.objective.per_sample_grads` and the second stage's ε, `traj.optimizer.rules[1].eps`. First write
+# `batch_gradient(traj, t)`: $g_t$ at $\theta_t$ for the batch of step $t$, nominal divisor $b$, a
+# Tensor[P] (the graded version also tries it at other steps).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l10_near_zero
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-near_zero = None   # TODO: an int, the number of coordinates with |g_B,j| < ε
+# TODO: def batch_gradient(traj, t): ... ; then near_zero = an int, the number of coordinates with |g_B,j| < ε
+# BEGIN SOLUTION NO PROMPT
+def batch_gradient(traj, t):
+    """g_t = (1/b) Σ_{i∈B_t} ∇ℓ(θ_t, z_i): per-sample gradients at θ_t, summed, divided by the nominal b."""
+    _, X_t, y_t = traj.batch(t)
+    return traj.objective.per_sample_grads(traj.params(t), X_t, y_t).sum(0) / traj.batch_size
+
+
+# END SOLUTION
+near_zero = int((batch_gradient(traj, B).abs() < traj.optimizer.rules[1].eps).sum())  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_near_zero_coordinates(near_zero, traj)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_near_zero_of_this_run(near_zero, traj):
+    from dve_teach.teach.exercises import lesson10 as ex
+    feedback = ex.check_near_zero_coordinates(near_zero, traj)
+    assert feedback, str(feedback)
+test_near_zero_of_this_run(near_zero, traj)
+
+# %%
+# HIDDEN
+def test_batch_gradient_at_other_steps(batch_gradient, traj):
+    import torch
+    for t in sorted({0, 1, traj.T // 3, traj.stages[1].steps.start - 1, traj.T - 1}):
+        _, X, y = traj.batch(t)
+        w = torch.ones(len(X), dtype=traj.dtype)
+        truth = traj.objective.batch_grad(traj.params(t), X, y, w, torch.tensor(float(traj.batch_size),
+                                                                                dtype=traj.dtype)).detach()
+        got = torch.as_tensor(batch_gradient(traj, t)).detach().reshape(-1)
+        assert got.shape == truth.shape, "batch_gradient should return one number per parameter"
+        assert torch.allclose(got.to(truth.dtype), truth, rtol=1e-6, atol=1e-12), \
+            f"batch_gradient(traj, {t}) is not g_t (θ_t, the batch of step t, the nominal divisor b)"
+test_batch_gradient_at_other_steps(batch_gradient, traj)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # **Exercise B — move it yourself.** Move the first occurrence of passage `star` to the last step of
 # pretraining that does not already hold it, retrain (`fd.foundation_run(SEED, sizes=SIZES,
 # plays_schedule=...)`, the stage-1 order from `fd.place`), and replay it exactly: the TSLOO on the mean
 # held-out sonnet loss of removing it at that step only. The stage-1 order of the lesson's run is
-# `dt.Schedule(traj.schedule.batches[:B], traj.schedule.batch_size, n_plays)`.
+# `dt.Schedule(traj.schedule.batches[:B], traj.schedule.batch_size, n_plays)`. Write it as a function,
+# `moved_tsloo(point, from_step, to_step)` (the graded version also tries another step).
 
 # %%
 last = free[-1]
 print(f"passage {star}: first seen at step {occ[0]}; move it to step {last}")
-moved_exact = None   # TODO: a float, the exact TSLOO of removing it at step `last` in the retrained run
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l10_moved_exact
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+# TODO: def moved_tsloo(point, from_step, to_step): ... ; then moved_exact = a float, the exact TSLOO of
+# removing `star` at step `last` in the retrained run
+# BEGIN SOLUTION NO PROMPT
+def moved_tsloo(point, from_step, to_step):
+    """Retrain with the occurrence moved (fd.place on the stage-1 order), then replay its removal at to_step only."""
+    plays_order = dt.Schedule(traj.schedule.batches[:B], traj.schedule.batch_size, n_plays)
+    run = fd.foundation_run(SEED, sizes=SIZES, plays_schedule=fd.place(plays_order, point, from_step, to_step))[0]
+    return float(dt.exact_loo(run, sonnets.test[:1], [point], [to_step], measure=fd.MeanLoss(sonnets.test),
+                              progress=False)[0, 0])
+
+
+# END SOLUTION
+moved_exact = moved_tsloo(star, occ[0], last)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_moved_exact(moved_exact, SEED, star, occ[0], last, sizes=SIZES)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_moved_exact_of_this_run(moved_exact, SEED, star, occ, last, SIZES):
+    from dve_teach.teach.exercises import lesson10 as ex
+    feedback = ex.check_moved_exact(moved_exact, SEED, star, occ[0], last, sizes=SIZES)
+    assert feedback, str(feedback)
+test_moved_exact_of_this_run(moved_exact, SEED, star, occ, last, SIZES)
+
+# %%
+# HIDDEN
+def test_moved_tsloo_to_another_step(moved_tsloo, SEED, star, occ, free, SIZES):
+    import math
+    from dve_teach.teach.foundation import placement_exact
+    other = free[len(free) // 2]
+    truth = float(placement_exact(SEED, star, occ[0], [other], sizes=SIZES)[0])
+    got = float(moved_tsloo(star, occ[0], other))
+    assert math.isclose(got, truth, rel_tol=1e-6, abs_tol=1e-12), \
+        f"moved_tsloo(star, occ[0], {other}) is not the exact TSLOO of the passage moved to step {other}"
+test_moved_tsloo_to_another_step(moved_tsloo, SEED, star, occ, free, SIZES)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## What you learned
@@ -353,8 +482,25 @@ ex.check_moved_exact(moved_exact, SEED, star, occ[0], last, sizes=SIZES)
 #    by exact replay, replay the removal of each occurrence alone (`dt.exact_loo(..., steps=...)`).
 #    Which occurrence carries most of the passage's value, and what is special about its step?
 #
-# Solutions: run `%load solutions/10_foundation_model_in_miniature_solutions.py` in a new cell (it reuses
-# this lesson's variables), or open [the file](solutions/10_foundation_model_in_miniature_solutions.py).
+# Worked solutions: in this lesson's source, [`src/10_foundation_model_in_miniature.py`](src/10_foundation_model_in_miniature.py),
+# between the lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1-3 (a few seconds of computing).
+# BEGIN SOLUTION NO PROMPT
+# 1. ε = 1e-5 in fine-tuning only, the same passages as in the lesson.
+eps_run = fd.foundation_run(SEED, sizes=SIZES, eps=(1e-8, 1e-5))[0]
+eps_first = dt.unrolled_influence(eps_run, one, measure=query).total()[cands, 0]
+eps_exact = dt.exact_loo(eps_run, one, cands, measure=query, chunk_size=len(cands), progress=False)[:, 0]
+print(f"1. ε = 1e-5 in stage 2 only: Spearman {spearmanr(eps_first, eps_exact)[0]:+.2f}, max |estimate / exact| "
+      f"{float((eps_first / eps_exact).abs().max()):.1f}; compare the lesson's table")
+# 3. Each occurrence of the three most helpful passages, removed alone.
+for i in by_exact[:3]:
+    steps_i = traj.schedule.occurrences(i)
+    vals = dt.exact_loo(traj, one, [i] * len(steps_i), steps_i, measure=query, progress=False)[:, 0]
+    print(f"3. passage {i}: " + ", ".join(f"step {t}: {float(v):+.2e}" for t, v in zip(steps_i, vals)))
+print("   the first batch (step 0) is the fresh AdamW's first step, lesson 09's all-or-nothing step")
+# END SOLUTION
 
 # %%
 print(f"lesson run time: {time.perf_counter() - start:.1f} s")
