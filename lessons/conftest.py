@@ -13,7 +13,7 @@ from pathlib import Path
 os.environ.setdefault("DVE_TEACH_FAST", "1")
 
 # Generators, solutions and the execute script are plain Python, never collected as tests.
-collect_ignore = ["execute.py", "sweep.py"]
+collect_ignore = ["execute.py", "sweep.py", "master.py", "release.py"]
 collect_ignore_glob = ["src/*", "solutions/*", ".ipynb_checkpoints/*"]
 
 

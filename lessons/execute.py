@@ -8,9 +8,12 @@ Usage (from the repository root)::
     python lessons/execute.py --fast 05       # DVE_TEACH_FAST=1: a timing check, nothing written
     python lessons/execute.py --no-write      # full mode, report times only
 
-The source of a lesson is ``lessons/src/NN_name.py`` (jupytext py:percent, paired with
-``lessons/NN_name.ipynb`` by ``lessons/jupytext.toml``). Its cells (with their tags) are read from
-the .py, given stable ids (``lNN-00``, ``lNN-01``, ...) so re-runs give small diffs, and executed.
+The source of a lesson is ``lessons/src/NN_name.py`` (jupytext py:percent); the notebook is built from
+it, never the other way round (no jupytext pairing: a source may be an Otter Assign master with its
+solutions inline, and the notebook is the learner's version, ``lessons/master.py``). Its cells (with
+their tags) are read from the .py, a master's solutions, tests and raw cells are stripped
+(`master.learner_notebook`), the cells get stable ids (``lNN-00``, ``lNN-01``, ...) so re-runs give small
+diffs, and the notebook is executed.
 Each notebook runs with nbclient in a new ``python3`` kernel whose working directory is
 ``lessons/`` (as in JupyterLab and under nbval). The committed notebooks carry the outputs of a
 **full-mode** run, so GitHub/nbviewer show the real figures. After a run the notebook gets:
@@ -32,6 +35,9 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import master  # noqa: E402  (lessons/master.py: the Otter Assign master format)
 
 LESSONS = Path(__file__).resolve().parent
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -60,12 +66,13 @@ def source_of(path: Path) -> Path:
 
 
 def from_source(path: Path) -> nbformat.NotebookNode:
-    """The notebook built from `path`'s jupytext source: its cells and tags, stable ids, no outputs."""
+    """The notebook built from `path`'s jupytext source: the learner's cells and tags (a master's
+    solutions, tests and raw cells stripped), stable ids, no outputs."""
     src = source_of(path)
     if not src.exists():
         raise SystemExit(f"execute.py: {path.name} has no source {src.relative_to(LESSONS.parent)}; "
                          f"create it with: jupytext --set-formats ipynb,src//py:percent {path}")
-    nb = jupytext.read(src, fmt="py:percent")
+    nb = master.learner_notebook(master.read(src))
     prefix = "l" + path.stem.split("_", 1)[0]
     for k, cell in enumerate(nb.cells):
         cell.id = f"{prefix}-{k:02d}"

@@ -8,13 +8,18 @@ Usage (from the repository root)::
                                              # version of every assignment with `otter run`, print scores
 
 Writes
-- ``OUT/student/lessons/NN_*.ipynb``: every lesson with all stored outputs cleared (an output can
-  reveal an answer), no widget state, no solutions folder, and its "Solutions: %load ..." line
-  replaced by a note that the instructor releases them; widget cells are kept as they are.
+- ``OUT/student/lessons/NN_*.ipynb``: every lesson as students get it, widget cells kept as they are.
+  A lesson whose source is a graded master (``lessons/master.py``: the solutions inline, public and
+  hidden tests) goes through ``otter assign`` like an assignment: solutions replaced by ``...``,
+  public tests only (``grader.check`` cells), its autograder in ``OUT/autograder/lessons/``. Any other
+  lesson is the stored notebook with every output cleared (an output can reveal an answer), no widget
+  state, no solutions folder. In both, the line that points to the solutions (a solutions file or
+  the lesson's source) is replaced by a note that the instructor releases them.
 - ``OUT/student/assignments/aN_*.ipynb``: the graded assignments as students get them — every
   ``# BEGIN SOLUTION`` region replaced by ``...``, the public tests only (in the notebook's metadata,
   read by ``grader.check``), no hidden test.
-- ``OUT/autograder/aN_*-autograder.zip``: otter-grader's autograder (local ``otter run`` or Gradescope).
+- ``OUT/autograder/aN_*-autograder.zip``: otter-grader's autograder (local ``otter run`` or Gradescope);
+  ``OUT/autograder/lessons/NN_*-autograder.zip`` for the graded lessons.
 - ``OUT/instructor/``: the solution notebooks (with every test) and ``README.md`` — how to release and
   grade, each lesson's minutes and each assignment's graded questions and points.
 
@@ -35,8 +40,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import jupytext
 import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import master  # noqa: E402  (lessons/master.py: the Otter Assign master format)
 
 LESSONS = Path(__file__).resolve().parent
 ASSIGNMENTS = LESSONS / "assignments" / "src"
@@ -45,12 +52,23 @@ ASSIGNMENTS = LESSONS / "assignments" / "src"
 OTTER = [sys.executable, "-m", "otter"]
 #: the file that marks a folder as built by this script (only such a folder is emptied and rebuilt)
 MARKER = ".dve-teach-release"
-SOLUTIONS_LINE = re.compile(r"^.*%load solutions/.*$", re.M)
+#: the sentence that points learners to the solutions: a solutions file (scaffold lessons) or the
+#: lesson's source (graded masters: the paragraph that starts "Worked solutions:")
+SOLUTIONS_LINE = re.compile(r"^.*%load solutions/.*$|^Worked solutions:.*?(?=\n\s*\n|\Z)", re.M | re.S)
 RELEASED_NOTE = "Solutions: your instructor releases them after the deadline."
 
 
 def lesson_notebooks() -> list[Path]:
     return sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def lesson_source(notebook: Path) -> Path:
+    return LESSONS / "src" / f"{notebook.stem}.py"
+
+
+def is_graded(notebook: Path) -> bool:
+    """Whether the lesson's source is a graded master (Otter Assign questions inline)."""
+    return master.is_master(master.read(lesson_source(notebook)))
 
 
 def assignment_sources() -> list[Path]:
@@ -72,37 +90,37 @@ def student_lesson(src: Path, dest: Path) -> None:
 
 
 def questions(src: Path) -> list[dict]:
-    """The graded questions of an assignment source: [{"name", "points"}] in order."""
-    nb = jupytext.read(src)
-    out = []
-    for cell in nb.cells:
-        text = cell.source.strip()
-        if cell.cell_type == "raw" and re.match(r"#\s*BEGIN\s+QUESTION", text, re.I):
-            fields = dict(re.findall(r"^(\w+):\s*(.+)$", text, re.M))
-            out.append({"name": fields["name"], "points": float(fields.get("points", 0))})
-    return out
+    """The graded questions of a master source: [{"name", "points"}] in order."""
+    return master.questions(master.read(src))
 
 
-def assign(src: Path, out: Path, work: Path) -> dict:
-    """Otter Assign on one assignment source: the student notebook, the autograder zip and the
-    solution notebook, copied under `out`. Returns their paths and the questions."""
-    master = work / src.stem / f"{src.stem}.ipynb"
-    master.parent.mkdir(parents=True)
-    jupytext.write(jupytext.read(src), master)
+def assign(src: Path, out: Path, work: Path, kind: str = "assignments") -> dict:
+    """Otter Assign on one master source (an assignment, or a lesson when `kind` is "lessons"): the
+    student notebook, the autograder zip and the solution notebook, copied under `out`. Returns their
+    paths and the questions."""
+    nb_master = work / src.stem / f"{src.stem}.ipynb"
+    nb_master.parent.mkdir(parents=True)
+    nb = master.read(src)
+    if kind == "lessons":
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = SOLUTIONS_LINE.sub(RELEASED_NOTE, cell.source)
+    nbformat.write(nb, nb_master)
     dist = work / src.stem / "dist"
-    run = subprocess.run([*OTTER, "assign", master.name, str(dist)], cwd=master.parent, capture_output=True,
+    run = subprocess.run([*OTTER, "assign", nb_master.name, str(dist)], cwd=nb_master.parent, capture_output=True,
                          text=True)
     if run.returncode != 0:
         raise SystemExit(f"otter assign failed on {src.name}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
     (zipped,) = (dist / "autograder").glob("*.zip")
-    paths = {"student": out / "student" / "assignments" / master.name,
-             "autograder": out / "autograder" / f"{src.stem}-autograder.zip",
-             "solution": out / "instructor" / "solutions" / master.name}
-    for key, source in (("student", dist / "student" / master.name), ("autograder", zipped),
-                        ("solution", dist / "autograder" / master.name)):
+    grader_dir = out / "autograder" / ("lessons" if kind == "lessons" else "")
+    paths = {"student": out / "student" / kind / nb_master.name,
+             "autograder": grader_dir / f"{src.stem}-autograder.zip",
+             "solution": out / "instructor" / "solutions" / nb_master.name}
+    for key, source in (("student", dist / "student" / nb_master.name), ("autograder", zipped),
+                        ("solution", dist / "autograder" / nb_master.name)):
         paths[key].parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, paths[key])
-    return {"name": src.stem, "questions": questions(src), **{k: str(v) for k, v in paths.items()}}
+    return {"name": src.stem, "kind": kind, "questions": questions(src), **{k: str(v) for k, v in paths.items()}}
 
 
 def grade(notebook: str, autograder: str, work: Path) -> dict:
@@ -130,12 +148,14 @@ def instructor_readme(released: list[dict]) -> str:
              "Built by `python lessons/release.py`. Code: MIT (`LICENSE`); lesson text and figures: CC BY 4.0",
              "(`lessons/LICENSE.md`).", "",
              "## What is here", "",
-             "- `student/lessons/`: the ten lessons without outputs and without solutions. Their exercises give",
-             "  automatic feedback (right, or a hint that names the mistake) but no grade.",
+             "- `student/lessons/`: the lessons without outputs and without solutions. Their exercises give",
+             "  automatic feedback (right, or a hint that names the mistake); the graded lessons (listed below)",
+             "  also carry otter's `grader.check(...)` cells and have an autograder in `autograder/lessons/`.",
              "- `student/assignments/`: the graded assignments as students get them (`...` where an answer goes;",
              "  public tests only, run by the `grader.check(...)` cells).",
-             "- `autograder/`: one otter-grader autograder zip per assignment (public and hidden tests).",
-             "- `instructor/solutions/`: the solution notebooks, with every test.", "",
+             "- `autograder/`: one otter-grader autograder zip per assignment (public and hidden tests), and",
+             "  `autograder/lessons/` one per graded lesson.",
+             "- `instructor/solutions/`: the solution notebooks of the assignments and graded lessons, with every test.", "",
              "## Releasing and grading (otter-grader)", "",
              "1. Hand out `student/` (a JupyterHub shared folder, nbgitpuller link, or an LMS upload). Students need",
              "   `pip install dve-teach otter-grader` (or this repository's Binder / `environment.yml`).",
@@ -150,6 +170,8 @@ def instructor_readme(released: list[dict]) -> str:
              "## Graded questions", ""]
     for a in released:
         total = sum(q["points"] for q in a["questions"])
+        if a.get("kind") == "lessons":
+            a = {**a, "name": f"lesson {a['name']}"}
         lines += [f"**{a['name']}** ({total:g} points): " +
                   ", ".join(f"`{q['name']}` {q['points']:g}" for q in a["questions"]), ""]
     lines += ["## Lessons and their minutes", "", "| lesson | minutes |", "|---|---|"]
@@ -167,20 +189,23 @@ def release(out: Path, do_grade: bool = False) -> dict:
         shutil.rmtree(out)
     (out / "student" / "lessons").mkdir(parents=True)
     (out / MARKER).write_text("built by lessons/release.py; the next release may empty this folder\n")
-    for nb in lesson_notebooks():
-        student_lesson(nb, out / "student" / "lessons" / nb.name)
-    report: dict = {"assignments": []}
+    report: dict = {"assignments": [], "lessons": []}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for src in assignment_sources():
+        jobs = [(lesson_source(nb), "lessons") for nb in lesson_notebooks() if is_graded(nb)] + \
+               [(src, "assignments") for src in assignment_sources()]
+        for nb in lesson_notebooks():
+            if not is_graded(nb):
+                student_lesson(nb, out / "student" / "lessons" / nb.name)
+        for src, kind in jobs:
             start = time.perf_counter()
-            a = assign(src, out, work)
+            a = assign(src, out, work, kind)
             a["build_seconds"] = time.perf_counter() - start
             if do_grade:
                 a["graded"] = {"solution": grade(a["solution"], a["autograder"], work),
                                "student": grade(a["student"], a["autograder"], work)}
-            report["assignments"].append(a)
-    (out / "instructor" / "README.md").write_text(instructor_readme(report["assignments"]))
+            report[kind].append(a)
+    (out / "instructor" / "README.md").write_text(instructor_readme(report["lessons"] + report["assignments"]))
     return report
 
 
@@ -190,7 +215,7 @@ def main(argv=None) -> int:
     p.add_argument("--grade", action="store_true", help="autograde the solution and the student version")
     args = p.parse_args(argv)
     report = release(args.out, args.grade)
-    for a in report["assignments"]:
+    for a in report["lessons"] + report["assignments"]:
         line = f"{a['name']}: built in {a['build_seconds']:.1f} s"
         for version, g in a.get("graded", {}).items():
             line += f"; {version} {g['score']:g}/{g['max']:g} in {g['seconds']:.1f} s"

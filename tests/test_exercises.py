@@ -1,9 +1,12 @@
 """Every lesson's solutions pass its own exercise checks, without touching the lesson's variables.
 
-For each lesson the notebook is run top to bottom in a fresh kernel (fast mode), then its solutions
-file (``lessons/solutions/NN_name_solutions.py``) is run in the same namespace with ``%run -i``.
-Every check of the lesson's `dve_teach.teach.exercises.lessonNN` module must then have said
-"right", and no variable the lesson defined may have been rebound by the solutions.
+For a lesson whose source is a scaffold, the notebook is run top to bottom in a fresh kernel (fast
+mode), then its solutions file (``lessons/solutions/NN_name_solutions.py``) is run in the same
+namespace with ``%run -i``; no variable the lesson defined may have been rebound by the solutions.
+For a lesson whose source is a graded master (``lessons/master.py``), the master itself — solutions
+inline, public and hidden tests — is run top to bottom (every test asserts, so a failing test fails
+here). Either way every check of the lesson's `dve_teach.teach.exercises.lessonNN` module must then
+have said "right".
 Also: the checks say "not yet" (never raise) for the scaffold's None and for a wrong answer, and
 for a wrong-but-close one: every whole-number answer of a solution (or whole number inside a tuple)
 is fed again plus 0.9, which no check may accept.
@@ -55,6 +58,15 @@ print('RESULT' + _json.dumps({'history': _history, 'rebound': _rebound, 'accepte
 WHOLE_NUMBER_ANSWERS = {"00", "01", "02", "03", "04", "05", "06", "08"}
 
 
+def _master():
+    """lessons/master.py, imported by path."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("lessons_master", LESSONS / "master.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _checks(number: str) -> set[str]:
     module = importlib.import_module(f"dve_teach.teach.exercises.lesson{number}")
     return {name for name, fn in inspect.getmembers(module, inspect.isfunction)
@@ -66,14 +78,22 @@ def test_solutions_pass_their_checks(path, monkeypatch):
     number = path.name[:2]
     checks = _checks(number)
     assert len(checks) >= 2, f"lesson {number} needs at least two exercises with automatic checks"
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    solution = f"solutions/{path.stem}_solutions.py"
-    nb.cells += [nbformat.v4.new_code_cell(BEFORE.replace("{number}", number)),
-                 nbformat.v4.new_code_cell(f"%run -i {solution}"),
-                 nbformat.v4.new_code_cell(AFTER)]
+    source = _master().read(LESSONS / "src" / f"{path.stem}.py")
+    graded = _master().is_master(source)
+    if graded:      # the master: solutions and tests inline; the recorder goes first
+        solution = f"src/{path.stem}.py"
+        nb = _master().solution_notebook(source)
+        nb.cells = [nbformat.v4.new_code_cell(BEFORE.replace("{number}", number))] + nb.cells + \
+                   [nbformat.v4.new_code_cell(AFTER)]
+    else:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        solution = f"solutions/{path.stem}_solutions.py"
+        nb.cells += [nbformat.v4.new_code_cell(BEFORE.replace("{number}", number)),
+                     nbformat.v4.new_code_cell(f"%run -i {solution}"),
+                     nbformat.v4.new_code_cell(AFTER)]
     monkeypatch.setenv("DVE_TEACH_FAST", "1")
     monkeypatch.setenv("DVE_TEACH_SEED", "0")
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
@@ -84,7 +104,8 @@ def test_solutions_pass_their_checks(path, monkeypatch):
     assert checks <= set(said), f"{solution} does not call {sorted(checks - set(said))}"
     wrong = sorted(name for name, ok in result["history"] if not ok)
     assert not wrong, f"{solution}: the checks {wrong} say 'not yet' to the solution"
-    assert not result["rebound"], f"{solution} overwrites the lesson's variables {result['rebound']}"
+    if not graded:      # a master's solutions define the answers themselves
+        assert not result["rebound"], f"{solution} overwrites the lesson's variables {result['rebound']}"
     assert not result["accepted"], f"checks accept wrong-but-close answers: {result['accepted']}"
     if number in WHOLE_NUMBER_ANSWERS:   # the perturbation is not vacuous where answers are whole numbers
         assert result["tried"] > 0, f"no whole-number answer of {solution} was perturbed"

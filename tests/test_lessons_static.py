@@ -28,6 +28,15 @@ MAX_NOTEBOOK_KIB = 2048
 MAX_HELPER_LINES = 12  # "a lesson defines no long helpers": longer functions belong in dve_teach
 
 
+def _master():
+    """lessons/master.py (the Otter Assign master format of the lessons' sources), imported by path."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("lessons_master", LESSONS / "master.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _read(path: Path):
     return nbformat.read(path, as_version=4)
 
@@ -62,8 +71,8 @@ def test_every_lesson_has_a_jupytext_source_and_back():
 
 @lesson
 def test_notebook_is_in_step_with_its_source(path):
-    jupytext = pytest.importorskip("jupytext")
-    src = jupytext.read(LESSONS / "src" / f"{path.stem}.py", fmt="py:percent")
+    pytest.importorskip("jupytext")
+    src = _master().learner_notebook(_master().read(LESSONS / "src" / f"{path.stem}.py"))
     want = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in src.cells]
     have = [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in _read(path).cells]
     diff = [k for k, (a, b) in enumerate(zip(want, have)) if a != b]
@@ -156,12 +165,14 @@ def test_sections_in_order(path):
 
 @lesson
 def test_exercises_inside_the_lesson(path):
-    """At least two exercise cells with an automatic check before "What you learned"."""
+    """At least two exercise cells with an automatic check before "What you learned": a TODO scaffold
+    with ex.check_...(answer, ...) in it or in the code cell right after it."""
     cells = _read(path).cells
     end = next(k for k, c in enumerate(cells) if c.cell_type == "markdown"
                and re.search(r"^#+\s*what you learned", c.source, re.I | re.M))
-    scaffolds = [c for c in cells[:end] if c.cell_type == "code" and re.search(r"\bex\.check_\w+\(", c.source)
-                 and "TODO" in c.source]
+    code = [c for c in cells[:end] if c.cell_type == "code"]
+    scaffolds = [c for k, c in enumerate(code) if re.search(r"\bex\.check_\w+\(", c.source)
+                 and ("TODO" in c.source or (k > 0 and "TODO" in code[k - 1].source))]
     assert len(scaffolds) >= 2, (f"{path.name}: needs at least two exercise cells inside the lesson (a TODO "
                                  f"scaffold followed by ex.check_...(answer, ...)), found {len(scaffolds)}")
 
@@ -177,10 +188,39 @@ def test_has_a_checked_output_cell(path):
 
 @lesson
 def test_solutions_exist_and_are_referenced(path):
-    rel = f"solutions/{path.stem}_solutions.py"
-    assert (LESSONS / rel).exists(), f"lessons/{rel} is missing"
+    """A scaffold lesson points to its solutions file; a graded master's notebook points to its source
+    (the solutions are inline there), has no solutions file, and every question of the master has a
+    solution, a public test and a hidden test."""
     text = "\n".join(c.source for c in _read(path).cells)
-    assert rel in text, f"{path.name} should point learners to {rel} (e.g. `%load {rel}`)"
+    source = _master().read(LESSONS / "src" / f"{path.stem}.py")
+    rel = f"solutions/{path.stem}_solutions.py"
+    if not _master().is_master(source):
+        assert (LESSONS / rel).exists(), f"lessons/{rel} is missing"
+        assert rel in text, f"{path.name} should point learners to {rel} (e.g. `%load {rel}`)"
+        return
+    assert not (LESSONS / rel).exists(), f"lessons/{rel}: the solutions of a graded master are inline in its source"
+    assert f"src/{path.stem}.py" in text, f"{path.name} should point learners to its source src/{path.stem}.py"
+    code = "\n".join(c.source for c in _read(path).cells if c.cell_type == "code")
+    assert "# SOLUTION" not in code and "BEGIN SOLUTION" not in code, f"{path.name} carries a solution marker"
+    questions = _master().questions(source)
+    assert len(questions) >= 2, f"src/{path.stem}.py: at least two graded questions, found {questions}"
+    parts, current = {}, None
+    for cell in source.cells:
+        head = cell.source.strip()
+        if cell.cell_type == "raw" and re.match(r"#\s*BEGIN\s+QUESTION", head):
+            current = re.search(r"^name:\s*(\S+)", head, re.M).group(1)
+            parts[current] = {"solution": False, "public": 0, "hidden": 0}
+        elif cell.cell_type == "raw" and re.match(r"#\s*END\s+QUESTION", head):
+            current = None
+        elif current and cell.cell_type == "code":
+            if "# SOLUTION" in cell.source:
+                parts[current]["solution"] = True
+            elif re.match(r"def test_", head):
+                parts[current]["public"] += 1
+            elif head.startswith("# HIDDEN") and "def test_" in head:
+                parts[current]["hidden"] += 1
+    incomplete = {q: v for q, v in parts.items() if not (v["solution"] and v["public"] and v["hidden"])}
+    assert not incomplete, f"src/{path.stem}.py: questions without a solution, a public or a hidden test: {incomplete}"
 
 
 @lesson

@@ -1,10 +1,11 @@
 """The instructor's release (`lessons/release.py`): built once, then checked.
 
-- Every assignment's solution notebook gets full marks from its otter-grader autograder and the
-  untouched student notebook gets zero — without crashing the grader, on one CPU (``taskset`` where
-  available), within a grader's 10-minute timeout.
-- No student notebook holds a solution: no line of an assignment's ``# BEGIN SOLUTION`` regions, no
-  hidden test, no line of a lesson's solutions file, no stored output, no pointer to solutions.
+- Every assignment's and every graded lesson's solution notebook gets full marks from its otter-grader
+  autograder and the untouched student notebook gets zero — without crashing the grader, on one CPU
+  (``taskset`` where available), within a grader's 10-minute timeout (lessons in fast mode, as in CI).
+- No student notebook holds a solution: no line of a master's solution regions, no hidden test, no
+  line of a lesson's solutions file, no stored output, no pointer to solutions.
+- ``lessons/master.py`` strips solutions exactly as otter's own function does, on every source.
 """
 from __future__ import annotations
 
@@ -49,10 +50,12 @@ def monkeypatch_module():
 
 
 def test_solutions_get_full_marks_and_students_zero(built):
-    _, _, report = built
+    rel, _, report = built
     names = {a["name"] for a in report["assignments"]}
     assert names == {p.stem for p in (ROOT / "lessons" / "assignments" / "src").glob("a[0-9]_*.py")} and len(names) >= 2
-    for a in report["assignments"]:
+    graded = {p.stem for p in rel.lesson_notebooks() if rel.is_graded(p)}
+    assert {a["name"] for a in report["lessons"]} == graded and graded, "no graded lesson was released"
+    for a in report["assignments"] + report["lessons"]:
         sol, stu = a["graded"]["solution"], a["graded"]["student"]
         total = sum(q["points"] for q in a["questions"])
         assert sol["max"] == stu["max"] == total > 0, a
@@ -61,20 +64,35 @@ def test_solutions_get_full_marks_and_students_zero(built):
         assert set(sol["per_question"]) == {q["name"] for q in a["questions"]}
 
 
+def test_stripping_agrees_with_otter():
+    from otter.assign.solutions import replace_solutions
+    rel = _release_module()
+    sources = [rel.lesson_source(p) for p in rel.lesson_notebooks()] + rel.assignment_sources()
+    marked = 0
+    for src in sources:
+        for cell in rel.master.read(src).cells:
+            if cell.cell_type == "code":
+                lines = cell.source.split("\n")
+                assert rel.master.replace_solutions(lines) == replace_solutions(lines, "python"), (src.name, cell.source)
+                marked += "SOLUTION" in cell.source
+    assert marked >= 6, "too few solution cells to compare: the test would prove nothing"
+
+
 def _solution_lines(src: Path) -> list[str]:
-    """Code lines inside the source's # BEGIN SOLUTION ... # END SOLUTION regions (and # SOLUTION lines)."""
+    """Code lines inside the source's # BEGIN SOLUTION ... # END SOLUTION regions (and # SOLUTION lines),
+    except function signatures (the exercise text names the function to write)."""
     lines, inside = [], False
     for cell in jupytext.read(src).cells:
         if cell.cell_type != "code":
             continue
         for line in cell.source.splitlines():
             s = line.strip()
-            if s == "# BEGIN SOLUTION":
+            if s.startswith("# BEGIN SOLUTION"):
                 inside = True
             elif s == "# END SOLUTION":
                 inside = False
-            elif (inside or s.endswith("# SOLUTION")) and len(s) > 8:
-                lines.append(s.removesuffix("# SOLUTION").strip())
+            elif (inside or s.endswith("# SOLUTION")) and len(s) > 8 and not s.startswith("def "):
+                lines.append(s.removesuffix("# SOLUTION").strip())   # a signature is part of the exercise text
     return lines
 
 
@@ -85,8 +103,9 @@ def _hidden_tests(src: Path) -> list[str]:
 
 def test_no_student_notebook_holds_a_solution(built):
     rel, out, report = built
-    for a in report["assignments"]:
-        src = ROOT / "lessons" / "assignments" / "src" / f"{a['name']}.py"
+    for a in report["assignments"] + report["lessons"]:
+        src = (ROOT / "lessons" / "assignments" / "src" if a["kind"] == "assignments" else ROOT / "lessons" / "src") \
+            / f"{a['name']}.py"
         text = Path(a["student"]).read_text()
         solution, hidden = _solution_lines(src), _hidden_tests(src)
         assert solution and hidden, f"{src.name} has no solution region or no hidden test"
@@ -100,7 +119,8 @@ def test_no_student_notebook_holds_a_solution(built):
     for nb_path in lessons:
         nb = nbformat.read(nb_path, as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{nb_path.name} keeps outputs"
-        assert "%load solutions/" not in nb_path.read_text()
+        assert "%load solutions/" not in nb_path.read_text() and "Worked solutions" not in nb_path.read_text()
+        assert f"src/{nb_path.stem}.py" not in nb_path.read_text(), f"{nb_path.name} points to its source (solutions)"
         sol = ROOT / "lessons" / "solutions" / f"{nb_path.stem}_solutions.py"
         # a solutions file names everything it adds sol_… (lessons/README.md); the lesson's own lines
         # it reuses are not answers

@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 09 · Beyond SGD: momentum, Adam and AdamW
 #
@@ -116,13 +134,65 @@ print("in every seed momentum's ranking is closer to SGD's than Adam's is:",
 # ($\mu = 0.9$, constant $\eta$, $T$ steps). Suppose the later gradients did not change when $z_i$ is
 # removed (zero curvature). How many times larger than its first kick
 # $\lVert\theta'_{t+1}-\theta_{t+1}\rVert$ is $\lVert\theta'_T-\theta_T\rVert$ then? Give the pair
-# (removal at step $t = 0$, removal at step $t = T-2$).
+# (removal at step $t = 0$, removal at step $t = T-2$). First write the rule as a function,
+# `carry_factor(mu, k)`: the factor when $k$ steps follow the step of the removal (the graded version
+# also tries it on other $\mu$ and $k$).
 
 # %%
 mom = runs[0]["momentum"]["traj"]
 print(f"momentum run: μ = {mom.optimizer.momentum}, η = {float(mom.lrs[0]):g} at every step, T = {mom.T} steps")
-carry = None   # TODO: (factor for t = 0, factor for t = T − 2)
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l09_momentum_carry
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+# TODO: def carry_factor(mu, k): ... ; then carry = (factor for t = 0, factor for t = T − 2)
+# BEGIN SOLUTION NO PROMPT
+def carry_factor(mu, k):
+    """The kick enters θ once at its own step, then μ, μ², ..., μ^k times: a geometric sum."""
+    return (1 - mu ** (k + 1)) / (1 - mu)
+
+
+# END SOLUTION
+carry = (carry_factor(mom.optimizer.momentum, mom.T - 1), carry_factor(mom.optimizer.momentum, 1))  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_momentum_carry(carry, mom)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_carry_of_this_run(carry, mom):
+    from dve_teach.teach.exercises import lesson09 as ex
+    feedback = ex.check_momentum_carry(carry, mom)
+    assert feedback, str(feedback)
+test_carry_of_this_run(carry, mom)
+
+# %%
+# HIDDEN
+def test_carry_factor_for_any_mu_and_k(carry_factor):
+    import math
+    for mu in (0.0, 0.5, 0.9, 0.99):
+        for k in (0, 1, 7, 200):
+            truth = sum(mu ** j for j in range(k + 1))
+            got = float(carry_factor(mu, k))
+            assert math.isclose(got, truth, rel_tol=1e-9), f"carry_factor({mu}, {k}) is not the carry"
+test_carry_factor_for_any_mu_and_k(carry_factor)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # Leaving curvature aside, an estimate that moves every point by its one kick $\frac{\eta_t}{b} g_i$, as
@@ -250,15 +320,79 @@ print("SGD: in every seed, the unrolled sweep and the embedding beat TracIn:",
 # is removed at step 0, without calling the library's update rule: start from the per-sample gradients
 # of the first batch, `adam_run.objective.per_sample_grads(adam_run.params(0), X, y)` with
 # `_, X, y = adam_run.batch(0)` (row $k$ belongs to `batch0[k]`), and the batch gradient with the
-# nominal divisor $b$ (`adam_run.batch_size`).
+# nominal divisor $b$ (`adam_run.batch_size`). Write Adam's first update as a function first,
+# `adam_first_step(g, lr, eps)`: $\theta_1 - \theta_0$ for a batch gradient `g` (a Tensor[P]) at $t = 0$
+# from zero moments (the graded version also tries it on other gradients).
 
 # %%
 adam_run = runs[0]["Adam"]["traj"]
 batch0 = list(adam_run.schedule.batches[0])
 p = batch0[int(opt.sign_flips(adam_run, 0).sum(1).argmax())]   # the member whose removal flips most coordinates
 print(f"first batch: {batch0}; p = {p}; η_0 = {float(adam_run.lrs[0])}, ε = {adam_run.optimizer.eps}, P = {adam_run.flat.P}")
-first_step = None   # TODO: Tensor[P], θ'_1 − θ_1 without p at step 0
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l09_adam_first_step
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+# TODO: def adam_first_step(g, lr, eps): ... ; then first_step = Tensor[P], θ'_1 − θ_1 without p at step 0
+# BEGIN SOLUTION NO PROMPT
+def adam_first_step(g, lr, eps):
+    """At t = 0, m̂ = g and v̂ = g² (bias-corrected), so θ_1 − θ_0 = −η g/(|g| + ε), coordinate by coordinate."""
+    return -lr * g / (g.abs() + eps)
+
+
+_, X0, y0 = adam_run.batch(0)
+G0 = adam_run.objective.per_sample_grads(adam_run.params(0), X0, y0)   # row k belongs to batch0[k]
+g0 = G0.sum(0) / adam_run.batch_size
+g0_without = g0 - G0[batch0.index(p)] / adam_run.batch_size
+eta0, eps0 = float(adam_run.lrs[0]), adam_run.optimizer.eps
+# END SOLUTION
+first_step = adam_first_step(g0_without, eta0, eps0) - adam_first_step(g0, eta0, eps0)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_first_step(first_step, adam_run, p)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_first_step_of_this_run(first_step, adam_run, p):
+    from dve_teach.teach.exercises import lesson09 as ex
+    feedback = ex.check_first_step(first_step, adam_run, p)
+    assert feedback, str(feedback)
+test_first_step_of_this_run(first_step, adam_run, p)
+
+# %%
+# HIDDEN
+def test_adam_first_step_on_other_gradients(adam_first_step):
+    import torch
+    import dve_teach as dt
+    rule = dt.optim.Adam()
+    gen = torch.Generator().manual_seed(2026)
+    for scale in (1e-10, 1e-3, 1.0, 1e3):
+        g = torch.randn(37, generator=gen, dtype=torch.float64) * scale
+        g[:3] = 0.0                                     # coordinates without gradient do not move
+        for lr in (0.05, 1e-3):
+            truth = rule.update(rule.init(torch.zeros(37, dtype=torch.float64)), g, lr, 0)[:37]
+            got = torch.as_tensor(adam_first_step(g, lr, rule.eps), dtype=torch.float64).reshape(-1)
+            assert got.shape == truth.shape, "adam_first_step should return one number per coordinate of g"
+            assert torch.allclose(got, truth, rtol=1e-6, atol=1e-12 * lr), \
+                "adam_first_step does not match Adam's first update for some gradients (tiny, zero or large ones)"
+test_adam_first_step_on_other_gradients(adam_first_step)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # Now the picture, and what it does to first order. Left: $\lVert\theta'_1 - \theta_1\rVert_1/2\eta_0$ for
@@ -403,8 +537,41 @@ print("AdamW: in every seed the last tenth is below the highest tenth of the sec
 # 4. **Momentum's tail.** Draw the per-step curve of a momentum run (`opt.phase_run(..., "momentum",
 #    peak=0.05)`). Does it turn down in the last steps as AdamW's does?
 #
-# Solutions: run `%load solutions/09_beyond_sgd_solutions.py` in a new cell (it reuses this lesson's
-# variables), or open [the file](solutions/09_beyond_sgd_solutions.py).
+# Worked solutions: in this lesson's source, [`src/09_beyond_sgd.py`](src/09_beyond_sgd.py), between the
+# lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1-4 (about half a minute of computing for all four).
+# BEGIN SOLUTION NO PROMPT
+# 1. The paper's curvature: the empirical Fisher in all three embeddings.
+for hessian in ("ggn", "fisher"):
+    rho = OptimizerModel(problem, optimizer="adam", hessian=hessian).update()["spearman"]
+    print(f"1. {hessian:6s}: " + ", ".join(f"{m} {v:.2f}" for m, v in rho.items() if m.startswith("DVE")))
+# The Fisher lowers the embeddings, and the lead of the recorded recursion over the SGD proxy shrinks
+# (in the full-mode run of seed 0 the three land close together): with the paper's curvature, the
+# curvature and not only the optimizer limits the embedding. Try a few seeds before concluding.
+
+# 2. β₂: how fast v forgets.
+for beta2 in (0.9, 0.999, 0.9999):
+    rho = OptimizerModel(problem, optimizer="adam", beta2=beta2).update()["spearman"]
+    print(f"2. β₂ = {beta2}: " + ", ".join(f"{m} {v:.2f}" for m, v in rho.items()))
+# With a small β₂, v follows the latest gradients closely, so how v reacts to a removal matters
+# more, and that is what the frozen preconditioner leaves out: in the full-mode run of seed 0 it
+# drops from 0.74 to 0.64 at β₂ = 0.9, while 0.9999 changes little over so few steps.
+
+# 3. A longer warm-up: the first step's staircase scales with η_0 (a flip moves by 2η_0) and c_t
+#    divides by η_t, so a smaller η_0 does not soften it: the start still stands out.
+for warmup in (0.1, 0.3):
+    r = opt.phase_run(opt.phase_problem(SEED), "adamw", warmup=warmup, seed=SEED)
+    print(f"3. warm-up {warmup:.0%}: start/basin {r['levels']['start_over_basin']:.1f}, "
+          f"c_0 / median c_t {float(r['curve'][0] / r['curve'].median()):.1f}")
+
+# 4. Momentum's tail: the last batches' gradients have not been fully handed on when training stops.
+r = opt.phase_run(opt.phase_problem(SEED), "momentum", peak=0.05, seed=SEED)
+bins = r["levels"]["bins"]
+print("4. momentum, mean c_t per tenth of the run:", np.array2string(bins, precision=4),
+      "| last tenth below the highest of the second half:", bool(bins[-1] < bins[5:-1].max()))
+# END SOLUTION
 
 # %% [markdown]
 # ---

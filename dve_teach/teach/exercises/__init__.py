@@ -4,7 +4,8 @@ Each lesson NN has a module ``lessonNN`` of ``check_…(answer, ...)`` functions
 the truth from the lesson's own objects with the library, compares, and returns a `Feedback`:
 "right", or what is wrong and a hint — never the answer itself. Every result is also appended to
 `HISTORY` (name, ok), which the tests read after feeding each solution in ``lessons/solutions/``
-to its check. ``None`` (the scaffold's placeholder) is "not answered yet", not an error.
+to its check. ``None`` (the scaffold's placeholder) and ``...`` (Otter Assign's placeholder, in the
+lessons whose source is a graded master: ``lessons/master.py``) are "not answered yet", not errors.
 
     from dve_teach.teach.exercises import lesson00 as ex
     ex.check_most_helpful(my_answer, traj, split.test)
@@ -59,7 +60,7 @@ def wrong(name: str, problem: str, hint: str) -> Feedback:
 
 
 def not_yet(name: str, hint: str) -> Feedback:
-    """The verdict for the scaffold's None: not answered yet, with a hint."""
+    """The verdict for the scaffold's None (`exercise` renames it for otter's ...): not answered yet, with a hint."""
     return Feedback(name, False, f"replace the None with your answer. Hint: {hint}")
 
 
@@ -91,7 +92,9 @@ def exercise(fn: Callable[..., Feedback]) -> Callable[..., Feedback]:
     @functools.wraps(fn)
     def run(answer: Any, *args: Any, **kwargs: Any) -> Feedback:
         try:
-            out = fn(answer, *args, **kwargs)
+            out = fn(None if answer is Ellipsis else answer, *args, **kwargs)
+            if answer is Ellipsis and not out.ok:     # the check saw None: name the placeholder the learner sees
+                out = Feedback(out.name, False, out.message.replace("replace the None", "replace the ...", 1))
         except (TypeError, ValueError, IndexError, KeyError) as err:
             out = Feedback(fn.__name__, False, f"your answer could not be checked ({err}). Hint: see "
                                                f"the exercise text for what kind of value is asked for.")
