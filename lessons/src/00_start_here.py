@@ -462,7 +462,7 @@ test_removed_at_last_for_other_points(removed_at_last, traj, split, p)
 #    as in exercise A).
 helpful_point, harmful_point = int(exact_all.argmax()), int(exact_all.argmin())
 print(ex.check_most_helpful(helpful_point, traj, split.test))
-with plots.style():
+with plots.style():   # the course's figure style, as in the key figure
     sits_fig, sits_ax = plots.new_figure(1, figsize=(4.5, 3.3))
     plots.decision_boundary(sits_ax[0, 0], traj, highlight=[helpful_point, harmful_point],
                             title="most helpful and most harmful, circled")
