@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 00 · Start here
 #
@@ -49,7 +67,7 @@
 # to predict → an interactive widget (early in the lesson) or a figure that lets you find
 # the answer → the explanation, with code that calls `dve_teach` and numbered equations ((2.1) is
 # lesson 02's first) → exercises inside the lesson with automatic checks → what you learned → more
-# exercises with solutions in `solutions/`. Every lesson uses the notation of lesson 00's box
+# exercises with worked solutions. Every lesson uses the notation of lesson 00's box
 # (section "The notation of every lesson", below).
 # Every result a lesson states is checked by the cell after it, for any seed (`DVE_TEACH_SEED`).
 
@@ -288,27 +306,130 @@ print("median over 8 runs: yet single values are off, the largest error is 10%-7
 # %% [markdown]
 # ## Try it: two exercises with automatic checks
 #
-# Each exercise has a cell with a `None` to replace; the check below it says *right*, or what is wrong
-# and a hint. (Solutions: `%load solutions/00_start_here_solutions.py`.)
+# Each exercise has a cell with a `...` to replace; the check below it says *right*, or what is wrong
+# and a hint.
 #
 # **Exercise A — does the DVE find the most helpful point?** Take the training point whose removal (at
 # every step) would raise the mean test loss the most by the exact replay (`exact_all`, one value per
 # point). At which **rank** does the DVE estimate put it (`estimate_all`; rank 1 = the largest
-# estimate)? Predict first: with a Spearman near 1, do you expect rank 1?
+# estimate)? Predict first: with a Spearman near 1, do you expect rank 1? First write the rule as a
+# function, `rank_of(values, i)`: the rank of entry `i` of the 1-D tensor `values`, 1 = the largest (the
+# graded version also tries it on other tensors).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l00_dve_rank
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-dve_rank = None   # TODO: an int, 1 = the DVE's largest estimate
+# TODO: def rank_of(values, i): ... ; then dve_rank = an int, 1 = the DVE's largest estimate
+# BEGIN SOLUTION NO PROMPT
+def rank_of(values, i):
+    """1 + the number of entries larger than entry i: rank 1 is the largest value."""
+    return 1 + int((values > values[i]).sum())
+
+
+# END SOLUTION
+dve_rank = rank_of(estimate_all, int(exact_all.argmax()))  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_dve_rank(dve_rank, exact_all, estimate_all)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_dve_rank_of_this_run(dve_rank, exact_all, estimate_all):
+    from dve_teach.teach.exercises import lesson00 as ex
+    feedback = ex.check_dve_rank(dve_rank, exact_all, estimate_all)
+    assert feedback, str(feedback)
+test_dve_rank_of_this_run(dve_rank, exact_all, estimate_all)
+
+# %%
+# HIDDEN
+def test_rank_of_on_other_tensors(rank_of):
+    import torch
+    values = torch.tensor([0.3, -1.0, 2.0, 0.5, -0.2], dtype=torch.float64)
+    for i, truth in enumerate([3, 5, 1, 2, 4]):
+        assert int(rank_of(values, i)) == truth, f"rank_of gives entry {i} of {values.tolist()} the wrong rank"
+    gen = torch.Generator().manual_seed(2026)
+    for n in (1, 2, 50):
+        values = torch.randn(n, generator=gen, dtype=torch.float64)
+        ranks = sorted(int(rank_of(values, i)) for i in range(n))
+        assert ranks == list(range(1, n + 1)), "the ranks of distinct values should be 1, 2, ..., n"
+        assert int(rank_of(values, int(values.argmax()))) == 1, "the largest value has rank 1"
+test_rank_of_on_other_tensors(rank_of)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # **Exercise B — one moment only.** Remove point $p$ only at its **last** occurrence
 # (`schedule.occurrences(p)` lists its steps; `dt.exact_loo(traj, split.test, [p], [step])` removes it at
 # that one step) and give the mean change of the test loss. Compare it with the every-occurrence value
-# above: how much of the effect comes from the last step?
+# above: how much of the effect comes from the last step? Write it as a function first,
+# `removed_at_last(point)`: the mean change of the test loss when `point` is removed at its last
+# occurrence only (the graded version also tries it on other points).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l00_last_occurrence
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-last_only = None      # TODO: a number (or a 1-element tensor)
+# TODO: def removed_at_last(point): ... ; then last_only = a number (or a 1-element tensor) for point p
+# BEGIN SOLUTION NO PROMPT
+def removed_at_last(point):
+    """Exact replay with `point` removed at its last step only, averaged over the test points."""
+    return float(dt.exact_loo(traj, split.test, [point], [schedule.occurrences(point)[-1]]).mean())
+
+
+# END SOLUTION
+last_only = removed_at_last(p)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_last_occurrence(last_only, traj, split.test, p)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_last_occurrence_of_p(last_only, traj, split, p):
+    from dve_teach.teach.exercises import lesson00 as ex
+    feedback = ex.check_last_occurrence(last_only, traj, split.test, p)
+    assert feedback, str(feedback)
+test_last_occurrence_of_p(last_only, traj, split, p)
+
+# %%
+# HIDDEN
+def test_removed_at_last_for_other_points(removed_at_last, traj, split, p):
+    from dve_teach.teach.exercises import lesson00 as ex
+    n = traj.schedule.n
+    for q in sorted({0, n - 1, (p + n // 2) % n} - {p}):
+        feedback = ex.check_last_occurrence(removed_at_last(q), traj, split.test, q)
+        assert feedback, f"removed_at_last({q}) is not point {q}'s last-occurrence TSLOO: {feedback}"
+test_removed_at_last_for_other_points(removed_at_last, traj, split, p)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## What you learned
@@ -332,7 +453,24 @@ ex.check_last_occurrence(last_only, traj, split.test, p)
 #    Then take one of the 8 runs where most points hurt (`runs[k]["seed"]`), train it as in step 1 and
 #    look at its decision boundary and test loss: what is different about it?
 #
-# Solutions: run `%load solutions/00_start_here_solutions.py` in a new cell.
+# Worked solutions: in this lesson's source, [`src/00_start_here.py`](src/00_start_here.py), between the
+# lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1-2.
+# BEGIN SOLUTION NO PROMPT
+# 1. Where the most helpful and the most harmful points sit (the most helpful: the largest exact TSLOO,
+#    as in exercise A).
+helpful_point, harmful_point = int(exact_all.argmax()), int(exact_all.argmin())
+print(ex.check_most_helpful(helpful_point, traj, split.test))
+with plots.style():   # the course's figure style, as in the key figure
+    sits_fig, sits_ax = plots.new_figure(1, figsize=(4.5, 3.3))
+    plots.decision_boundary(sits_ax[0, 0], traj, highlight=[helpful_point, harmful_point],
+                            title="most helpful and most harmful, circled")
+display(sits_fig)
+# 2. Another run: rerun the lesson with DVE_TEACH_SEED=1. The numbers of the one run (p, its values, the
+#    Spearman of the key figure) change; the checked statements (medians over 8 runs) still hold.
+# END SOLUTION
 
 # %% [markdown]
 # ---

@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 01 · Order matters
 #
@@ -359,27 +377,138 @@ fig
 # %% [markdown]
 # ## 6. Try it: two exercises with automatic checks (≈ 5 min)
 #
-# Replace each `None`; the check says *right*, or what is wrong and a hint.
+# Replace each `...`; the check says *right*, or what is wrong and a hint.
 #
 # **Exercise A — where does the best order win?** The best shuffle's mean test loss is well below the
 # worst's, yet their boundaries in the key figure can look alike. On what **share** of the test points
 # does the best shuffle end with the lower loss? `losses` holds one row of per-test-point losses per
 # order (`losses[best]`, `losses[worst]`). Predict first: nearly all of them, or a smaller majority?
+# Write it as a function first, `share_lower(a, b)`: the share of positions where the 1-D tensor `a`
+# is strictly below `b` (the graded version also tries it on other tensors).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l01_share_better
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-share_better = None   # TODO: a number between 0 and 1
+# TODO: def share_lower(a, b): ... ; then share_better = a number between 0 and 1
+# BEGIN SOLUTION NO PROMPT
+def share_lower(a, b):
+    """The mean of the element-wise comparison a < b: ties count as not lower."""
+    return float((a < b).double().mean())
+
+
+# END SOLUTION
+share_better = share_lower(losses[best], losses[worst])  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_share_better(share_better, losses, best, worst)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_share_better_of_this_run(share_better, losses, best, worst):
+    from dve_teach.teach.exercises import lesson01 as ex
+    feedback = ex.check_share_better(share_better, losses, best, worst)
+    assert feedback, str(feedback)
+test_share_better_of_this_run(share_better, losses, best, worst)
+
+# %%
+# HIDDEN
+def test_share_lower_on_other_tensors(share_lower, losses):
+    import math
+    import torch
+    from dve_teach.teach.exercises import lesson01 as ex
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)
+    b = torch.tensor([2.0, 1.0, 4.0, 4.0], dtype=torch.float64)
+    assert math.isclose(float(share_lower(a, b)), 0.5), "share_lower: a tie is not 'lower'"
+    assert math.isclose(float(share_lower(a, a)), 0.0), "share_lower(a, a) should be 0 (no entry is below itself)"
+    assert math.isclose(float(share_lower(b, a)), 0.25), "share_lower(b, a) should count only strict wins"
+    for j, k in [(0, 1), (len(losses) - 1, 0), (2, 3)]:     # other pairs of this lesson's orders
+        feedback = ex.check_share_better(share_lower(losses[j], losses[k]), losses, j, k)
+        assert feedback, f"share_lower(losses[{j}], losses[{k}]) is not the share: {feedback}"
+test_share_lower_on_other_tensors(share_lower, losses)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # **Exercise B — correctly labelled copies.** Redo the six-copies experiment with the copies labelled
 # *correctly* (class 0): `dt.explain.with_copies(split.train, shuffles[0], i, steps)` returns the data
 # and the schedule with six exact copies of point `i` added at `steps` (indices `n`, …, `n + 5`). Train on
 # them (`dt.train(model, ..., lr)`) and give the mean exact TSLOO of the copy seen at the **last** step.
-# Before you run it: do you expect it to help or hurt?
+# Before you run it: do you expect it to help or hurt? Write it as a function first,
+# `copies_tsloo(point, copy_steps)`: the mean exact TSLOO of each of the copies of `point` added at
+# `copy_steps` (one value per copy, each copy removed at its own step; the graded version also tries it
+# on another point and other steps).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l01_correct_copy_last
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-correct_copy_last = None   # TODO: a number
+# TODO: def copies_tsloo(point, copy_steps): ... ; then correct_copy_last = a number (the copy at the last step)
+# BEGIN SOLUTION NO PROMPT
+def copies_tsloo(point, copy_steps):
+    """Train on the data with the copies added, then replay without each copy at its own step."""
+    data, sched = dt.explain.with_copies(split.train, shuffles[0], point, copy_steps)
+    run = dt.train(model, data, sched, lr)
+    copies = list(range(n, n + len(copy_steps)))              # the copies' indices, in the order of copy_steps
+    return dt.exact_loo(run, split.test, copies, list(copy_steps)).mean(1)
+
+
+# END SOLUTION
+correct_copy_last = float(copies_tsloo(i, steps)[-1])  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_correct_copy_last(correct_copy_last, model, split.train, shuffles[0], i, steps, lr, split.test)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_correct_copy_last_of_this_run(correct_copy_last, model, split, shuffles, i, steps, lr):
+    from dve_teach.teach.exercises import lesson01 as ex
+    feedback = ex.check_correct_copy_last(correct_copy_last, model, split.train, shuffles[0], i, steps, lr, split.test)
+    assert feedback, str(feedback)
+test_correct_copy_last_of_this_run(correct_copy_last, model, split, shuffles, i, steps, lr)
+
+# %%
+# HIDDEN
+def test_copies_tsloo_for_another_point_and_steps(copies_tsloo, model, split, shuffles, i, lr):
+    from dve_teach.teach.exercises import lesson01 as ex
+    T, n = len(shuffles[0]), len(split.train)
+    for point, copy_steps in [((i + 1) % n, [0, T - 1]), ((i + n // 2) % n, [1, T // 2, T - 2])]:
+        values = copies_tsloo(point, copy_steps)
+        assert len(values) == len(copy_steps), "copies_tsloo should give one value per copy"
+        feedback = ex.check_correct_copy_last(float(values[-1]), model, split.train, shuffles[0], point, copy_steps,
+                                              lr, split.test)
+        assert feedback, f"copies_tsloo({point}, {copy_steps})[-1] is not the last copy's TSLOO: {feedback}"
+test_copies_tsloo_for_another_point_and_steps(copies_tsloo, model, split, shuffles, i, lr)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## What you learned
@@ -407,8 +536,56 @@ ex.check_correct_copy_last(correct_copy_last, model, split.train, shuffles[0], i
 # 3. **Your own curriculum.** Order the points from left to right (by their first coordinate) with
 #    `dt.Schedule.curriculum`. Where does it land among the shuffles?
 #
-# Solutions: run `%load solutions/01_order_matters_solutions.py` in a new cell (after the lesson: it
-# uses the lesson's variables and defines only new ones).
+# Worked solutions: in this lesson's source, [`src/01_order_matters.py`](src/01_order_matters.py), between the
+# lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1-3.
+# BEGIN SOLUTION NO PROMPT
+# 1. Batch size and the spread of final test losses over R shuffles.
+spread_by_batch = {}
+for b_size in (5, 20, 50):
+    batch_orders = [dt.Schedule.shuffled(n, b_size, epochs, seed=r) for r in range(R)]
+    batch_loss = final_test_losses(model, split.train, split.test, batch_orders, lr).mean(1)
+    spread_by_batch[b_size] = float(batch_loss.std())
+    print(f"1. batch {b_size:2d}: T = {len(batch_orders[0]):3d} steps, test loss {batch_loss.mean():.3f} ± {batch_loss.std():.3f}")
+print(f"   widest spread with batch size {max(spread_by_batch, key=spread_by_batch.get)}: smaller batches mean more "
+      "steps (more places where the order enters) and noisier ones")
+
+# 2. Two steps that do not commute. From θ = θ_{T−2}: a = B_{T−2} then b = B_{T−1}, and back.
+commute_run = dt.train(model, split.train, shuffles[0], lr)
+last = len(shuffles[0])
+theta_a, objective = commute_run.params(last - 2), commute_run.objective
+(_, Xa, ya), (_, Xb, yb) = commute_run.batch(last - 2), commute_run.batch(last - 1)
+bsize = shuffles[0].batch_size
+ones, divisor = torch.ones(bsize, dtype=theta_a.dtype), torch.tensor(float(bsize), dtype=theta_a.dtype)
+
+
+def batch_gradient(theta, X, y):
+    return objective.batch_grad(theta, X, y, ones, divisor)
+
+
+ga, gb = batch_gradient(theta_a, Xa, ya), batch_gradient(theta_a, Xb, yb)
+Hb_ga = objective.hvp(theta_a, Xb, yb, bsize, ga[None])[0]
+Ha_gb = objective.hvp(theta_a, Xa, ya, bsize, gb[None])[0]
+for eta in (1.0, 0.3, 0.1):
+    ab = theta_a - eta * ga
+    ab = ab - eta * batch_gradient(ab, Xb, yb)
+    ba = theta_a - eta * gb
+    ba = ba - eta * batch_gradient(ba, Xa, ya)
+    actual, predicted = ab - ba, eta ** 2 * (Hb_ga - Ha_gb)
+    print(f"2. η {eta:3.1f}: |θ(a→b) − θ(b→a)| {actual.norm():.2e}, predicted {predicted.norm():.2e}, "
+          f"relative error {(actual - predicted).norm() / actual.norm():.3f}")
+# The first neglected term is O(η³), so the relative error should shrink about in proportion to η:
+# read it off the three lines above.
+
+# 3. A left-to-right curriculum (by the first coordinate).
+left_right = dt.Schedule.curriculum(split.train.X[:, 0], shuffles[0].batch_size, epochs)
+left_right_loss = final_test_losses(model, split.train, split.test, [left_right], lr).mean()
+left_right_below = int((loss_per_order < left_right_loss).sum())
+print(ex.check_shuffles_below(left_right_below, loss_per_order, left_right_loss))
+print(f"3. left→right: test loss {left_right_loss:.3f}; {left_right_below} of {R} shuffles end lower")
+# END SOLUTION
 
 # %% [markdown]
 # ---

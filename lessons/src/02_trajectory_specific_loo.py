@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 02 · Trajectory-specific leave-one-out
 #
@@ -236,11 +254,70 @@ print("single-step TSLOO add up to the every-occurrence TSLOO (Spearman > 0.95):
 # %% [markdown]
 # **Exercise A — which epoch matters most?** `per_step` holds the mean single-step TSLOO of every
 # (point, step) in `steps`, and an epoch has `n // batch_size` steps. Which epoch (1, 2 or 3) has the
-# largest mean $|\mathrm{TSLOO}|$? Does it fit the surviving fractions above?
+# largest mean $|\mathrm{TSLOO}|$? Does it fit the surviving fractions above? Write the grouping as a
+# function first, `epoch_means(values, at_steps, steps_per_epoch)`: the mean $|\text{value}|$ of each
+# epoch, epoch 1 first (the graded version also tries it on other values).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l02_dominant_epoch
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-dominant_epoch = None   # TODO: 1, 2 or 3
+# TODO: def epoch_means(values, at_steps, steps_per_epoch): ... ; then dominant_epoch = 1, 2 or 3
+# BEGIN SOLUTION NO PROMPT
+def epoch_means(values, at_steps, steps_per_epoch):
+    """Mean |value| per epoch (epoch = step // steps_per_epoch), as a list, epoch 1 first."""
+    epoch_of = torch.as_tensor(list(at_steps)) // steps_per_epoch
+    return [float(values[epoch_of == e].abs().mean()) for e in range(int(epoch_of.max()) + 1)]
+
+
+# END SOLUTION
+dominant_epoch = 1 + int(np.argmax(epoch_means(per_step, steps, n // batch_size)))  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_dominant_epoch(dominant_epoch, per_step, steps, n // batch_size)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_dominant_epoch_of_this_run(dominant_epoch, per_step, steps, n, batch_size):
+    from dve_teach.teach.exercises import lesson02 as ex
+    feedback = ex.check_dominant_epoch(dominant_epoch, per_step, steps, n // batch_size)
+    assert feedback, str(feedback)
+test_dominant_epoch_of_this_run(dominant_epoch, per_step, steps, n, batch_size)
+
+# %%
+# HIDDEN
+def test_epoch_means_on_other_values(epoch_means):
+    import numpy as np
+    import torch
+    from dve_teach.teach.exercises import lesson02 as ex
+    values = torch.tensor([1.0, -3.0, 2.0, 0.5, -0.5], dtype=torch.float64)
+    got = [float(v) for v in epoch_means(values, [0, 1, 5, 6, 9], 5)]
+    assert np.allclose(got, [2.0, 1.0]), "epoch_means: average the absolute values, epoch by epoch (step // steps_per_epoch)"
+    gen = torch.Generator().manual_seed(2026)
+    for per_epoch in (1, 4, 7):
+        values = torch.randn(30, generator=gen, dtype=torch.float64) * torch.linspace(1, 3, 30, dtype=torch.float64)
+        at_steps = list(range(30))
+        means = epoch_means(values, at_steps, per_epoch)
+        assert len(means) == (29 // per_epoch) + 1, "epoch_means should give one mean per epoch"
+        feedback = ex.check_dominant_epoch(1 + int(np.argmax([float(m) for m in means])), values, at_steps, per_epoch)
+        assert feedback, f"epoch_means with {per_epoch} steps per epoch: {feedback}"
+test_epoch_means_on_other_values(epoch_means)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # **The answer to section 2's question** (first or last occurrence — which moves the test loss more?).
@@ -384,11 +461,62 @@ print("doubling N multiplies the replayed steps by about 4 (3.5 to 4.5):", all(3
 # **5** instead of 10 (same points, same 3 epochs), would the exact TSLOO of every (point, step) replay
 # about half as many SGD steps, the same, or about twice as many? Then count them exactly: a removal at
 # step $s$ replays $T - s$ steps (`dt.Schedule.shuffled(n, 5, epochs)` builds such a run's schedule;
-# `occurrence_pairs()` lists its (point, step) pairs). Compare with (2.7).
+# `occurrence_pairs()` lists its (point, step) pairs). Compare with (2.7). Write the count as a function
+# of a schedule first, `replayed_steps(sched)` (the graded version also tries it on other schedules).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l02_replayed_steps_b5
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-replayed_steps_b5 = None   # TODO: an int
+# TODO: def replayed_steps(sched): ... ; then replayed_steps_b5 = an int
+# BEGIN SOLUTION NO PROMPT
+def replayed_steps(sched):
+    """A removal at step s replays T - s steps: sum that over every (point, step) of the schedule."""
+    return sum(len(sched) - s for s in sched.occurrence_pairs()[1])
+
+
+# END SOLUTION
+replayed_steps_b5 = replayed_steps(dt.Schedule.shuffled(n, 5, epochs))  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_replayed_steps_for(replayed_steps_b5, n, 5, epochs, current=schedule)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_replayed_steps_b5(replayed_steps_b5, n, epochs, schedule):
+    from dve_teach.teach.exercises import lesson02 as ex
+    feedback = ex.check_replayed_steps_for(replayed_steps_b5, n, 5, epochs, current=schedule)
+    assert feedback, str(feedback)
+test_replayed_steps_b5(replayed_steps_b5, n, epochs, schedule)
+
+# %%
+# HIDDEN
+def test_replayed_steps_on_other_schedules(replayed_steps, schedule):
+    import dve_teach as dt
+    from dve_teach.teach.exercises import lesson02 as ex
+    feedback = ex.check_replayed_steps(replayed_steps(schedule), schedule)
+    assert feedback, f"replayed_steps(schedule), the lesson's own run: {feedback}"
+    for n_, b, epochs_ in [(12, 1, 1), (12, 4, 2), (30, 10, 3), (7, 7, 2)]:
+        sched = dt.Schedule.shuffled(n_, b, epochs_, seed=3)
+        feedback = ex.check_replayed_steps(replayed_steps(sched), sched)
+        assert feedback, f"replayed_steps for {n_} points, batches of {b}, {epochs_} epochs: {feedback}"
+test_replayed_steps_on_other_schedules(replayed_steps, schedule)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # That is why lessons 03 and 04 replace the replays by one backward pass over the trajectory.
@@ -418,8 +546,44 @@ ex.check_replayed_steps_for(replayed_steps_b5, n, 5, epochs, current=schedule)
 #    plot `divergence(...) / ‖δ‖`. Does more of the kick survive with a smaller step? Explain with
 #    $\lVert I - \eta H\rVert$ (and think about how many steps each run has to absorb it).
 #
-# Solutions: run `%load solutions/02_trajectory_specific_loo_solutions.py` in a new cell (it reuses this
-# lesson's variables when they exist).
+# Worked solutions: in this lesson's source, [`src/02_trajectory_specific_loo.py`](src/02_trajectory_specific_loo.py),
+# between the lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1-3.
+# BEGIN SOLUTION NO PROMPT
+# 1. Points whose single-step TSLOO changes sign between occurrences.
+values_of = {}
+for point_i, value_i in zip(points, per_step.tolist()):
+    values_of.setdefault(point_i, []).append(value_i)
+sign_changes = [k for k, v in values_of.items() if min(v) < 0 < max(v)]
+print(f"1. {len(sign_changes)} points change sign between their occurrences, e.g. {sign_changes[:5]}")
+
+# 2a. The order of the points inside a batch does not matter: the step uses their sum.
+reversed_inside = dt.Schedule([b[::-1] for b in schedule.batches], batch_size, n)
+same_run = dt.train(model, split.train, reversed_inside, lr)
+print(f"2a. max |θ_T − θ_T(reversed inside batches)| = {(same_run.final - traj.final).abs().max():.1e}")
+
+# 2b. Which batch a point is in does matter: move p's last occurrence to the nearest earlier batch that
+#     does not hold it, retrain, and compare its single-step TSLOO.
+move_from = schedule.occurrences(p)[-1]
+move_to = next(t for t in range(move_from - 1, -1, -1) if p not in schedule.batches[t])
+moved_run = dt.train(model, split.train, schedule.move(p, move_from, move_to), lr)
+print(f"2b. point {p} at step {move_from}: {float(dt.exact_loo(traj, split.test, [p], [move_from]).mean()):+.2e}; "
+      f"moved to step {move_to}: {float(dt.exact_loo(moved_run, split.test, [p], [move_to]).mean()):+.2e}")
+
+# 3. Learning rate and memory: the fraction of the kick left after removing p at its first step.
+first_step = schedule.occurrences(p)[0]
+for eta in (0.1, 0.5, 1.0):
+    eta_run = dt.train(model, split.train, schedule, eta)
+    gap = divergence(eta_run, p, first_step)
+    print(f"3. lr {eta:3.1f}: ‖δ‖ = {gap[first_step + 1]:.2e}; fraction left at the end "
+          f"{gap[-1] / gap[first_step + 1]:.2f}")
+# Each step multiplies the gap by (I − η H̄_t): with a small η the factor is close to the identity,
+# so more of the (smaller, ∝ η) kick can survive; a larger η contracts faster along curved directions
+# as long as η h < 2. Compare with the printed fractions. To plot one:
+# plots.divergence_curve(ax, gap / gap[first_step + 1], [first_step]).
+# END SOLUTION
 
 # %% [markdown]
 # ---

@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 03 · Unrolling SGD: leave-one-out to first order
 #
@@ -137,11 +155,70 @@ print("|θ'_T − θ_T| is smaller than |δ|:", bool(moved.norm() < delta.norm()
 # Compute $\delta_{i,t}$ for the point `i` and step `t` above yourself, from (3.1).
 # Useful: `traj.params(t)` is $\theta_t$; `traj.objective.per_sample_grads(theta, X, y)` gives one
 # gradient row per example (take `X = split.train.X[[i]]`, `y = split.train.y[[i]]`); `traj.lrs[t]` is
-# $\eta_t$ and `traj.batch_size` is $b$.
+# $\eta_t$ and `traj.batch_size` is $b$. Write it as a function of the run first,
+# `removal_kick(run, point, step)`, with `run.data.X[[point]]` and `run.data.y[[point]]` for the point's
+# input and label in the run's own data (the graded version also tries it on other points, steps and runs).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l03_removal_direction
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-my_delta = None     # TODO: Tensor [P], (η_t / b) times the gradient of point i's loss at θ_t
+# TODO: def removal_kick(run, point, step): ... ; then my_delta = Tensor [P], (η_t / b) times the gradient of point i's loss at θ_t
+# BEGIN SOLUTION NO PROMPT
+def removal_kick(run, point, step):
+    """(3.1): leaving `point` out of step `step` removes (η_t/b) ∇ℓ(θ_t, z_i) from the update, nothing else."""
+    X_i, y_i = run.data.X[[point]], run.data.y[[point]]
+    g_i = run.objective.per_sample_grads(run.params(step), X_i, y_i)[0]
+    return float(run.lrs[step]) / run.batch_size * g_i
+
+
+
+# END SOLUTION
+my_delta = removal_kick(traj, i, t)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_removal_direction(my_delta, traj, i, t)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_removal_direction_of_i_at_t(my_delta, traj, i, t):
+    from dve_teach.teach.exercises import lesson03 as ex
+    feedback = ex.check_removal_direction(my_delta, traj, i, t)
+    assert feedback, str(feedback)
+test_removal_direction_of_i_at_t(my_delta, traj, i, t)
+
+# %%
+# HIDDEN
+def test_removal_kick_on_other_points_and_runs(removal_kick, traj):
+    import dve_teach as dt
+    from dve_teach.teach.exercises import lesson03 as ex
+    pts, sts = traj.schedule.occurrence_pairs()
+    cases = [(traj, pts[k], sts[k]) for k in (0, len(pts) // 2, len(pts) - 1)]
+    flipped = traj.schedule.batches[1][0]                      # another run: one label flipped, another step size
+    y_other = traj.data.y.clone()
+    y_other[flipped] = 1 - y_other[flipped]
+    other = dt.train(traj.model, dt.Data(traj.data.X, y_other), traj.schedule, lr=0.3)
+    cases += [(other, flipped, s) for s in other.schedule.occurrences(flipped)]
+    for run, point, step in cases:
+        feedback = ex.check_removal_direction(removal_kick(run, point, step), run, point, step)
+        assert feedback, f"removal_kick for point {point} at step {step}: {feedback}"
+test_removal_kick_on_other_points_and_runs(removal_kick, traj)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # Building $K_t$ costs $P^2$ numbers and $T$ Hessians. For a network with millions of parameters that
@@ -170,10 +247,72 @@ print(f"explicit H: {H.numel():,} numbers; the HVP: {Hv.numel()} numbers")
 # $Hv \approx \big(\nabla L(\theta + \varepsilon v) - \nabla L(\theta - \varepsilon v)\big) / 2\varepsilon$.
 # Compute it for step `t`'s batch loss $L_t = \frac1b\sum_{j\in B_t}\ell(\theta, z_j)$ at $\theta_t$ and
 # the `v` above. The batch gradient is `traj.objective.per_sample_grads(theta, X, y).sum(0) / traj.batch_size`.
+# Write it as a function first, `hvp_by_differences(run, step, vec)` (the graded version also tries it on
+# other steps, vectors and runs).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l03_hvp
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-my_Hv = None        # TODO: Tensor [P], (∇L_t(θ_t + εv) − ∇L_t(θ_t − εv)) / 2ε
+# TODO: def hvp_by_differences(run, step, vec): ... ; then my_Hv = Tensor [P], (∇L_t(θ_t + εv) − ∇L_t(θ_t − εv)) / 2ε
+# BEGIN SOLUTION NO PROMPT
+def hvp_by_differences(run, step, vec, eps=1e-5):
+    """Central differences of the batch gradient: accurate to O(ε²); in float64, ε = 1e-5 leaves
+    ~1e-10 of truncation and ~1e-11 of rounding error. The exact HVP (forward over reverse) needs no ε."""
+    _, X_b, y_b = run.batch(step)
+    theta_b = run.params(step)
+
+    def batch_gradient(theta):
+        return run.objective.per_sample_grads(theta, X_b, y_b).sum(0) / run.batch_size
+
+    return (batch_gradient(theta_b + eps * vec) - batch_gradient(theta_b - eps * vec)) / (2 * eps)
+
+
+
+# END SOLUTION
+my_Hv = hvp_by_differences(traj, t, v)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_hvp(my_Hv, traj, t, v)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_hvp_at_t_along_v(my_Hv, traj, t, v):
+    from dve_teach.teach.exercises import lesson03 as ex
+    feedback = ex.check_hvp(my_Hv, traj, t, v)
+    assert feedback, str(feedback)
+test_hvp_at_t_along_v(my_Hv, traj, t, v)
+
+# %%
+# HIDDEN
+def test_hvp_by_differences_on_other_steps_and_vectors(hvp_by_differences, traj):
+    import torch
+    import dve_teach as dt
+    from dve_teach.teach.exercises import lesson03 as ex
+    gen = torch.Generator().manual_seed(2026)
+    other = dt.train(traj.model, traj.data, traj.schedule, lr=0.3)      # another run: another step size
+    for run, step in [(traj, 0), (traj, traj.T - 1), (other, other.T // 2)]:
+        for scale in (1e-2, 1.0, 10.0):
+            w = torch.randn(run.flat.P, dtype=torch.float64, generator=gen) * scale
+            feedback = ex.check_hvp(hvp_by_differences(run, step, w), run, step, w)
+            assert feedback, f"hvp_by_differences at step {step} along a vector of size {scale:g}: {feedback}"
+test_hvp_by_differences_on_other_steps_and_vectors(hvp_by_differences, traj)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## 4. The reverse sweep (SGD-influence) (≈ 4 min)
@@ -325,11 +464,65 @@ fig
 #
 # Before reading on: which occurrence `(point, step)` has the largest error `|estimate − exact|` in the
 # mislabelled run — a step of the mislabelled point? Use `error`, `pts` and `sts` from above (or
-# recompute them).
+# recompute them). Write the search as a function first, `worst_occurrence(estimate, exact, points, steps)`:
+# the pair `(point, step)` with the largest $|\text{estimate} - \text{exact}|$ (the graded version also
+# tries it on other values).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l03_largest_error
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-my_worst = None     # TODO: a pair (point, step)
+# TODO: def worst_occurrence(estimate, exact, points, steps): ... ; then my_worst = a pair (point, step)
+# BEGIN SOLUTION NO PROMPT
+def worst_occurrence(estimate, exact, points, steps):
+    """The (point, step) whose |estimate − exact| is largest. Whether it is the mislabelled point depends on the run."""
+    k = int((estimate - exact).abs().argmax())
+    return int(points[k]), int(steps[k])
+
+
+
+# END SOLUTION
+my_worst = worst_occurrence(est_bad, exact_bad, pts, sts)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_largest_error(my_worst, traj_bad, split.test)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_largest_error_of_the_mislabelled_run(my_worst, traj_bad, split):
+    from dve_teach.teach.exercises import lesson03 as ex
+    feedback = ex.check_largest_error(my_worst, traj_bad, split.test)
+    assert feedback, str(feedback)
+test_largest_error_of_the_mislabelled_run(my_worst, traj_bad, split)
+
+# %%
+# HIDDEN
+def test_worst_occurrence_on_other_values(worst_occurrence):
+    import torch
+    points, steps = [7, 3, 9, 4], [0, 0, 1, 2]
+    cases = [([0.0, 1.0, 2.0, -5.0], [0.5, 1.0, 1.0, -1.0], (4, 2)),     # estimate − exact is largest elsewhere
+             ([0.0, 1.0, 5.0, -1.0], [0.5, 1.0, 1.0, -2.0], (9, 1))]     # exact − estimate is largest elsewhere
+    for estimate, exact, truth in cases:
+        got = worst_occurrence(torch.tensor(estimate, dtype=torch.float64), torch.tensor(exact, dtype=torch.float64),
+                               points, steps)
+        assert tuple(int(a) for a in got) == truth, "worst_occurrence: the largest |estimate − exact|, as (point, step)"
+test_worst_occurrence_on_other_values(worst_occurrence)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # One run and one mislabelled point are one example. The cell below flips four different points, one
@@ -433,8 +626,63 @@ print("so the first-order loss change is never above the true one:", bool((d_los
 #    (`steps=None`) in the least-squares run and compare with the summed estimate `.total()` for predictions.
 #    Is the sum still exact? Find the missing term and check it numerically with `explain.unrolled_product`.
 #
-# Solutions (of these and of the "Try it" exercises above): after running the lesson, run
-# `%run -i solutions/03_unrolling_sgd_solutions.py` in a new cell (or `%load` it to read it first).
+# Worked solutions: in this lesson's source, [`src/03_unrolling_sgd.py`](src/03_unrolling_sgd.py), between the
+# lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1-3.
+# BEGIN SOLUTION NO PROMPT
+# 1. Renormalized removal. Dividing the batch by |B_t| - 1 also scales the other members' gradients up
+#    by b / (b - 1), so for a full batch δ = η/(b-1) (g_i - ḡ): a point counts by how much it differs
+#    from its batch.
+full_step = 0
+full_idx, full_X, full_y = traj.batch(full_step)    # a full batch (16 points)
+full_G = traj.objective.per_sample_grads(traj.params(full_step), full_X, full_y)
+member = int(full_idx[0])
+expected_kick = float(traj.lrs[full_step]) / (traj.batch_size - 1) * (full_G[0] - full_G.mean(0))
+print("Ex. 1: renormalized δ = η/(b-1) (g_i - mean g):",
+      torch.allclose(explain.removal_direction(traj, member, full_step, renormalize=True), expected_kick))
+all_points, all_steps = traj.schedule.occurrence_pairs()
+for renorm_flag in (False, True):
+    renorm_exact = dt.exact_loo(traj, split.test, all_points, all_steps, renormalize=renorm_flag, progress=False)
+    renorm_estimate = dt.sgd_influence(traj, split.test, renormalize=renorm_flag).per_occurrence
+    renorm_fid = dt.metrics.fidelity(renorm_estimate, renorm_exact)
+    print(f"  renormalize={renorm_flag!s:5}: spearman {renorm_fid['spearman']:.3f}, "
+          f"sign agreement {renorm_fid['sign_agreement']:.3f}, mean |TSLOO| {renorm_exact.abs().mean():.2e}")
+# Both are first-order accurate, but they answer different questions: the values and, for some
+# points, the signs change, because a point that agrees with its batch's mean gradient now counts little.
+
+# 2. Edge of stability. A factor I - η H_k shrinks a direction of curvature h when 0 < η h < 2 and
+#    amplifies it when η h > 2. With many such steps, small differences between the two runs grow
+#    instead of dying out, and the linearisation around the recorded run stops describing the
+#    counterfactual one.
+for eos_lr in (0.5, 3.0):
+    eos_run = dt.train(problem.model, split.train, schedule, lr=eos_lr)
+    sharpness = torch.stack([eos_lr * torch.linalg.eigvalsh(explain.batch_hessian(eos_run, k))[-1]
+                             for k in range(eos_run.T)])
+    print(f"Ex. 2: lr {eos_lr}: η·λ_max(H_k) from {sharpness.min():.2f} to {sharpness.max():.2f}; "
+          f"{int((sharpness > 2).sum())} of {eos_run.T} steps above 2")
+
+# 3. Several occurrences in least squares. No. Removing i again at its second step t2 means its gradient
+#    is missing at θ'_{t2}, not at θ_{t2}. SGD is affine here, so ∇ℓ_i(θ') = ∇ℓ_i(θ) + H_i Δ with
+#    Δ = θ'_{t2} - θ_{t2} (caused by the first removal) and H_i = ∇²ℓ_i (= 2 x̃ x̃ᵀ, x̃ = (x, 1)). The
+#    summed first-order estimate misses exactly K_{t2} (η_{t2}/b) H_i Δ, a product of two removals
+#    (second order); for predictions nothing else is missing.
+lsq_point = 0
+lsq_t1, lsq_t2 = traj_lsq.schedule.occurrences(lsq_point)
+lsq_every = dt.exact_loo(traj_lsq, lsq.test, [lsq_point], measure=prediction, progress=False)[0]
+lsq_summed = dt.sgd_influence(traj_lsq, lsq.test, measure=prediction).total()[lsq_point]
+lsq_shift = counterfactual_params(traj_lsq, lsq_point)[lsq_t2] - traj_lsq.params(lsq_t2)   # Δ just before step t2
+lsq_H = torch.func.hessian(lambda th: traj_lsq.objective.losses(th, lsq.train.X[[lsq_point]],
+                                                                  lsq.train.y[[lsq_point]])[0])(traj_lsq.params(lsq_t2))
+lsq_missing = explain.unrolled_product(traj_lsq, lsq_t2) @ (
+    float(traj_lsq.lrs[lsq_t2]) / traj_lsq.batch_size * lsq_H @ lsq_shift)
+lsq_U = traj_lsq.objective.measure_grads(traj_lsq.final, lsq.test, prediction)   # x̃_test, one row per test point
+print(f"Ex. 3: point {lsq_point} (steps {lsq_t1}, {lsq_t2}): max |exact - summed| = "
+      f"{(lsq_every - lsq_summed).abs().max():.2e} (max |exact| {lsq_every.abs().max():.2e})")
+print("  the gap is exactly the cross term K_t2 (η/b) H_i Δ:",
+      torch.allclose(lsq_every - lsq_summed, lsq_U @ lsq_missing, atol=1e-12))
+# END SOLUTION
 
 # %% [markdown]
 # **Next:** [Lesson 04 — Data value embeddings](04_data_value_embeddings.ipynb): compute the training

@@ -1,3 +1,21 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# init_cell: true
+# export_cell: false
+# check_all_cell: false
+# run_tests: false
+# strip_solutions_from_all_cells: true
+# tests:
+#     ok_format: false
+
 # %% [markdown]
 # # 04 · Data value embeddings
 #
@@ -134,11 +152,69 @@ print("but some harmful digits share the label:", same[1] > 0)
 #
 # Using `explorer.model.methods` (method → scores `[n_train, n_test]`), count how many of the **GGN**
 # embedding's five most helpful training digits for test digit 3 are also among exact LOO's five most
-# helpful. Then move the widget's slider to 3 and compare with its readout.
+# helpful. Then move the widget's slider to 3 and compare with its readout. Write the count as a
+# function first, `top_overlap(a, b, k)`: how many of the `k` largest entries of the 1-D tensor `a` are
+# among the `k` largest of `b` (the graded version also tries it on other scores and test digits).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l04_confirmed
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-my_count = None     # TODO: an int from 0 to 5
+# TODO: def top_overlap(a, b, k=5): ... ; then my_count = an int from 0 to 5
+# BEGIN SOLUTION NO PROMPT
+def top_overlap(a, b, k=5):
+    """|top-k indices of a ∩ top-k indices of b|: the positions, not the values, are compared."""
+    return len(set(a.topk(k).indices.tolist()) & set(b.topk(k).indices.tolist()))
+
+
+
+# END SOLUTION
+my_count = top_overlap(explorer.model.methods["DVE (GGN)"][:, 3], explorer.model.methods["exact LOO"][:, 3])  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_confirmed(my_count, explorer.model, test_index=3, method="DVE (GGN)")
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_confirmed_for_test_digit_3(my_count, explorer):
+    from dve_teach.teach.exercises import lesson04 as ex
+    feedback = ex.check_confirmed(my_count, explorer.model, test_index=3, method="DVE (GGN)")
+    assert feedback, str(feedback)
+test_confirmed_for_test_digit_3(my_count, explorer)
+
+# %%
+# HIDDEN
+def test_top_overlap_on_other_scores(top_overlap, explorer):
+    import torch
+    from dve_teach.teach.exercises import lesson04 as ex
+    a = torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0, 0.0], dtype=torch.float64)
+    assert int(top_overlap(a, a.flip(0), 3)) == 0, "top_overlap: the 3 largest of a and of reversed a share nothing"
+    assert int(top_overlap(a, a.flip(0), 4)) == 2, "top_overlap: compare the positions of the k largest entries"
+    assert int(top_overlap(a, a * 10, 6)) == 6, "top_overlap(a, 10 a, k) should be k"
+    methods = explorer.model.methods
+    for j in (0, methods["exact LOO"].shape[1] - 1):
+        for method in ("DVE (GGN)", "DVE (Fisher)"):
+            for k in (3, 5):
+                count = top_overlap(methods[method][:, j], methods["exact LOO"][:, j], k)
+                feedback = ex.check_confirmed(count, explorer.model, test_index=j, method=method, k=k)
+                assert feedback, f"top_overlap for test digit {j}, {method}, k = {k}: {feedback}"
+test_top_overlap_on_other_scores(top_overlap, explorer)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## 1. From the sweep to an embedding (≈ 3 min)
@@ -219,11 +295,69 @@ print("embedding dimension = number of parameters:", dve.embedding_dim_ == traj.
 # follows them), and Theorem 2 (4.3) subtracts their gradient-weighted sum. One row per member of the batch
 # `traj.schedule.batches[T - 2]`, in that order. Useful: `traj.batch(t)` gives `(indices, X, y)`,
 # `traj.objective.per_sample_grads(traj.params(t), X, y)` the gradients `[b, P]`, `traj.lrs[t]` the
-# learning rate and `traj.batch_size` the nominal $b$.
+# learning rate and `traj.batch_size` the nominal $b$. Write it as a function of the run first,
+# `second_to_last_embeddings(run)` (the graded version also tries it on a shorter run).
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l04_second_to_last_step
+# points: 2
+
+# %% [raw]
+# # BEGIN SOLUTION
 
 # %%
-my_embeddings = None    # TODO: Tensor [b, P], the embeddings of the step-(T − 2) occurrences, by hand
+# TODO: def second_to_last_embeddings(run): ... ; then my_embeddings = Tensor [b, P], the embeddings of the step-(T − 2) occurrences, by hand
+# BEGIN SOLUTION NO PROMPT
+def second_to_last_embeddings(run):
+    """Nothing follows the last step, so M = 0 there and DVE(j, T-1) = (η/b) g_j. One step earlier,
+    Theorem 2 subtracts from (η/b) g_i the last step's embeddings weighted by g_jᵀ g_i."""
+    def grads(step):
+        _, X_s, y_s = run.batch(step)
+        return run.objective.per_sample_grads(run.params(step), X_s, y_s)        # [b, P]
+
+    G_last, G_prev = grads(run.T - 1), grads(run.T - 2)
+    E_last = float(run.lrs[run.T - 1]) / run.batch_size * G_last
+    return float(run.lrs[run.T - 2]) / run.batch_size * (G_prev - (G_prev @ G_last.T) @ E_last)
+
+
+
+# END SOLUTION
+my_embeddings = second_to_last_embeddings(traj)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_second_to_last_step(my_embeddings, dve, traj)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_second_to_last_step_of_this_run(my_embeddings, dve, traj):
+    from dve_teach.teach.exercises import lesson04 as ex
+    feedback = ex.check_second_to_last_step(my_embeddings, dve, traj)
+    assert feedback, str(feedback)
+test_second_to_last_step_of_this_run(my_embeddings, dve, traj)
+
+# %%
+# HIDDEN
+def test_second_to_last_embeddings_on_a_shorter_run(second_to_last_embeddings, traj):
+    import dve_teach as dt
+    from dve_teach.teach.exercises import lesson04 as ex
+    for s in (traj.T // 3, traj.T // 2 + 1):          # the run stopped after step s: other batches, other θ
+        shorter = traj.prefix(s)
+        embedding = dt.DataValueEmbedding(hessian="fisher").fit(shorter)
+        feedback = ex.check_second_to_last_step(second_to_last_embeddings(shorter), embedding, shorter)
+        assert feedback, f"second_to_last_embeddings on the run stopped after step {s}: {feedback}"
+test_second_to_last_embeddings_on_a_shorter_run(second_to_last_embeddings, traj)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## 3. What the recursion means: later look-alikes soak up influence (≈ 6 min)
@@ -348,12 +482,68 @@ print(f"{scores.per_occurrence.shape[0]} occurrences scored on {scores.n_test} n
 # Score training point `p` below on the first noisy image yourself: the gradient of that image's
 # loss at $\theta_T$ (`traj.objective.measure_grads(traj.final, noisy)` gives one row per image),
 # dotted with each of `p`'s embeddings (rows of `dve.embeddings_` where `dve.points_ == p`), summed
-# over its occurrences. Positive means the point helped that image.
+# over its occurrences. Positive means the point helped that image. Write it as a function first,
+# `query_score(embedding, run, test, point)`: the point's influence on the first image of `test` (the
+# graded version also tries it on other points and images).
 
 # %%
 p = int(dve.points_[0])     # the first point of the first batch
-my_score = None             # TODO: a float, point p's influence on noisy image 0, summed over its occurrences
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: l04_query
+# points: 1
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+# TODO: def query_score(embedding, run, test, point): ... ; then my_score = a float, point p's influence on noisy image 0, summed over its occurrences
+# BEGIN SOLUTION NO PROMPT
+def query_score(embedding, run, test, point):
+    """Σ_t DVE(point, t) · ∇ℓ(θ_T, z_test) for the first item of `test`: one gradient, then dot products."""
+    g_first = run.objective.measure_grads(run.final, test)[0]                  # [P]
+    return float((embedding.embeddings_[embedding.points_ == point] @ g_first).sum())
+
+
+
+# END SOLUTION
+my_score = query_score(dve, traj, noisy, p)  # SOLUTION
+
+# %% [raw]
+# # END SOLUTION
+
+# %%
 ex.check_query(my_score, dve, noisy, p)
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+def test_query_of_p_on_noisy_image_0(my_score, dve, noisy, p):
+    from dve_teach.teach.exercises import lesson04 as ex
+    feedback = ex.check_query(my_score, dve, noisy, p)
+    assert feedback, str(feedback)
+test_query_of_p_on_noisy_image_0(my_score, dve, noisy, p)
+
+# %%
+# HIDDEN
+def test_query_score_on_other_points_and_images(query_score, dve, traj, noisy, digits):
+    import dve_teach as dt
+    from dve_teach.teach.exercises import lesson04 as ex
+    points = sorted(set(dve.points_.tolist()))
+    for j in (1, len(noisy.y) - 1):
+        for test in (dt.Data(noisy.X[j:], noisy.y[j:]), dt.Data(digits.test.X[j:], digits.test.y[j:])):
+            for point in (points[0], points[len(points) // 2], points[-1]):
+                feedback = ex.check_query(query_score(dve, traj, test, point), dve, test, point)
+                assert feedback, f"query_score for point {point} on another image: {feedback}"
+test_query_score_on_other_points_and_images(query_score, dve, traj, noisy, digits)
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
 
 # %% [markdown]
 # ## 6. How good is it? Fidelity on digits (≈ 8 min)
@@ -461,8 +651,56 @@ print("... and its Spearman falls by more than 0.1 there:", sp["IF, μ = 0.001 (
 #    `s` at the end of each epoch, compute the mean influence of the first epoch's occurrences on the
 #    test loss *at that checkpoint* (paper §4.4, Figure 4). How does it evolve?
 #
-# Solutions (of these and of the "Try it" exercises above): after running the lesson, run
-# `%run -i solutions/04_data_value_embeddings_solutions.py` in a new cell (or `%load` it to read it first).
+# Worked solutions: in this lesson's source, [`src/04_data_value_embeddings.py`](src/04_data_value_embeddings.py),
+# between the lines `# BEGIN SOLUTION` and `# END SOLUTION` (and on lines that end in `# SOLUTION`).
+
+# %%
+# Your work on exercises 1-3.
+# BEGIN SOLUTION NO PROMPT
+# 1. Projection. Each occurrence stores d numbers instead of P, and the recursion's matrix is d x d
+#    instead of P x P. Gaussian projections keep dot products only approximately (Johnson-Lindenstrauss),
+#    so fidelity drops as d shrinks; it approaches the unprojected value as d grows towards P.
+for proj_d in (32, 128, 512, None):
+    projected = dt.DataValueEmbedding(proj_dim=proj_d, seed=SEED + 6).fit(traj)
+    projected_fid = dt.metrics.fidelity(projected.influence(digits.test).total()[sample], truth_every)
+    proj_dim = projected.embedding_dim_
+    print(f"Ex. 1: d = {proj_dim:5d}: spearman {projected_fid['spearman']:.3f}; storage "
+          f"{projected.embeddings_.numel() * 8 / 2**20:6.2f} MiB for the embeddings, "
+          f"{proj_dim * proj_dim * 8 / 2**20:6.2f} MiB for the d x d matrix")
+
+# 2. Copies placed earlier. Theorem 2 only sums over LATER occurrences, so earlier copies never enter
+#    M_t0. They still lower the original's influence, through θ_t0: by step t0 the model has already
+#    learned the point from its copies, so the original's gradient g_{i,t0} -- and with it
+#    δ = (η/b) g -- is smaller.
+one_pass_T = len(one_pass)
+copy_t0 = one_pass_T // 3
+original = one_pass.batches[copy_t0][0]
+same_label = digits.test.y == digits.train.y[original]
+for where, copy_steps in (("none", []), ("later", np.linspace(one_pass_T // 2, one_pass_T - 1, 8)),
+                          ("earlier", np.linspace(0, copy_t0 - 1, 8))):
+    copy_data, copy_schedule = explain.with_copies(digits.train, one_pass, original,
+                                                   np.round(copy_steps).astype(int).tolist())
+    copy_run = dt.train(model, copy_data, copy_schedule, lr=0.5)
+    copy_exact = dt.exact_loo(copy_run, digits.test, [original], [copy_t0], progress=False)[0][same_label].mean()
+    grad_norm = (explain.removal_direction(copy_run, original, copy_t0).norm() * copy_run.batch_size
+                 / float(copy_run.lrs[copy_t0]))
+    print(f"Ex. 2: 8 copies {where:7s}: exact influence {copy_exact:+.2e}, |g_(i,t0)| = {grad_norm:.3f}")
+
+# 3. Data value dynamics. Embeddings of the prefix run are relative to the checkpoint θ_s. The first
+#    epoch's occurrences matter most right after they are used; the later epochs hold look-alikes (the
+#    same points again) that soak up their influence, so their mean influence on the test loss at θ_s
+#    decays with s. Whether they end above or below the newest epoch depends on the run: early
+#    gradients are large (the paper's "high-impact warm-up", §5.3 and Figure 4), later ones have less
+#    to be saturated by.
+steps_per_epoch = traj.T // 3
+for checkpoint in (steps_per_epoch, 2 * steps_per_epoch, traj.T):
+    prefix_dve = dt.DataValueEmbedding().fit(traj.prefix(checkpoint))
+    prefix_scores = prefix_dve.influence(digits.test).per_occurrence.mean(1)        # mean over test points
+    first_epoch = prefix_dve.steps_ < steps_per_epoch
+    print(f"Ex. 3: checkpoint after step {checkpoint:3d}: mean influence of epoch-1 occurrences "
+          f"{prefix_scores[first_epoch].mean():+.2e}, of the newest epoch "
+          f"{prefix_scores[prefix_dve.steps_ >= checkpoint - steps_per_epoch].mean():+.2e}")
+# END SOLUTION
 
 # %% [markdown]
 # **Next:** [Lesson 05 — Reorder and watch](05_reorder_and_watch.ipynb): move a training point
