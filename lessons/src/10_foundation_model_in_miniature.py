@@ -39,7 +39,7 @@
 # - Move one passage early, to the middle and late in pretraining, and replay (4 min).
 # - Why a fresh Adam breaks first order: the ε effect, and the SGD proxy on this model (6 min).
 #
-# Notation as in lesson 00: $z_i$ a training sequence (a *passage*: $L$ characters and their next
+# Notation as in [lesson 00's box](00_start_here.ipynb): $z_i$ a training sequence (a *passage*: $L$ characters and their next
 # characters), $\theta_t$ the parameters before step $t$, $T$ steps in all, $B$ the first step of
 # fine-tuning (the **boundary**), $\eta_t$ the learning rate, TSLOO $= m(\theta'_T) - m(\theta_T)$
 # (positive: the passage **helped**). The query $m$ is a held-out loss: the per-sequence mean
@@ -72,7 +72,7 @@ print(f"{n_plays} plays passages and {len(sonnets.train)} sonnet passages of {SI
       f"P = {traj.flat.P} parameters; {traj.T} steps, fine-tuning from step B = {B}; trained in {train_s:.1f} s")
 
 # %% [markdown]
-# ## Two stages, and what the model writes
+# ## 1. Two stages, and what the model writes (≈ 3 min)
 #
 # Stage 1 trains AdamW ($\lambda = 0.01$) on the plays under a warm-up and cosine decay; stage 2 starts
 # a **fresh** AdamW ($m = v = 0$) on the sonnets with a constant $\eta = 3\cdot10^{-3}$. The model writes
@@ -107,7 +107,7 @@ print("pretraining on the plays lowers the held-out sonnet loss more than 5x as 
 # little). So this lesson's question is a real one even at this size: which of the plays' passages
 # did it?
 #
-# ## Explore: `FoundationExplorer`
+# ## 2. Explore: `FoundationExplorer` (≈ 7 min)
 #
 # Pick a held-out sonnet line. The widget ranks every pretraining passage by its **first-order**
 # TSLOO on that line's loss, through AdamW's state across the boundary (`dt.unrolled_influence`, lesson
@@ -131,14 +131,14 @@ explorer = FoundationExplorer(model=FoundationModel(SEED, sizes=SIZES, line=0))
 explorer
 
 # %% [markdown]
-# ## Which passages help the fine-tuned model?
+# ## 3. Which passages help the fine-tuned model? (≈ 5 min)
 #
 # Now the query is the mean loss over all held-out sonnet sequences, $m(\theta) = \frac1{n}\sum_j
 # \ell(\theta, z^{\text{test}}_j)$, one sweep for all of them (`fd.MeanLoss`). First order ranks all
 # pretraining passages:
 #
 # $$\widehat{\mathrm{TSLOO}}(z_i) = \sum_{t:\, z_i\in B_t} \big[\nabla m(\theta_T), 0\big]^\top J_{T-1}\cdots J_{t+1}\,\delta_{i,t}
-# \qquad (10.1)$$
+# \tag{10.1}$$
 #
 # with lesson 09's exact removal step $\delta_{i,t}$ and the optimizer-state Jacobians $J_k$ — which
 # now include the boundary, where the state $(m, v)$ is reset. We then replay exactly (`dt.exact_loo`)
@@ -185,7 +185,7 @@ print("at least one of the 3 most helpful and 3 most harmful replayed passages w
 # pretraining, where a fresh AdamW takes almost-sign steps (lesson 09). The next two sections look at
 # time, and the last at why first order fails.
 #
-# ## The paper's Figure 1(a) across both stages
+# ## 4. The paper's Figure 1(a) across both stages (≈ 5 min)
 #
 # Lesson 06's curve, $c_t$ = the mean over batch $t$ of $|\widehat{\mathrm{TSLOO}}(i, t)|/\eta_t$, now
 # runs through warm-up, cosine decay, the boundary and fine-tuning. Diamonds are exact single-step
@@ -229,7 +229,7 @@ print("exact replay: step 0 stands above the median of the other sampled steps:"
 # curve goes after the dashed line. Whether it rises or not, the fine-tuning steps come last, so
 # nothing after them can absorb their kicks.
 #
-# ## Early, middle or late: the same passage moved
+# ## 5. Early, middle or late: the same passage moved (≈ 4 min)
 #
 # Take the passage that exact replay found most helpful, move its first occurrence to an early, a middle
 # and a late step of pretraining (`fd.place` swaps it with a member of the target batch; everything
@@ -256,13 +256,13 @@ print("moved to the late step (η near its end), the passage matters less than a
 # what it was worth where the shuffle put it (printed above, both occurrences removed): that is the
 # question of Exercise 3 below.
 #
-# ## Why a fresh Adam breaks first order: the ε effect
+# ## 6. Why a fresh Adam breaks first order: the ε effect (≈ 6 min)
 #
 # At the boundary the second AdamW starts with $m = v = 0$. Lesson 09 showed its first step:
 #
 # $$\theta_{B+1} - \theta_B = -\eta_B\,\frac{g_B}{|g_B| + \epsilon}, \qquad
 # \frac{\partial(\theta_{B+1}-\theta_B)_j}{\partial g_{B,j}} = -\eta_B\,\frac{\epsilon}{(|g_{B,j}| + \epsilon)^2}
-# \qquad (10.2)$$
+# \tag{10.2}$$
 #
 # coordinate by coordinate. A pretraining removal changes $\theta_B$, and so $g_B$. Exactly, a
 # coordinate's step can move by at most $2\eta_B$. The linearisation (10.2) has slope $\eta_B/\epsilon$
