@@ -17,7 +17,9 @@ notebooks (``--keep DIR`` saves the executed copies there). The outputs of every
 ``nbval-check-output`` are compared with the stored notebook's outputs for the same cell the way
 nbval does under ``--nbval-lax`` (streams coalesced, images and metadata skipped, the sanitizer
 ``lessons/nbval_sanitize.cfg`` applied to both sides). A cell whose source differs from the stored
-cell's is reported as stale: re-execute the lesson (``python lessons/execute.py NN``) first.
+cell's is reported as stale: re-execute the lesson (``python lessons/execute.py NN``) first. (A check
+cell is matched by its id, or else by its unique identical source: a run saved with --keep stays usable
+after cells elsewhere in the lesson were added or removed, which renumbers the ids.)
 
 The table has one row per printed line of each check cell (the line as stored, after the
 sanitizer), plus a row for anything else nbval compares (stderr, rich outputs, extra lines): its
@@ -224,6 +226,17 @@ def from_kept(lesson: str, seed: int, kept: str) -> dict:
     return {"cells": cells, "error": None if ran_all else "the saved run stopped early", "seconds": float("nan")}
 
 
+def _match(cells: dict, stored: dict) -> dict | None:
+    """The run's check cell for a stored check cell: the one with the same id, or else the only one with
+    the same source (a saved run of an earlier build of the lesson, whose cells were numbered differently
+    because cells elsewhere were added or removed; a check cell's source is what it claims)."""
+    got = cells.get(stored["id"])
+    if got is not None and got["source"] == stored["source"]:
+        return got
+    same = [c for c in cells.values() if c["source"] == stored["source"]]
+    return same[0] if len(same) == 1 else got
+
+
 def sweep(lessons: list[Path], seeds: list[int], full: bool, jobs: int, timeout: int, keep: str | None,
           kept: str | None = None):
     tasks = [(p, s) for p in lessons for s in seeds]
@@ -248,7 +261,7 @@ def sweep(lessons: list[Path], seeds: list[int], full: bool, jobs: int, timeout:
         for cell in stored:
             per_line: dict[int, tuple[str, list, list]] = {}
             for s in seeds:
-                got = results[(p.stem, s)]["cells"].get(cell["id"])
+                got = _match(results[(p.stem, s)]["cells"], cell)
                 if got is None or got["source"] != cell["source"]:
                     if got is not None and cell["id"] not in stale:
                         stale.append(cell["id"])
