@@ -9,17 +9,16 @@ Usage (from the repository root)::
 
 Writes
 - ``OUT/student/lessons/NN_*.ipynb``: every lesson as students get it, widget cells kept as they are.
-  A lesson whose source is a graded master (``lessons/master.py``: the solutions inline, public and
-  hidden tests) goes through ``otter assign`` like an assignment: solutions replaced by ``...``,
-  public tests only (``grader.check`` cells), its autograder in ``OUT/autograder/lessons/``. Any other
-  lesson is the stored notebook with every output cleared (an output can reveal an answer), no widget
-  state, no solutions folder. In both, the line that points to the solutions (a solutions file or
-  the lesson's source) is replaced by a note that the instructor releases them.
+  Every lesson's source is a graded master (``lessons/master.py``: the solutions inline, public and
+  hidden tests) and goes through ``otter assign`` like an assignment: solutions replaced by ``...``,
+  outputs cleared, public tests only (``grader.check`` cells), its autograder in
+  ``OUT/autograder/lessons/``; the paragraph that points to the solutions in the lesson's source is
+  replaced by a note that the instructor releases them. A source that is not a master is refused.
 - ``OUT/student/assignments/aN_*.ipynb``: the graded assignments as students get them — every
   ``# BEGIN SOLUTION`` region replaced by ``...``, the public tests only (in the notebook's metadata,
   read by ``grader.check``), no hidden test.
 - ``OUT/autograder/aN_*-autograder.zip``: otter-grader's autograder (local ``otter run`` or Gradescope);
-  ``OUT/autograder/lessons/NN_*-autograder.zip`` for the graded lessons.
+  ``OUT/autograder/lessons/NN_*-autograder.zip`` for the lessons.
 - ``OUT/instructor/``: the solution notebooks (with every test) and ``README.md`` — how to release and
   grade, each lesson's minutes and each assignment's graded questions and points.
 
@@ -52,9 +51,8 @@ ASSIGNMENTS = LESSONS / "assignments" / "src"
 OTTER = [sys.executable, "-m", "otter"]
 #: the file that marks a folder as built by this script (only such a folder is emptied and rebuilt)
 MARKER = ".dve-teach-release"
-#: the sentence that points learners to the solutions: a solutions file (scaffold lessons) or the
-#: lesson's source (graded masters: the paragraph that starts "Worked solutions:")
-SOLUTIONS_LINE = re.compile(r"^.*%load solutions/.*$|^Worked solutions:.*?(?=\n\s*\n|\Z)", re.M | re.S)
+#: the paragraph that points learners to the solutions in the lesson's source ("Worked solutions: ...")
+SOLUTIONS_LINE = re.compile(r"^Worked solutions:.*?(?=\n\s*\n|\Z)", re.M | re.S)
 RELEASED_NOTE = "Solutions: your instructor releases them after the deadline."
 
 
@@ -66,27 +64,8 @@ def lesson_source(notebook: Path) -> Path:
     return LESSONS / "src" / f"{notebook.stem}.py"
 
 
-def is_graded(notebook: Path) -> bool:
-    """Whether the lesson's source is a graded master (Otter Assign questions inline)."""
-    return master.is_master(master.read(lesson_source(notebook)))
-
-
 def assignment_sources() -> list[Path]:
     return sorted(ASSIGNMENTS.glob("a[0-9]_*.py"))
-
-
-def student_lesson(src: Path, dest: Path) -> None:
-    """A lesson as students get it: outputs, execution counts and widget state cleared; the line
-    that points to the solutions file replaced."""
-    nb = nbformat.read(src, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-        elif cell.cell_type == "markdown":
-            cell.source = SOLUTIONS_LINE.sub(RELEASED_NOTE, cell.source)
-        cell.metadata.pop("execution", None)
-    nb.metadata.pop("widgets", None)
-    nbformat.write(nb, dest)
 
 
 def questions(src: Path) -> list[dict]:
@@ -149,13 +128,13 @@ def instructor_readme(released: list[dict]) -> str:
              "(`lessons/LICENSE.md`).", "",
              "## What is here", "",
              "- `student/lessons/`: the lessons without outputs and without solutions. Their exercises give",
-             "  automatic feedback (right, or a hint that names the mistake); the graded lessons (listed below)",
-             "  also carry otter's `grader.check(...)` cells and have an autograder in `autograder/lessons/`.",
+             "  automatic feedback (right, or a hint that names the mistake) and are graded questions: otter's",
+             "  `grader.check(...)` cells, an autograder per lesson in `autograder/lessons/`.",
              "- `student/assignments/`: the graded assignments as students get them (`...` where an answer goes;",
              "  public tests only, run by the `grader.check(...)` cells).",
              "- `autograder/`: one otter-grader autograder zip per assignment (public and hidden tests), and",
-             "  `autograder/lessons/` one per graded lesson.",
-             "- `instructor/solutions/`: the solution notebooks of the assignments and graded lessons, with every test.", "",
+             "  `autograder/lessons/` one per lesson.",
+             "- `instructor/solutions/`: the solution notebooks of the lessons and assignments, with every test.", "",
              "## Releasing and grading (otter-grader)", "",
              "1. Hand out `student/` (a JupyterHub shared folder, nbgitpuller link, or an LMS upload). Students need",
              "   `pip install dve-teach otter-grader` (or this repository's Binder / `environment.yml`).",
@@ -192,11 +171,12 @@ def release(out: Path, do_grade: bool = False) -> dict:
     report: dict = {"assignments": [], "lessons": []}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        jobs = [(lesson_source(nb), "lessons") for nb in lesson_notebooks() if is_graded(nb)] + \
+        jobs = [(lesson_source(nb), "lessons") for nb in lesson_notebooks()] + \
                [(src, "assignments") for src in assignment_sources()]
-        for nb in lesson_notebooks():
-            if not is_graded(nb):
-                student_lesson(nb, out / "student" / "lessons" / nb.name)
+        plain = [src.name for src, _ in jobs if not master.is_master(master.read(src))]
+        if plain:
+            raise SystemExit(f"not Otter Assign masters (no raw '# ASSIGNMENT CONFIG' cell first): {plain}; "
+                             "see lessons/master.py for the format")
         for src, kind in jobs:
             start = time.perf_counter()
             a = assign(src, out, work, kind)

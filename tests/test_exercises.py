@@ -1,12 +1,9 @@
-"""Every lesson's solutions pass its own exercise checks, without touching the lesson's variables.
+"""Every lesson's solutions pass its own exercise checks.
 
-For a lesson whose source is a scaffold, the notebook is run top to bottom in a fresh kernel (fast
-mode), then its solutions file (``lessons/solutions/NN_name_solutions.py``) is run in the same
-namespace with ``%run -i``; no variable the lesson defined may have been rebound by the solutions.
-For a lesson whose source is a graded master (``lessons/master.py``), the master itself — solutions
-inline, public and hidden tests — is run top to bottom (every test asserts, so a failing test fails
-here). Either way every check of the lesson's `dve_teach.teach.exercises.lessonNN` module must then
-have said "right".
+Each lesson's source is a graded master (``lessons/master.py``): the master itself — solutions
+inline, public and hidden tests — is run top to bottom in a fresh kernel (fast mode; every test
+asserts, so a failing test fails here), and every check of the lesson's
+`dve_teach.teach.exercises.lessonNN` module must then have said "right".
 Also: the checks say "not yet" (never raise) for the scaffold's None and for a wrong answer, and
 for a wrong-but-close one: every whole-number answer of a solution (or whole number inside a tuple)
 is fed again plus 0.9, which no check may accept.
@@ -36,11 +33,10 @@ for _name in [n for n in dir(_mod) if n.startswith('check_')]:
         _calls.append((_f, a, k))
         return _f(*a, **k)
     setattr(_mod, _name, _rec)
-_before = {k: id(v) for k, v in globals().items() if not k.startswith('_') and k not in ('In', 'Out')}"""
+"""
 AFTER = """\
 import json as _json
 _history = list(_ex.HISTORY)
-_rebound = sorted(k for k, i in _before.items() if k not in globals() or id(globals()[k]) != i)
 def _close(x):   # whole numbers (ints, not bools) plus 0.9; None when the answer holds none
     if isinstance(x, _nb.Integral) and not isinstance(x, bool):
         return [x + 0.9]
@@ -51,7 +47,7 @@ def _close(x):   # whole numbers (ints, not bools) plus 0.9; None when the answe
 _accepted = [(_f.__name__, repr(c)) for _f, _a, _k in _calls if _a for c in _close(_a[0])
              if _f(c, *_a[1:], **_k).ok]
 _tried = sum(len(_close(_a[0])) for _f, _a, _k in _calls if _a)
-print('RESULT' + _json.dumps({'history': _history, 'rebound': _rebound, 'accepted': _accepted, 'tried': _tried}))"""
+print('RESULT' + _json.dumps({'history': _history, 'accepted': _accepted, 'tried': _tried}))"""
 
 
 #: lessons whose solutions answer at least one check with a whole number (or a tuple of them)
@@ -78,22 +74,10 @@ def test_solutions_pass_their_checks(path, monkeypatch):
     number = path.name[:2]
     checks = _checks(number)
     assert len(checks) >= 2, f"lesson {number} needs at least two exercises with automatic checks"
-    source = _master().read(LESSONS / "src" / f"{path.stem}.py")
-    graded = _master().is_master(source)
-    if graded:      # the master: solutions and tests inline; the recorder goes first
-        solution = f"src/{path.stem}.py"
-        nb = _master().solution_notebook(source)
-        nb.cells = [nbformat.v4.new_code_cell(BEFORE.replace("{number}", number))] + nb.cells + \
-                   [nbformat.v4.new_code_cell(AFTER)]
-    else:
-        nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = [], None
-        solution = f"solutions/{path.stem}_solutions.py"
-        nb.cells += [nbformat.v4.new_code_cell(BEFORE.replace("{number}", number)),
-                     nbformat.v4.new_code_cell(f"%run -i {solution}"),
-                     nbformat.v4.new_code_cell(AFTER)]
+    solution = f"src/{path.stem}.py"      # the master: solutions and tests inline; the recorder goes first
+    nb = _master().solution_notebook(_master().read(LESSONS / solution))
+    nb.cells = [nbformat.v4.new_code_cell(BEFORE.replace("{number}", number))] + nb.cells + \
+               [nbformat.v4.new_code_cell(AFTER)]
     monkeypatch.setenv("DVE_TEACH_FAST", "1")
     monkeypatch.setenv("DVE_TEACH_SEED", "0")
     nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
@@ -104,8 +88,6 @@ def test_solutions_pass_their_checks(path, monkeypatch):
     assert checks <= set(said), f"{solution} does not call {sorted(checks - set(said))}"
     wrong = sorted(name for name, ok in result["history"] if not ok)
     assert not wrong, f"{solution}: the checks {wrong} say 'not yet' to the solution"
-    if not graded:      # a master's solutions define the answers themselves
-        assert not result["rebound"], f"{solution} overwrites the lesson's variables {result['rebound']}"
     assert not result["accepted"], f"checks accept wrong-but-close answers: {result['accepted']}"
     if number in WHOLE_NUMBER_ANSWERS:   # the perturbation is not vacuous where answers are whole numbers
         assert result["tried"] > 0, f"no whole-number answer of {solution} was perturbed"

@@ -4,10 +4,10 @@ Per lesson: kernelspec python3; no stored ipywidgets state; every code cell exec
 counts 1..n (a clean top-to-bottom run by lessons/execute.py); no error outputs; images small;
 imports dve_teach in the first code cell, which also seeds; no long helper functions defined in the
 lesson; sections in order (goals -> "What you learned" -> exercises); at least one cell tagged
-nbval-check-output with a stored output; its solutions file exists and the lesson points to it;
+nbval-check-output with a stored output; its source is a graded master and the lesson points to it;
 the last cell links to the next lesson (the last lesson back to the index); listed in
 lessons/README.md with a Binder link that opens JupyterLab at that notebook; in step with its
-jupytext source lessons/src/NN_*.py (same cells, same tags).
+jupytext source lessons/src/NN_*.py (the learner's build of it: same cells, same tags).
 """
 from __future__ import annotations
 
@@ -188,17 +188,13 @@ def test_has_a_checked_output_cell(path):
 
 @lesson
 def test_solutions_exist_and_are_referenced(path):
-    """A scaffold lesson points to its solutions file; a graded master's notebook points to its source
-    (the solutions are inline there), has no solutions file, and every question of the master has a
+    """Every lesson's source is a graded master (lessons/master.py); its notebook points to the source
+    (the solutions are inline there) and carries no solution, and every question of the master has a
     solution, a public test and a hidden test."""
     text = "\n".join(c.source for c in _read(path).cells)
     source = _master().read(LESSONS / "src" / f"{path.stem}.py")
-    rel = f"solutions/{path.stem}_solutions.py"
-    if not _master().is_master(source):
-        assert (LESSONS / rel).exists(), f"lessons/{rel} is missing"
-        assert rel in text, f"{path.name} should point learners to {rel} (e.g. `%load {rel}`)"
-        return
-    assert not (LESSONS / rel).exists(), f"lessons/{rel}: the solutions of a graded master are inline in its source"
+    assert _master().is_master(source), (f"src/{path.stem}.py is not a graded master: start it with a raw "
+                                         "'# ASSIGNMENT CONFIG' cell (lessons/master.py)")
     assert f"src/{path.stem}.py" in text, f"{path.name} should point learners to its source src/{path.stem}.py"
     code = "\n".join(c.source for c in _read(path).cells if c.cell_type == "code")
     assert "# SOLUTION" not in code and "BEGIN SOLUTION" not in code, f"{path.name} carries a solution marker"
